@@ -1,0 +1,1 @@
+"""ColorGAN: GAN colorization of grayscale photos with TensorFlow."""

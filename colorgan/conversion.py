@@ -1,0 +1,410 @@
+"""Converts image folders or a TFDS split into the sharded TFRecord dataset of `colorgan.records`.
+
+Workers (separate processes, no TensorFlow) decode, resize and encode; this process serializes and writes, in a
+fixed order, so the output is byte-identical whatever the number of workers. Work is planned as shards written one
+after another to temporary names; a finished shard is renamed and recorded in a state folder, which lets a killed run
+resume where it stopped. The manifest is written last: its presence means the dataset is complete.
+"""
+
+import collections
+import concurrent.futures
+import dataclasses
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+
+import tensorflow as tf
+
+from colorgan import imaging
+from colorgan import records
+from colorgan import sources
+
+STATE_DIRNAME = ".make_tfrecords_state"
+PLAN_FILENAME = "plan.json"
+# Images sampled to estimate the encoded size of an example when planning shard counts of large datasets.
+SIZE_SAMPLE = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionConfig:
+    """Everything a conversion needs; `output_flags()` is the subset that determines the output bytes."""
+
+    output_dir: str
+    input_dirs: tuple = ()
+    tfds_name: str = ""
+    tfds_split: str = "train"
+    tfds_data_dir: str = ""
+    tfds_image_key: str = "image"
+    image_size: int = 150
+    resize: str = "crop"
+    encoding: str = "png"
+    jpeg_quality: int = 95
+    val_fraction: float = 0.1
+    shard_size_mb: float = 128.0
+    min_shards: int = 16
+    num_shards: int = 0
+    max_pixels: int = 100_000_000
+    min_size: int = 0  # 0: half of image_size
+    num_workers: int = 0  # 0: all usable cores
+    overwrite: bool = False
+    progress_interval_s: float = 1.0
+
+    def validate(self):
+        """Raises ValueError with one line naming the first bad flag."""
+        checks = [
+            (bool(self.output_dir), "--output_dir is required"),
+            (bool(self.input_dirs) != bool(self.tfds_name), "give exactly one of --input_dir or --tfds_name"),
+            (self.image_size >= 8, f"--image_size={self.image_size}: must be >= 8"),
+            (self.resize in imaging.RESIZE_MODES, f"--resize={self.resize}: expected one of {imaging.RESIZE_MODES}"),
+            (self.encoding in records.ENCODINGS, f"--encoding={self.encoding}: expected one of {records.ENCODINGS}"),
+            (1 <= self.jpeg_quality <= 100, f"--jpeg_quality={self.jpeg_quality}: must be in 1..100"),
+            (0.0 <= self.val_fraction < 1.0, f"--val_fraction={self.val_fraction}: must be in [0, 1)"),
+            (self.shard_size_mb > 0, f"--shard_size_mb={self.shard_size_mb}: must be > 0"),
+            (self.min_shards >= 1, f"--min_shards={self.min_shards}: must be >= 1"),
+            (self.num_shards >= 0, f"--num_shards={self.num_shards}: must be >= 0 (0 sizes shards automatically)"),
+            (self.max_pixels > 0, f"--max_pixels={self.max_pixels}: must be > 0"),
+            (self.min_size >= 0, f"--min_size={self.min_size}: must be >= 0"),
+            (self.num_workers >= 0, f"--num_workers={self.num_workers}: must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        if os.path.exists(self.output_dir) and not os.path.isdir(self.output_dir):
+            raise ValueError(f"--output_dir={self.output_dir}: exists and is not a directory")
+
+    def prep_options(self):
+        return imaging.PrepOptions(
+            image_size=self.image_size,
+            resize=self.resize,
+            encoding=self.encoding,
+            jpeg_quality=self.jpeg_quality,
+            max_pixels=self.max_pixels,
+            min_size=self.min_size or max(1, self.image_size // 2),
+        )
+
+    def output_flags(self, source):
+        """Flags recorded in the manifest: those that change the output (not workers, paths out, overwrite)."""
+        return {
+            **source.describe(),
+            **dataclasses.asdict(self.prep_options()),
+            "val_fraction": self.val_fraction,
+            "shard_size_mb": self.shard_size_mb,
+            "min_shards": self.min_shards,
+            "num_shards": self.num_shards,
+        }
+
+    def workers(self):
+        return self.num_workers or len(os.sched_getaffinity(0))
+
+
+@dataclasses.dataclass
+class Shard:
+    split: str
+    index: int
+    count: int
+    candidates: list
+
+    @property
+    def filename(self):
+        return records.shard_filename(self.split, self.index, self.count)
+
+
+class OutputExistsError(ValueError):
+    """The output directory holds other data and --overwrite was not given."""
+
+
+def make_source(config):
+    if config.input_dirs:
+        return sources.FolderSource(config.input_dirs)
+    return sources.TfdsSource(config.tfds_name, config.tfds_split, config.tfds_data_dir or None, config.tfds_image_key)
+
+
+def run(config, log=None):
+    """Runs (or resumes, or confirms up to date) one conversion; returns the manifest dict."""
+    log = log or _stderr
+    config.validate()
+    source = make_source(config)
+    listing = source.list()
+    log(f"found {len(listing.candidates)} candidate images ({len(listing.skipped)} other files skipped)")
+    identity = {"flags": config.output_flags(source), "source_fingerprint": listing.fingerprint}
+
+    os.makedirs(config.output_dir, exist_ok=True)
+    state_dir = os.path.join(config.output_dir, STATE_DIRNAME)
+    existing = _existing_manifest(config.output_dir)
+    if existing is not None:
+        if _identity(existing) == identity:
+            shutil.rmtree(state_dir, ignore_errors=True)
+            log(f"up to date: {config.output_dir} ({_counts(existing)})")
+            return existing
+        _refuse_or_clear(config, f"holds a dataset made with other flags or inputs ({_diff(_identity(existing), identity)})")
+    saved_plan = _read_json(os.path.join(state_dir, PLAN_FILENAME))
+    if saved_plan is not None and saved_plan["identity"] != identity:
+        _refuse_or_clear(config, f"holds an unfinished conversion with other flags or inputs "
+                                 f"({_diff(saved_plan['identity'], identity)})")
+        saved_plan = None
+    if saved_plan is None and _shard_files(config.output_dir):
+        _refuse_or_clear(config, "holds shard files without a manifest")
+    os.makedirs(state_dir, exist_ok=True)
+
+    options = config.prep_options()
+    by_split = _split_candidates(listing.candidates, config.val_fraction)
+    with _WorkerPool(config.workers()) as pool:
+        if saved_plan is None:
+            num_shards = {split: _plan_shard_count(config, pool, source, items) for split, items in by_split.items()}
+            records.write_json_atomic(os.path.join(state_dir, PLAN_FILENAME),
+                                      {"identity": identity, "num_shards": num_shards})
+        else:
+            num_shards = saved_plan["num_shards"]
+        shards = [shard for split in records.SPLITS for shard in _shards(split, by_split[split], num_shards[split])]
+        finished = {shard.filename: _finished_record(config.output_dir, state_dir, shard) for shard in shards}
+        pending = [shard for shard in shards if finished[shard.filename] is None]
+        if len(pending) < len(shards):
+            log(f"resuming: reusing {len(shards) - len(pending)} finished shards")
+        writer = _ShardWriter(config.output_dir, state_dir, options, log, config.progress_interval_s,
+                              total=len(listing.candidates), done=len(listing.candidates) - sum(
+                                  len(s.candidates) for s in pending))
+        finished.update(writer.write(pool, source, pending))
+
+    manifest = _manifest(config, identity, shards, finished, listing.skipped)
+    records.write_json_atomic(records.manifest_path(config.output_dir), manifest)
+    shutil.rmtree(state_dir, ignore_errors=True)
+    log(_summary(config.output_dir, manifest))
+    return manifest
+
+
+def _stderr(message):
+    print(f"make_tfrecords: {message}", file=sys.stderr, flush=True)
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def _existing_manifest(output_dir):
+    return _read_json(records.manifest_path(output_dir))
+
+
+def _identity(manifest):
+    return {"flags": manifest.get("flags"), "source_fingerprint": manifest.get("source", {}).get("fingerprint")}
+
+
+def _diff(old_identity, new_identity):
+    old_flags, new_flags = old_identity.get("flags") or {}, new_identity["flags"]
+    changed = sorted(k for k in set(old_flags) | set(new_flags) if old_flags.get(k) != new_flags.get(k))
+    if old_identity.get("source_fingerprint") != new_identity["source_fingerprint"]:
+        changed.append("input files")
+    return "differs in: " + ", ".join(changed)
+
+
+def _shard_files(output_dir):
+    return [name for name in os.listdir(output_dir) if records.is_shard_filename(name)]
+
+
+def _refuse_or_clear(config, why):
+    """Without --overwrite nothing is touched; with it, only this tool's own files are removed."""
+    if not config.overwrite:
+        raise OutputExistsError(f"--output_dir={config.output_dir} {why}; pass --overwrite to replace it")
+    manifest = records.manifest_path(config.output_dir)
+    if os.path.exists(manifest):
+        os.remove(manifest)  # First, so an interrupted overwrite never looks finished.
+    shutil.rmtree(os.path.join(config.output_dir, STATE_DIRNAME), ignore_errors=True)
+    for name in _shard_files(config.output_dir):
+        os.remove(os.path.join(config.output_dir, name))
+
+
+def _split_candidates(candidates, val_fraction):
+    by_split = {split: [] for split in records.SPLITS}
+    for candidate in candidates:
+        by_split["val" if sources.key_fraction(candidate.key) < val_fraction else "train"].append(candidate)
+    return by_split
+
+
+def _plan_shard_count(config, pool, source, candidates):
+    """Shards of about --shard_size_mb, but at least --min_shards (never more than examples), or --num_shards."""
+    count = len(candidates)
+    if count == 0:
+        return 0
+    if config.num_shards:
+        return min(config.num_shards, count)
+    shard_bytes = config.shard_size_mb * 2**20
+    # Raw pixels bound a PNG/JPEG pair from above: if even that fits in min_shards, skip the sampling.
+    upper_bound = 4 * config.image_size**2 + 1024
+    if count * upper_bound <= config.min_shards * shard_bytes:
+        return min(config.min_shards, count)
+    options = config.prep_options()
+    sample = pool.map(imaging.prepare_task, ((p, options) for p in source.payloads(candidates[:SIZE_SAMPLE])))
+    sizes = [len(r.rgb) + len(r.gray) + 64 for r in sample if isinstance(r, imaging.Prepared)]
+    per_example = sum(sizes) / len(sizes) if sizes else upper_bound
+    return min(count, max(config.min_shards, math.ceil(count * per_example / shard_bytes)))
+
+
+def _shards(split, candidates, count):
+    return [
+        Shard(split, i, count, candidates[i * len(candidates) // count:(i + 1) * len(candidates) // count])
+        for i in range(count)
+    ]
+
+
+def _finished_record(output_dir, state_dir, shard):
+    """The saved record of a shard finished by an earlier run, if the file on disk still matches it."""
+    record = _read_json(os.path.join(state_dir, shard.filename + ".json"))
+    path = os.path.join(output_dir, shard.filename)
+    if record is None or not os.path.exists(path):
+        return None
+    size, sha256 = records.file_digest(path)
+    return record if (size, sha256) == (record["bytes"], record["sha256"]) else None
+
+
+class _WorkerPool:
+    """An ordered, bounded-memory parallel map over worker processes (inline when there is one worker)."""
+
+    def __init__(self, num_workers):
+        self.num_workers = num_workers
+        self._executor = None
+
+    def __enter__(self):
+        if self.num_workers > 1:
+            # spawn, not fork: this process has TensorFlow loaded, whose threads do not survive a fork.
+            self._executor = concurrent.futures.ProcessPoolExecutor(
+                self.num_workers, mp_context=multiprocessing.get_context("spawn"))
+        return self
+
+    def __exit__(self, *exc):
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def map(self, fn, items):
+        """Yields fn(item) in input order; at most a few tasks per worker are in flight at any time."""
+        if self._executor is None:
+            yield from map(fn, items)
+            return
+        in_flight = collections.deque()
+        for item in items:
+            in_flight.append(self._executor.submit(fn, item))
+            if len(in_flight) >= 8 * self.num_workers:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
+
+
+class _ShardWriter:
+    """Writes pending shards in order from the workers' results, with a progress line."""
+
+    def __init__(self, output_dir, state_dir, options, log, progress_interval_s, total, done):
+        self.output_dir, self.state_dir, self.options, self.log = output_dir, state_dir, options, log
+        self.progress_interval_s = progress_interval_s
+        self.total, self.done = total, done
+
+    def write(self, pool, source, pending):
+        finished = {}
+        start = last_report = time.monotonic()
+        processed = 0
+        for split in records.SPLITS:
+            shards = [shard for shard in pending if shard.split == split]
+            owners = [(shard, candidate) for shard in shards for candidate in shard.candidates]
+            payloads = source.payloads([candidate for _, candidate in owners])
+            tasks = ((payload, self.options) for payload in payloads)
+            current = None
+            for (shard, candidate), result in zip(owners, pool.map(imaging.prepare_task, tasks)):
+                if current is None or current.shard is not shard:
+                    if current is not None:
+                        finished[current.shard.filename] = current.close()
+                    current = _OpenShard(self.output_dir, self.state_dir, shard)
+                current.add(candidate, result, self.options)
+                processed += 1
+                now = time.monotonic()
+                if now - last_report >= self.progress_interval_s:
+                    last_report = now
+                    self._progress(processed, now - start)
+            if current is not None:
+                finished[current.shard.filename] = current.close()
+        return finished
+
+    def _progress(self, processed, elapsed):
+        rate = processed / max(elapsed, 1e-9)
+        done = self.done + processed
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        self.log(f"{done}/{self.total} images ({100 * done / max(self.total, 1):.1f}%), "
+                 f"{rate:.1f} images/s, ETA {_duration(eta)}")
+
+
+def _duration(seconds):
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class _OpenShard:
+    """One shard being written under a temporary name; `close` publishes it and records it for resuming."""
+
+    def __init__(self, output_dir, state_dir, shard):
+        self.shard = shard
+        self.final_path = os.path.join(output_dir, shard.filename)
+        self.tmp_path = os.path.join(state_dir, shard.filename + ".partial")
+        self.record_path = os.path.join(state_dir, shard.filename + ".json")
+        self.writer = tf.io.TFRecordWriter(self.tmp_path)
+        self.num_examples = 0
+        self.skipped = []
+
+    def add(self, candidate, result, options):
+        if isinstance(result, imaging.Skipped):
+            self.skipped.append({"path": candidate.key, "reason": result.reason, "detail": result.detail})
+            return
+        self.writer.write(records.serialize_example(
+            result.rgb, result.gray, options.encoding, options.image_size, options.image_size, candidate.key))
+        self.num_examples += 1
+
+    def close(self):
+        self.writer.close()
+        with open(self.tmp_path, "rb") as f:
+            os.fsync(f.fileno())
+        size, sha256 = records.file_digest(self.tmp_path)
+        os.replace(self.tmp_path, self.final_path)
+        record = {"file": self.shard.filename, "num_examples": self.num_examples, "bytes": size, "sha256": sha256,
+                  "skipped": self.skipped}
+        records.write_json_atomic(self.record_path, record)
+        return record
+
+
+def _manifest(config, identity, shards, finished, listing_skipped):
+    splits = {}
+    skipped = list(listing_skipped)
+    for split in records.SPLITS:
+        entries = []
+        for shard in (s for s in shards if s.split == split):
+            record = finished[shard.filename]
+            skipped.extend(record["skipped"])
+            entries.append({k: record[k] for k in ("file", "num_examples", "bytes", "sha256")})
+        splits[split] = {"num_examples": sum(e["num_examples"] for e in entries), "shards": entries}
+    return {
+        "format_version": records.FORMAT_VERSION,
+        "image_size": config.image_size,
+        "resize": config.resize,
+        "encoding": config.encoding,
+        "splits": splits,
+        "skipped": sorted(skipped, key=lambda s: (s["path"], s["reason"])),
+        "source": {"kind": "tfds" if config.tfds_name else "folders", "fingerprint": identity["source_fingerprint"]},
+        "flags": identity["flags"],
+    }
+
+
+def _counts(manifest):
+    return ", ".join(f"{split} {manifest['splits'][split]['num_examples']}" for split in records.SPLITS)
+
+
+def _summary(output_dir, manifest):
+    reasons = collections.Counter(s["reason"] for s in manifest["skipped"])
+    total_bytes = sum(sh["bytes"] for sp in manifest["splits"].values() for sh in sp["shards"])
+    shard_counts = "+".join(str(len(manifest["splits"][s]["shards"])) for s in records.SPLITS)
+    skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())) or "none"
+    return (f"wrote {_counts(manifest)} examples in {shard_counts} shards ({total_bytes / 2**20:.1f} MiB) "
+            f"to {output_dir}; skipped {sum(reasons.values())}: {skipped}")

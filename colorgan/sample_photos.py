@@ -1,0 +1,62 @@
+"""Real colour photographs for demos, tests and benchmarks, with no download: scikit-image's bundled photos.
+
+Five photos are too few to train or time anything, so `write_photo_folder` adds random crops of them (random
+scale, position and flip), which look like a folder of ordinary photos to every part of the system.
+"""
+
+import os
+
+import numpy as np
+from PIL import Image
+
+# The bundled colour photographs (not the scientific images, nor those that need an optional download).
+PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle")
+
+
+def bundled_photos():
+    """{name: HxWx3 uint8} for PHOTO_NAMES."""
+    from skimage import data  # noqa: PLC0415 - an optional dependency (the demo/test extras).
+
+    photos = {}
+    for name in PHOTO_NAMES:
+        image = getattr(data, name)()
+        photos[name] = np.ascontiguousarray((image[0] if isinstance(image, tuple) else image)[..., :3])
+    return photos
+
+
+def random_crops(count, size, seed=0, min_scale=0.3, upscale=1.0):
+    """Yields (name, HxWx3 uint8) crops of `size` (int or (w, h)) from random photos, at random scales and flips.
+
+    `upscale` > 1 first enlarges the photos, to imitate camera-sized files from these small ones.
+    """
+    rng = np.random.default_rng(seed)
+    photos = [Image.fromarray(p) for p in bundled_photos().values()]
+    if upscale != 1.0:
+        photos = [p.resize((round(p.width * upscale), round(p.height * upscale)), Image.Resampling.BICUBIC)
+                  for p in photos]
+    width, height = (size, size) if isinstance(size, int) else size
+    for i in range(count):
+        photo = photos[rng.integers(len(photos))]
+        scale = rng.uniform(min_scale, 1.0)
+        crop_w = max(8, min(photo.width, round(photo.width * scale)))
+        crop_h = max(8, min(photo.height, round(crop_w * height / width)))
+        left = rng.integers(photo.width - crop_w + 1)
+        top = rng.integers(photo.height - crop_h + 1)
+        crop = photo.resize((width, height), Image.Resampling.BICUBIC, box=(left, top, left + crop_w, top + crop_h))
+        if rng.random() < 0.5:
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        yield f"crop{i:06d}", np.asarray(crop)
+
+
+def write_photo_folder(directory, num_crops=0, crop_size=256, seed=0, include_originals=True, upscale=1.0,
+                       quality=92):
+    """Writes the bundled photos and `num_crops` random crops as JPEG files; returns their paths, sorted."""
+    os.makedirs(directory, exist_ok=True)
+    images = list(bundled_photos().items()) if include_originals else []
+    images += list(random_crops(num_crops, crop_size, seed=seed, upscale=upscale))
+    paths = []
+    for name, pixels in images:
+        path = os.path.join(directory, f"{name}.jpg")
+        Image.fromarray(pixels).save(path, quality=quality)
+        paths.append(path)
+    return sorted(paths)

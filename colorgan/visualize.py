@@ -1,0 +1,49 @@
+"""Image grids for people to look at: dataset previews now, gray | generated | real sample sheets in training."""
+
+import os
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+_BACKGROUND = (255, 255, 255)
+_TEXT = (0, 0, 0)
+_TITLE_HEIGHT = 14
+
+
+def image_grid(rows, titles=(), padding=4):
+    """Lays out rows of equally sized HxWx{1,3} uint8 arrays into one RGB PIL image, with optional column titles."""
+    rows = [[_as_rgb(cell) for cell in row] for row in rows]
+    if not rows or not rows[0]:
+        raise ValueError("image_grid needs at least one image")
+    height, width = rows[0][0].shape[:2]
+    columns = max(len(row) for row in rows)
+    top = _TITLE_HEIGHT + padding if titles else 0
+    canvas = Image.new("RGB", (padding + columns * (width + padding), top + padding + len(rows) * (height + padding)),
+                       _BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    for c, title in enumerate(titles):
+        draw.text((padding + c * (width + padding), padding), title, fill=_TEXT)
+    for r, row in enumerate(rows):
+        for c, cell in enumerate(row):
+            if cell.shape[:2] != (height, width):
+                raise ValueError(f"image_grid: cell ({r}, {c}) is {cell.shape[:2]}, expected {(height, width)}")
+            canvas.paste(Image.fromarray(cell), (padding + c * (width + padding), top + padding + r * (height + padding)))
+    return canvas
+
+
+def _as_rgb(cell):
+    cell = np.asarray(cell)
+    if cell.dtype != np.uint8:
+        raise ValueError(f"image_grid expects uint8 images, got {cell.dtype}")
+    if cell.ndim == 3 and cell.shape[-1] == 1:
+        cell = cell[..., 0]
+    return np.stack([cell] * 3, axis=-1) if cell.ndim == 2 else cell
+
+
+def save_png(image, path):
+    """Saves through a temporary name, so a sheet being replaced is never seen half-written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    image.save(tmp, format="PNG")
+    os.replace(tmp, path)

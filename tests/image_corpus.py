@@ -1,0 +1,92 @@
+"""Builds a folder of awkward real-world files: every way a photo folder goes wrong, with the expected outcome."""
+
+import io
+import os
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+OK = None  # expected outcome: written
+
+
+def colourful(width, height, seed=0):
+    """A smooth, colourful RGB test image (gradients plus a few blobs), HxWx3 uint8."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    channels = [np.sin(x / width * f1 + y / height * f2 + p) for f1, f2, p in rng.uniform(1, 6, size=(3, 3))]
+    return ((np.stack(channels, -1) * 0.5 + 0.5) * 255).astype(np.uint8)
+
+
+def png_rgb16(array16):
+    """A 16-bit-per-channel RGB PNG, written by hand (PIL cannot write one)."""
+    height, width, _ = array16.shape
+    raw = b"".join(b"\0" + array16[row].astype(">u2").tobytes() for row in range(height))
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def _save(image, path, **kwargs):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    image.save(path, **kwargs)
+
+
+def make_corpus(root):
+    """Writes the corpus under `root`; returns {key: expected skip reason, or OK}."""
+    rgb = Image.fromarray(colourful(180, 140))
+    expected = {}
+
+    def put(key, outcome, image=None, data=None, **save_kwargs):
+        path = os.path.join(root, key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if image is not None:
+            _save(image, path, **save_kwargs)
+        else:
+            with open(path, "wb") as f:
+                f.write(data)
+        expected[key] = outcome
+
+    jpeg = io.BytesIO()
+    rgb.save(jpeg, format="JPEG", quality=90)
+    png = io.BytesIO()
+    rgb.save(png, format="PNG")
+
+    put("plain.jpg", OK, data=jpeg.getvalue())
+    put("UPPER CASE.JPG", OK, data=jpeg.getvalue())
+    put("long ext.jpeg", OK, data=jpeg.getvalue())
+    put("ünïcödé 名前.png", OK, data=png.getvalue())
+    put("disguised_png.jpg", OK, data=png.getvalue())
+    put("nested/deeper/inner.webp", OK, rgb, format="WEBP", quality=90)
+    put("bitmap.bmp", OK, rgb, format="BMP")
+    put("scan.tif", OK, rgb, format="TIFF")
+    put("animated.gif", OK, rgb.quantize(64), format="GIF", save_all=True,
+        append_images=[rgb.quantize(64).transpose(Image.Transpose.FLIP_LEFT_RIGHT)])
+    put("palette.png", OK, rgb.quantize(64), format="PNG")
+    put("cmyk.jpg", OK, rgb.convert("CMYK"), format="JPEG", quality=90)
+    rgba = rgb.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(rgb.size))
+    put("alpha.png", OK, rgba, format="PNG")
+    put("gray_alpha.png", "no colour", rgb.convert("LA"), format="PNG")
+    put("deep16.png", OK, data=png_rgb16(np.asarray(rgb).astype(np.uint16) * 257))
+    put("gray16.png", "no colour", Image.fromarray((np.asarray(rgb.convert("L")).astype(np.uint16) * 257)),
+        format="PNG")
+    put("gray_as_rgb.jpg", "no colour", rgb.convert("L").convert("RGB"), format="JPEG", quality=90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display.
+    put("rotated.jpg", OK, rgb, format="JPEG", quality=90, exif=exif.tobytes())
+    put("empty.jpg", "empty file", data=b"")
+    put("text.png", "not an image", data=b"this is not an image\n" * 20)
+    put("truncated.jpg", "corrupt", data=jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
+    put("tiny.png", "too small", rgb.resize((20, 20)), format="PNG")
+    put("bomb.png", "too many pixels", Image.new("1", (12_000, 12_000)), format="PNG")
+    put("notes.txt", "not an image file name", data=b"shot on a sunny day\n")
+    os.symlink("missing_target.jpg", os.path.join(root, "dangling.jpg"))
+    expected["dangling.jpg"] = "unreadable"
+    os.symlink("..", os.path.join(root, "nested", "loop"))
+    expected["nested/loop"] = "symlink loop"
+    return expected

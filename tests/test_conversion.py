@@ -1,0 +1,165 @@
+"""Tests of colorgan.conversion: whole conversions, in process, over real photos and the awkward-file corpus."""
+
+import filecmp
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image, ImageOps
+
+import image_corpus
+from colorgan import conversion
+from colorgan import records
+
+
+def _config(input_dir, output_dir, **overrides):
+    defaults = dict(input_dirs=(input_dir,), output_dir=output_dir, image_size=64, num_workers=1,
+                    progress_interval_s=3600)
+    return conversion.ConversionConfig(**{**defaults, **overrides})
+
+
+def _run(config):
+    messages = []
+    manifest = conversion.run(config, log=messages.append)
+    return manifest, messages
+
+
+def _keys_by_split(data_dir):
+    manifest = records.read_manifest(data_dir)
+    return {split: [key for path in records.shard_paths(data_dir, manifest, split)
+                    for key, _, _ in records.read_examples(path)] for split in records.SPLITS}
+
+
+def _tree_files(directory):
+    return sorted(os.listdir(directory))
+
+
+def test_records_equal_the_reference_resize_of_each_photo(photo_dir, tmp_path):
+    manifest, _ = _run(_config(photo_dir, str(tmp_path), encoding="png"))
+    seen = 0
+    for split in records.SPLITS:
+        for path in records.shard_paths(str(tmp_path), manifest, split):
+            for key, gray, rgb in records.read_examples(path):
+                with Image.open(os.path.join(photo_dir, key)) as source:
+                    source.draft("RGB", (86, 64))  # what the converter asks of a 160x120 JPEG for 64 px crops
+                    expected = np.asarray(ImageOps.fit(source.convert("RGB"), (64, 64), Image.Resampling.LANCZOS))
+                np.testing.assert_array_equal(rgb, expected)
+                np.testing.assert_array_equal(gray, np.asarray(Image.fromarray(rgb).convert("L"))[..., None])
+                seen += 1
+    assert seen == 40 == manifest["splits"]["train"]["num_examples"] + manifest["splits"]["val"]["num_examples"]
+
+
+def test_manifest_describes_the_output(photo_dir, tmp_path):
+    manifest, messages = _run(_config(photo_dir, str(tmp_path), val_fraction=0.25, min_shards=3))
+    assert manifest == json.loads((tmp_path / records.MANIFEST_FILENAME).read_text())
+    assert (manifest["format_version"], manifest["image_size"], manifest["resize"], manifest["encoding"]) == (
+        records.FORMAT_VERSION, 64, "crop", "png")
+    assert manifest["flags"]["val_fraction"] == 0.25 and manifest["flags"]["input_dir"] == [photo_dir]
+    for split in records.SPLITS:
+        shards = manifest["splits"][split]["shards"]
+        assert [s["file"] for s in shards] == [records.shard_filename(split, i, 3) for i in range(3)]
+        for shard in shards:
+            assert records.file_digest(tmp_path / shard["file"]) == (shard["bytes"], shard["sha256"])
+            assert sum(1 for _ in records.read_examples(str(tmp_path / shard["file"]))) == shard["num_examples"]
+    assert 3 <= manifest["splits"]["val"]["num_examples"] <= 17  # 25% of 40, by hash
+    assert _tree_files(tmp_path) == sorted([records.MANIFEST_FILENAME] + [
+        records.shard_filename(split, i, 3) for split in records.SPLITS for i in range(3)])  # no state left behind
+    assert messages[-1].startswith("wrote train ")
+
+
+def test_split_of_an_example_never_changes_when_files_are_added(photo_dir, tmp_path):
+    grown = tmp_path / "grown"
+    shutil.copytree(photo_dir, grown)
+    for i in range(30):
+        Image.fromarray(image_corpus.colourful(120, 100, seed=100 + i)).save(grown / f"new{i:02d}.png")
+    before = _keys_by_split(_run(_config(photo_dir, str(tmp_path / "a"), val_fraction=0.3))[0] and
+                            str(tmp_path / "a"))
+    after = _keys_by_split(_run(_config(str(grown), str(tmp_path / "b"), val_fraction=0.3))[0] and
+                           str(tmp_path / "b"))
+    for split in records.SPLITS:
+        assert set(before[split]) <= set(after[split])
+    assert len(before["train"]) + len(before["val"]) == 40
+    assert len(after["train"]) + len(after["val"]) == 70
+    assert before["val"] and after["train"]
+
+
+def test_output_is_byte_identical_for_one_and_two_workers(photo_dir, tmp_path):
+    _run(_config(photo_dir, str(tmp_path / "one"), num_workers=1, min_shards=4))
+    _run(_config(photo_dir, str(tmp_path / "two"), num_workers=2, min_shards=4))
+    names = _tree_files(tmp_path / "one")
+    assert names == _tree_files(tmp_path / "two") and len(names) == 9
+    match, mismatch, errors = filecmp.cmpfiles(tmp_path / "one", tmp_path / "two", names, shallow=False)
+    assert mismatch == [] and errors == [] and len(match) == 9
+
+
+def test_bad_files_are_skipped_with_reasons_and_the_rest_written(tmp_path):
+    corpus = tmp_path / "corpus"
+    expected = image_corpus.make_corpus(str(corpus))
+    manifest, messages = _run(_config(str(corpus), str(tmp_path / "out"), num_workers=2, val_fraction=0.0))
+    skipped = {entry["path"]: entry["reason"] for entry in manifest["skipped"]}
+    assert skipped == {key: reason for key, reason in expected.items() if reason is not image_corpus.OK}
+    written = set(_keys_by_split(str(tmp_path / "out"))["train"])
+    assert written == {key for key, reason in expected.items() if reason is image_corpus.OK}
+    assert "ünïcödé 名前.png" in written and "nested/deeper/inner.webp" in written
+    assert "skipped 11:" in messages[-1] and "3 no colour" in messages[-1]
+
+
+def test_rerun_reports_up_to_date_without_rewriting(photo_dir, tmp_path):
+    _run(_config(photo_dir, str(tmp_path)))
+    stamps = {name: os.stat(tmp_path / name).st_mtime_ns for name in _tree_files(tmp_path)}
+    _, messages = _run(_config(photo_dir, str(tmp_path), num_workers=2))  # worker count does not matter
+    assert messages[-1].startswith("up to date")
+    assert stamps == {name: os.stat(tmp_path / name).st_mtime_ns for name in _tree_files(tmp_path)}
+
+
+def test_other_flags_are_refused_without_overwrite_and_nothing_is_touched(photo_dir, tmp_path):
+    _run(_config(photo_dir, str(tmp_path), min_shards=2))
+    before = {name: (tmp_path / name).read_bytes() for name in _tree_files(tmp_path)}
+    with pytest.raises(conversion.OutputExistsError, match=r"differs in: image_size.*--overwrite"):
+        _run(_config(photo_dir, str(tmp_path), min_shards=2, image_size=72))
+    assert before == {name: (tmp_path / name).read_bytes() for name in _tree_files(tmp_path)}
+
+    manifest, _ = _run(_config(photo_dir, str(tmp_path), image_size=72, min_shards=3, overwrite=True))
+    assert manifest["image_size"] == 72
+    assert len([n for n in _tree_files(tmp_path) if records.is_shard_filename(n)]) == 6  # old 2+2 shards gone
+    (tmp_path / "unrelated.txt").write_text("user data")
+    _run(_config(photo_dir, str(tmp_path), image_size=64, overwrite=True))
+    assert (tmp_path / "unrelated.txt").read_text() == "user data"
+
+
+def test_shard_size_target_sets_the_shard_count(photo_dir, tmp_path):
+    manifest, _ = _run(_config(photo_dir, str(tmp_path), val_fraction=0.0, min_shards=1, shard_size_mb=0.05))
+    shards = manifest["splits"]["train"]["shards"]
+    total = sum(s["bytes"] for s in shards)
+    assert 2 <= len(shards) <= 40
+    assert abs(len(shards) - total / (0.05 * 2**20)) <= max(2, 0.3 * len(shards))  # sampled estimate
+
+
+def test_tfds_source_through_mock_data(tmp_path):
+    with tfds.testing.mock_data(num_examples=24):
+        manifest, _ = _run(conversion.ConversionConfig(
+            output_dir=str(tmp_path), tfds_name="tf_flowers", tfds_split="train", image_size=16, min_size=1,
+            num_workers=2, min_shards=2, val_fraction=0.25, progress_interval_s=3600))
+    assert manifest["source"]["kind"] == "tfds" and manifest["flags"]["tfds_name"] == "tf_flowers"
+    total = manifest["splits"]["train"]["num_examples"] + manifest["splits"]["val"]["num_examples"]
+    assert total + len(manifest["skipped"]) == 24 and total >= 20
+    keys = _keys_by_split(str(tmp_path))
+    assert all(key.startswith("tf_flowers/train/") for split in keys.values() for key in split)
+    assert sorted(int(k.rsplit("/", 1)[1]) for split in keys.values() for k in split) == sorted(
+        set(range(24)) - {int(s["path"].rsplit("/", 1)[1]) for s in manifest["skipped"]})
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(image_size=4), "--image_size=4"),
+    (dict(val_fraction=1.0), "--val_fraction=1.0"),
+    (dict(encoding="gif"), "--encoding=gif"),
+    (dict(input_dirs=("/no/such/dir",)), "--input_dir=/no/such/dir: not a directory"),
+    (dict(tfds_name="tf_flowers"), "exactly one of --input_dir or --tfds_name"),
+])
+def test_bad_config_is_one_clear_line(photo_dir, tmp_path, overrides, message):
+    with pytest.raises(ValueError) as info:
+        conversion.run(_config(photo_dir, str(tmp_path), **overrides))
+    assert message in str(info.value) and "\n" not in str(info.value)

@@ -1,0 +1,125 @@
+"""Unit tests of colorgan.imaging: decoding, modes, orientation, resizing and skip reasons on single files."""
+
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+import image_corpus
+from colorgan import imaging
+
+OPTIONS = imaging.PrepOptions(image_size=64, min_size=32)
+
+
+def _decode(data):
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("corpus"))
+    return root, image_corpus.make_corpus(root)
+
+
+def test_every_corpus_file_has_its_expected_outcome(corpus):
+    root, expected = corpus
+    for key, outcome in expected.items():
+        path = os.path.join(root, key)
+        if outcome in ("not an image file name", "symlink loop"):
+            continue  # decided by the folder walk, see test_sources
+        result = imaging.prepare_task((path, OPTIONS))
+        if outcome is image_corpus.OK:
+            assert isinstance(result, imaging.Prepared), (key, result)
+            assert _decode(result.rgb).shape == (64, 64, 3), key
+            assert _decode(result.gray).shape == (64, 64), key
+        else:
+            assert isinstance(result, imaging.Skipped), key
+            assert result.reason == outcome, (key, result)
+
+
+def test_png_round_trip_equals_reference_resize_and_gray_is_its_luma():
+    source = Image.fromarray(image_corpus.colourful(300, 200, seed=3))
+    data = io.BytesIO()
+    source.save(data, format="PNG")
+    rgb_bytes, gray_bytes = imaging.prepare_pair(data.getvalue(), OPTIONS)
+    expected = ImageOps.fit(source, (64, 64), Image.Resampling.LANCZOS)
+    np.testing.assert_array_equal(_decode(rgb_bytes), np.asarray(expected))
+    np.testing.assert_array_equal(_decode(gray_bytes), np.asarray(expected.convert("L")))
+
+
+@pytest.mark.parametrize("mode", ["crop", "stretch", "pad"])
+def test_resize_modes_keep_the_expected_content(mode):
+    # Left half red, right half blue, 2:1 aspect.
+    pixels = np.zeros((100, 200, 3), np.uint8)
+    pixels[:, :100, 0] = 255
+    pixels[:, 100:, 2] = 255
+    out = np.asarray(imaging.resize_square(Image.fromarray(pixels), 64, mode))
+    assert out.shape == (64, 64, 3)
+    middle = out[32]
+    assert middle[4, 0] > 200 and middle[-5, 2] > 200  # red stays left, blue right
+    if mode == "pad":
+        assert out[2, 32].max() == 0 and out[-3, 32].max() == 0  # black bars above and below
+    else:
+        assert out[2, 4, 0] > 200  # no bars
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    # Stored: top half red, bottom half blue; orientation 6 displays it rotated 90 degrees clockwise, so the red half
+    # ends up on the right.
+    pixels = np.zeros((150, 300, 3), np.uint8)
+    pixels[:75, :, 0] = 255
+    pixels[75:, :, 2] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(pixels).save(path, quality=95, exif=exif.tobytes())
+    out = _decode(imaging.prepare_pair(str(path), OPTIONS)[0])
+    assert out[32, 58, 0] > 200 and out[32, 58, 2] < 60
+    assert out[32, 5, 2] > 200 and out[32, 5, 0] < 60
+
+
+def test_alpha_is_composited_on_white():
+    pixels = np.zeros((80, 80, 4), np.uint8)
+    pixels[..., 0] = 255  # red, but fully transparent on the left half
+    pixels[:, 40:, 3] = 255
+    data = io.BytesIO()
+    Image.fromarray(pixels, "RGBA").save(data, format="PNG")
+    out = _decode(imaging.prepare_pair(data.getvalue(), imaging.PrepOptions(image_size=80))[0])
+    np.testing.assert_array_equal(out[40, 5], [255, 255, 255])
+    np.testing.assert_array_equal(out[40, 75], [255, 0, 0])
+
+
+def test_sixteen_bit_rgb_keeps_its_colours():
+    array8 = image_corpus.colourful(64, 64, seed=5)
+    out = _decode(imaging.prepare_pair(image_corpus.png_rgb16(array8.astype(np.uint16) * 257),
+                                       imaging.PrepOptions(image_size=64))[0])
+    np.testing.assert_allclose(out.astype(int), array8.astype(int), atol=1)
+
+
+def test_max_pixels_guard_reads_only_the_header():
+    data = io.BytesIO()
+    Image.fromarray(image_corpus.colourful(400, 300)).save(data, format="PNG")
+    result = imaging.prepare_task((data.getvalue(), imaging.PrepOptions(image_size=64, max_pixels=100_000)))
+    assert result == imaging.Skipped("too many pixels", "400x300 > --max_pixels=100000")
+
+
+def test_jpeg_encoding_keeps_full_resolution_chroma():
+    data = io.BytesIO()
+    Image.fromarray(image_corpus.colourful(100, 100)).save(data, format="PNG")
+    rgb_bytes, gray_bytes = imaging.prepare_pair(data.getvalue(), imaging.PrepOptions(image_size=64, encoding="jpeg"))
+    image = Image.open(io.BytesIO(rgb_bytes))
+    assert image.format == "JPEG" and Image.open(io.BytesIO(gray_bytes)).mode == "L"
+    from PIL import JpegImagePlugin
+    assert JpegImagePlugin.get_sampling(image) == 0  # 4:4:4
+
+
+def test_has_colour_tolerates_jpeg_noise_on_gray():
+    rng = np.random.default_rng(0)
+    gray = np.repeat(rng.integers(0, 256, (50, 50, 1)), 3, axis=-1)
+    noisy = np.clip(gray + rng.integers(-4, 5, gray.shape), 0, 255).astype(np.uint8)
+    assert not imaging.has_colour(noisy)
+    noisy[:10, :10, 0] = 255  # a small red patch (4% of pixels) is colour
+    noisy[:10, :10, 1:] = 0
+    assert imaging.has_colour(noisy)

@@ -1,0 +1,83 @@
+"""End-to-end tests of data_prep/make_tfrecords.py as users run it: a real process, killed and resumed."""
+
+import filecmp
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from colorgan import conversion
+from colorgan import records
+from colorgan import sample_photos
+from conftest import REPO_ROOT, run_script
+
+SCRIPT = "data_prep/make_tfrecords.py"
+
+
+@pytest.fixture(scope="module")
+def big_photo_dir(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("big_photos"))
+    sample_photos.write_photo_folder(directory, num_crops=300, crop_size=256, include_originals=False)
+    return directory
+
+
+def _flags(input_dir, output_dir):
+    return [f"--input_dir={input_dir}", f"--output_dir={output_dir}", "--image_size=96", "--num_shards=12",
+            "--num_workers=1"]
+
+
+def test_killed_run_resumes_to_byte_identical_output(big_photo_dir, tmp_path):
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    run_script(SCRIPT, *_flags(big_photo_dir, reference), check=True)
+
+    process = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, SCRIPT), *_flags(big_photo_dir, resumed)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_dir = resumed / conversion.STATE_DIRNAME
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if state_dir.is_dir() and len([n for n in os.listdir(state_dir) if n.endswith(".tfrecord.json")]) >= 2:
+            break
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (resumed / records.MANIFEST_FILENAME).exists(), "the run finished before it could be killed"
+    finished_before = sorted(n for n in os.listdir(resumed) if records.is_shard_filename(n))
+    assert 2 <= len(finished_before) < 24
+    stamps = {name: os.stat(resumed / name).st_mtime_ns for name in finished_before}
+
+    result = run_script(SCRIPT, *_flags(big_photo_dir, resumed), check=True)
+    assert f"resuming: reusing {len(finished_before)} finished shards" in result.stderr
+    assert stamps == {name: os.stat(resumed / name).st_mtime_ns for name in finished_before}
+    names = sorted(os.listdir(reference))
+    assert names == sorted(os.listdir(resumed))
+    assert filecmp.cmpfiles(reference, resumed, names, shallow=False)[0] == names
+
+    again = run_script(SCRIPT, *_flags(big_photo_dir, resumed), check=True)
+    assert "up to date" in again.stderr
+
+
+def test_existing_output_with_other_flags_exits_non_zero_with_one_line(photo_dir, tmp_path):
+    run_script(SCRIPT, f"--input_dir={photo_dir}", f"--output_dir={tmp_path}", "--image_size=32", check=True)
+    manifest = (tmp_path / records.MANIFEST_FILENAME).read_bytes()
+    result = run_script(SCRIPT, f"--input_dir={photo_dir}", f"--output_dir={tmp_path}", "--image_size=40")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("make_tfrecords: error")]
+    assert errors == [f"make_tfrecords: error: --output_dir={tmp_path} holds a dataset made with other flags or "
+                      "inputs (differs in: image_size, min_size); pass --overwrite to replace it"]
+    assert (tmp_path / records.MANIFEST_FILENAME).read_bytes() == manifest
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--image_size=2"], "make_tfrecords: error: --image_size=2: must be >= 8"),
+    (["--input_dir=/does/not/exist"], "make_tfrecords: error: --input_dir=/does/not/exist: not a directory"),
+    (["--resize=zoom"], "flag --resize=zoom: value should be one of <crop|stretch|pad>"),
+])
+def test_bad_flags_exit_non_zero_with_one_line(photo_dir, tmp_path, args, message):
+    result = run_script(SCRIPT, f"--input_dir={photo_dir}", f"--output_dir={tmp_path}", *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / records.MANIFEST_FILENAME).exists()
