@@ -41,7 +41,7 @@ class ConversionConfig:
     tfds_image_key: str = "image"
     image_size: int = 150
     resize: str = "crop"
-    encoding: str = "png"
+    encoding: str = "jpeg"
     jpeg_quality: int = 95
     val_fraction: float = 0.1
     shard_size_mb: float = 128.0

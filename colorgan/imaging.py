@@ -49,7 +49,7 @@ class PrepOptions:
 
     image_size: int
     resize: str = "crop"
-    encoding: str = "png"
+    encoding: str = "jpeg"
     jpeg_quality: int = 95
     max_pixels: int = 100_000_000
     min_size: int = 1

@@ -81,10 +81,17 @@ def parse_example(serialized):
     return tf.io.parse_example(serialized, FEATURE_SPEC)
 
 
+def decode_rgb(encoded, encoding):
+    """Decodes one `image/rgb` with the dataset's codec (the manifest's `encoding`): uint8 [H, W, 3]."""
+    if encoding == "jpeg":
+        return tf.io.decode_jpeg(encoded, channels=3)
+    return tf.io.decode_png(encoded, channels=3)
+
+
 def decode_images(features):
     """Decodes one parsed example into (gray uint8 [H, W, 1], rgb uint8 [H, W, 3]).
 
-    `decode_image` handles both encodings, so readers need not branch on `image/format`.
+    `decode_image` handles both encodings, so tools need not know the dataset's codec.
     """
     height = tf.cast(features[HEIGHT_KEY], tf.int32)
     width = tf.cast(features[WIDTH_KEY], tf.int32)

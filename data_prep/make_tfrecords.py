@@ -24,7 +24,8 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", "", "Where shards and manifest.j
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 150, "Side of the stored square images (the seed used 150).")
 _RESIZE = flags.DEFINE_enum("resize", "crop", ["crop", "stretch", "pad"],
                             "crop: centre square crop; stretch: ignore aspect (the seed); pad: letterbox.")
-_ENCODING = flags.DEFINE_enum("encoding", "png", ["png", "jpeg"], "Codec of both stored images.")
+_ENCODING = flags.DEFINE_enum("encoding", "jpeg", ["png", "jpeg"],
+                              "Codec of both stored images: jpeg (4:4:4) reads fastest; png is lossless.")
 _JPEG_QUALITY = flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality with --encoding=jpeg.")
 _VAL_FRACTION = flags.DEFINE_float("val_fraction", 0.1, "Share of examples in the val split (by a hash of the key).")
 _SHARD_SIZE_MB = flags.DEFINE_float("shard_size_mb", 128.0, "Target shard size in MiB.")

@@ -56,7 +56,7 @@ def test_manifest_describes_the_output(photo_dir, tmp_path):
     manifest, messages = _run(_config(photo_dir, str(tmp_path), val_fraction=0.25, min_shards=3))
     assert manifest == json.loads((tmp_path / records.MANIFEST_FILENAME).read_text())
     assert (manifest["format_version"], manifest["image_size"], manifest["resize"], manifest["encoding"]) == (
-        records.FORMAT_VERSION, 64, "crop", "png")
+        records.FORMAT_VERSION, 64, "crop", "jpeg")
     assert manifest["flags"]["val_fraction"] == 0.25 and manifest["flags"]["input_dir"] == [photo_dir]
     for split in records.SPLITS:
         shards = manifest["splits"][split]["shards"]

@@ -15,7 +15,7 @@ from colorgan import records
 def test_example_round_trip_through_a_tfrecord_file(tmp_path):
     pixels = image_corpus.colourful(40, 40, seed=1)
     rgb, gray = Image.fromarray(pixels), Image.fromarray(pixels).convert("L")
-    options = imaging.PrepOptions(image_size=40)
+    options = imaging.PrepOptions(image_size=40, encoding="png")
     path = str(tmp_path / "one.tfrecord")
     with tf.io.TFRecordWriter(path) as writer:
         writer.write(records.serialize_example(imaging.encode(rgb, options), imaging.encode(gray, options), "png",
