@@ -4,7 +4,8 @@
 
 Builds a folder of real photos (random crops of scikit-image's bundled photos, saved as camera-style JPEGs), then
 times each writer as a whole process on the same folder:
-  plain     the seed notebook's loop: PIL open, resize to 150x150, convert to L, encode both, one TFRecord file
+  plain     the seed notebook's loop: PIL open, resize to 150x150, convert to L, encode both (same codec as
+            make_tfrecords, --encoding), one TFRecord file
   workers=1 make_tfrecords.py --num_workers=1
   workers=2 make_tfrecords.py --num_workers=2
 and make_tfrecords (2 workers) once more on a quarter of the folder, to show that peak memory does not grow with the
@@ -27,6 +28,7 @@ from absl import flags
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 2000, "Photos in the benchmark folder.")
 _PHOTO_SIZE = flags.DEFINE_string("photo_size", "800x600", "WxH of the generated photos.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 150, "Output side, as the seed.")
+_ENCODING = flags.DEFINE_enum("encoding", "jpeg", ["png", "jpeg"], "Codec of the stored images, for every writer.")
 _WORK_DIR = flags.DEFINE_string("work_dir", "", "Keep files here (default: a temporary folder).")
 _PLAIN = flags.DEFINE_string("plain_writer", "", "Internal: run the plain writer from this folder.")
 _PLAIN_OUT = flags.DEFINE_string("plain_output", "", "Internal: the plain writer's output file.")
@@ -34,7 +36,7 @@ _PLAIN_OUT = flags.DEFINE_string("plain_output", "", "Internal: the plain writer
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def plain_writer(input_dir, output_path, size):
+def plain_writer(input_dir, output_path, size, encoding):
     """The seed's way, plus what it takes to store the pairs: one process, one file at a time."""
     import io  # noqa: PLC0415 - only the child process runs this.
 
@@ -50,9 +52,12 @@ def plain_writer(input_dir, output_path, size):
             encoded = []
             for image in (rgb, gray):
                 buffer = io.BytesIO()
-                image.save(buffer, format="PNG")
+                if encoding == "jpeg":
+                    image.save(buffer, format="JPEG", quality=95, subsampling=0)
+                else:
+                    image.save(buffer, format="PNG")
                 encoded.append(buffer.getvalue())
-            writer.write(records.serialize_example(encoded[0], encoded[1], "png", size, size, name))
+            writer.write(records.serialize_example(encoded[0], encoded[1], encoding, size, size, name))
 
 
 def timed_process(command):
@@ -84,7 +89,7 @@ def timed_process(command):
 def main(argv):
     del argv
     if _PLAIN.value:
-        plain_writer(_PLAIN.value, _PLAIN_OUT.value, _IMAGE_SIZE.value)
+        plain_writer(_PLAIN.value, _PLAIN_OUT.value, _IMAGE_SIZE.value, _ENCODING.value)
         return
     from colorgan import sample_photos  # noqa: PLC0415
 
@@ -105,11 +110,13 @@ def main(argv):
 
     def make_tfrecords(input_dir, workers, name):
         return [python, script, f"--input_dir={input_dir}", f"--output_dir={os.path.join(work_dir, name)}",
-                f"--image_size={_IMAGE_SIZE.value}", f"--num_workers={workers}", "--overwrite"]
+                f"--image_size={_IMAGE_SIZE.value}", f"--encoding={_ENCODING.value}", f"--num_workers={workers}",
+                "--overwrite"]
 
     runs = {
         "plain": [python, os.path.abspath(__file__), f"--plain_writer={photos}",
-                  f"--plain_output={os.path.join(work_dir, 'plain.tfrecord')}", f"--image_size={_IMAGE_SIZE.value}"],
+                  f"--plain_output={os.path.join(work_dir, 'plain.tfrecord')}", f"--image_size={_IMAGE_SIZE.value}",
+                  f"--encoding={_ENCODING.value}"],
         "workers1": make_tfrecords(photos, 1, "out1"),
         "workers2": make_tfrecords(photos, 2, "out2"),
         "workers2_quarter": make_tfrecords(quarter, 2, "out_quarter"),
@@ -129,6 +136,7 @@ def main(argv):
         "num_images": _NUM_IMAGES.value,
         "photo_size": _PHOTO_SIZE.value,
         "image_size": _IMAGE_SIZE.value,
+        "encoding": _ENCODING.value,
         "cpus": len(os.sched_getaffinity(0)),
         **{f"{name}_images_per_s": round(r["images_per_s"], 1) for name, r in results.items()},
         **{f"{name}_peak_rss_mib": round(r["peak_rss_mib"]) for name, r in results.items()},
