@@ -18,12 +18,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 
-import psutil
 from absl import app
 from absl import flags
+
+import process_stats
 
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 2000, "Photos in the benchmark folder.")
 _PHOTO_SIZE = flags.DEFINE_string("photo_size", "800x600", "WxH of the generated photos.")
@@ -58,32 +57,6 @@ def plain_writer(input_dir, output_path, size, encoding):
                     image.save(buffer, format="PNG")
                 encoded.append(buffer.getvalue())
             writer.write(records.serialize_example(encoded[0], encoded[1], encoding, size, size, name))
-
-
-def timed_process(command):
-    """(seconds, peak summed RSS in MiB) of a command and all its children."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = [0]
-
-    def sample():
-        parent = psutil.Process(process.pid)
-        while process.poll() is None:
-            try:
-                tree = [parent, *parent.children(recursive=True)]
-                peak[0] = max(peak[0], sum(p.memory_info().rss for p in tree))
-            except psutil.Error:
-                pass
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, stderr = process.communicate()
-    seconds = time.perf_counter() - start
-    sampler.join()
-    if process.returncode != 0:
-        raise SystemExit(f"bench_data_prep: {' '.join(command[:2])} failed:\n{stderr[-2000:]}")
-    return seconds, peak[0] / 2**20
 
 
 def main(argv):
@@ -125,7 +98,7 @@ def main(argv):
     for name, command in runs.items():
         for stale in ("out1", "out2", "out_quarter"):
             subprocess.run(["rm", "-rf", os.path.join(work_dir, stale)], check=True)
-        seconds, peak_mib = timed_process(command)
+        seconds, peak_mib, _ = process_stats.run_measured(command)
         count = _NUM_IMAGES.value // 4 if name.endswith("quarter") else _NUM_IMAGES.value
         results[name] = {"images_per_s": count / seconds, "seconds": seconds, "peak_rss_mib": peak_mib}
         print(f"{name:18s} {count:6d} images {seconds:7.1f} s {count / seconds:8.1f} images/s "

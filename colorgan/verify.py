@@ -19,13 +19,11 @@ def verify_dataset(data_dir):
     """Verifies every shard: present, size and sha256 as recorded, every record parses and decodes at the
     manifest's size, the gray image is the luma of the colour one (lossless encodings), and the counts add up."""
     manifest = records.read_manifest(data_dir)
-    size = manifest["image_size"]
-    lossless = manifest["encoding"] == "png"
     problems, examples = [], {}
     for split, entry in sorted(manifest["splits"].items()):
         examples[split] = 0
         for shard in entry["shards"]:
-            count, shard_problems = _verify_shard(os.path.join(data_dir, shard["file"]), shard, size, lossless)
+            count, shard_problems = verify_shard(data_dir, manifest, shard)
             problems += [f"{shard['file']}: {p}" for p in shard_problems]
             examples[split] += count
         recorded = sum(shard["num_examples"] for shard in entry["shards"])
@@ -35,7 +33,11 @@ def verify_dataset(data_dir):
     return Report(problems, examples)
 
 
-def _verify_shard(path, shard, size, lossless):
+def verify_shard(data_dir, manifest, shard):
+    """(records read, problems) for one shard entry of the manifest."""
+    path = os.path.join(data_dir, shard["file"])
+    size = manifest["image_size"]
+    lossless = manifest["encoding"] == "png"
     if not os.path.exists(path):
         return 0, ["missing"]
     actual_bytes, sha256 = records.file_digest(path)

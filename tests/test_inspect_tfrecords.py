@@ -1,6 +1,5 @@
 """Tests of data_prep/inspect_tfrecords.py: verification of good and damaged datasets, and the preview sheet."""
 
-import shutil
 
 import numpy as np
 from PIL import Image

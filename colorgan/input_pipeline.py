@@ -1,0 +1,169 @@
+"""Streaming tf.data input for training and evaluation, read from a dataset made by make_tfrecords.
+
+The training stream is a pure function of (seed, epoch, position in epoch) when `deterministic=True`: file order and
+the shuffle buffer are seeded per epoch, and every augmentation draws a stateless seed from the example's epoch and
+index. Resuming at a global step therefore only has to skip serialized records of the current epoch (read, not
+decoded), which is why a strategy's DistributedIterator need not be checkpointed (tensorflow#56372).
+"""
+
+import os
+
+import tensorflow as tf
+
+from colorgan import color
+from colorgan import records
+
+TARGET_SPACES = ("rgb", "lab")
+_AUTOTUNE = tf.data.AUTOTUNE
+_MAX_EPOCHS = 2**62
+_SEED_MIX = 1_000_003  # mixes the user's seed with the epoch into one int64 shuffle seed
+
+
+def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None, training=True, target_space="rgb",
+                 seed=0, deterministic=False, start_step=0, shuffle_buffer=2048, random_crop=True,
+                 cycle_length=16):
+    """A dataset of (inputs, targets) batches for one input pipeline; ready for
+    `strategy.distribute_datasets_from_function`.
+
+    batch_size: per replica. image_size: side of the training squares, at most the stored size; larger stored
+    images are randomly cropped (or resized, with random_crop=False) when training and centre-cropped otherwise.
+    target_space: 'rgb' gives (gray [0,1] [b,s,s,1], rgb [0,1] [b,s,s,3]); 'lab' gives (L of the gray image
+    normalized to [-1,1] [b,s,s,1], ab of the colour image normalized to about [-1,1] [b,s,s,2]).
+    start_step: the global training step to start at; the stream resumes exactly there (with deterministic=True).
+    Training streams repeat forever; evaluation streams make one pass, in a fixed order.
+    """
+    if target_space not in TARGET_SPACES:
+        raise ValueError(f"target_space={target_space!r}: expected one of {TARGET_SPACES}")
+    manifest = records.read_manifest(data_dir)
+    stored, encoding = manifest["image_size"], manifest["encoding"]
+    if image_size > stored:
+        raise records.DatasetError(
+            f"{data_dir}: image_size {image_size} is larger than the stored {stored}; rebuild the dataset with "
+            f"make_tfrecords --image_size={image_size} or train smaller")
+    files, counts = _shard_files(data_dir, manifest, split)
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    by_file = len(files) >= pipelines
+    if by_file:
+        files, counts = files[pipeline_id::pipelines], counts[pipeline_id::pipelines]
+        num_examples = sum(counts)
+    else:
+        num_examples = len(range(pipeline_id, sum(counts), pipelines))
+    # Evaluation is always ordered: the same val images must land in every sample sheet.
+    deterministic = deterministic or not training
+    if num_examples < batch_size and training:
+        raise records.DatasetError(f"{data_dir}: split {split} gives input pipeline {pipeline_id} only "
+                                   f"{num_examples} examples, fewer than one batch of {batch_size}")
+
+    def epoch_records(epoch):
+        """(epoch, index, serialized) of one epoch of this pipeline, in a seeded order."""
+        file_order = tf.data.Dataset.from_tensor_slices(files)
+        epoch_seed = tf.constant(seed, tf.int64) * _SEED_MIX + epoch
+        if training:
+            file_order = file_order.shuffle(len(files), seed=epoch_seed)
+        serialized = file_order.interleave(
+            tf.data.TFRecordDataset, cycle_length=min(cycle_length, len(files)), block_length=1,
+            num_parallel_calls=_AUTOTUNE, deterministic=deterministic or not by_file)
+        if not by_file:
+            serialized = serialized.shard(pipelines, pipeline_id)
+        if training:
+            serialized = serialized.shuffle(shuffle_buffer, seed=epoch_seed)
+        return serialized.enumerate().map(lambda index, record: (epoch, index, record))
+
+    def decode_batch(epochs, indices, serialized):
+        """Parses a batch at once and decodes only the RGB images: gray is derived as their luma (bit-identical
+        to the stored gray for PNG records), so the pair cannot diverge under any crop or flip."""
+        encoded = records.parse_example(serialized)[records.RGB_KEY]
+
+        def square(args):
+            epoch, index, image_bytes = args
+            rgb = tf.ensure_shape(records.decode_rgb(image_bytes, encoding), [stored, stored, 3])
+            if not training:
+                return _centre_square(rgb, image_size)
+            example_seed = tf.stack([tf.constant(seed, tf.int64) * _SEED_MIX + epoch, index])
+            rgb = _random_square(rgb, image_size, example_seed, random_crop)
+            return tf.image.stateless_random_flip_left_right(rgb, example_seed + 1)
+
+        rgb = tf.map_fn(square, (epochs, indices, encoded), parallel_iterations=batch_size,
+                        fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8))
+        gray = records.luma_u8(rgb)
+        return _to_target_space(tf.cast(gray, tf.float32) / 255.0, tf.cast(rgb, tf.float32) / 255.0, target_space)
+
+    if training:
+        first_element = start_step * _replicas_per_pipeline(input_context, pipelines) * batch_size
+        first_epoch, offset = divmod(first_element, num_examples)
+        dataset = tf.data.Dataset.range(first_epoch, _MAX_EPOCHS).flat_map(
+            lambda epoch: epoch_records(epoch).skip(tf.where(epoch == first_epoch, tf.constant(offset, tf.int64),
+                                                             tf.constant(0, tf.int64))))
+    else:
+        dataset = epoch_records(tf.constant(0, tf.int64))
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    dataset = dataset.map(decode_batch, num_parallel_calls=_AUTOTUNE, deterministic=deterministic)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    options.autotune.enabled = True
+    return dataset.with_options(options).prefetch(_AUTOTUNE)
+
+
+def examples_per_pipeline(data_dir, split, input_context=None):
+    """How many examples one epoch gives each input pipeline (the unit of the stream's epochs)."""
+    manifest = records.read_manifest(data_dir)
+    _, counts = _shard_files(data_dir, manifest, split)
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    if len(counts) >= pipelines:
+        return sum(counts[pipeline_id::pipelines])
+    return len(range(pipeline_id, sum(counts), pipelines))
+
+
+def name_damaged_shard(data_dir, split):
+    """After a DataLossError (whose message names no file): the shard that fails its checks, as a DatasetError."""
+    from colorgan import verify  # noqa: PLC0415 - only needed on this rare path.
+
+    manifest = records.read_manifest(data_dir)
+    for shard in manifest["splits"][split]["shards"]:
+        _, problems = verify.verify_shard(data_dir, manifest, shard)
+        if problems:
+            return records.DatasetError(f"{os.path.join(data_dir, shard['file'])}: {problems[0]}")
+    return records.DatasetError(f"{data_dir}: a record failed to read, but every {split} shard verifies now")
+
+
+def _shard_files(data_dir, manifest, split):
+    if split not in manifest["splits"]:
+        raise records.DatasetError(f"{records.manifest_path(data_dir)}: no split '{split}'")
+    shards = manifest["splits"][split]["shards"]
+    files = [os.path.join(data_dir, shard["file"]) for shard in shards]
+    for path in files:
+        if not os.path.exists(path):
+            raise records.DatasetError(f"{path}: shard listed in the manifest is missing")
+    counts = [shard["num_examples"] for shard in shards]
+    if not sum(counts):
+        raise records.DatasetError(f"{data_dir}: split {split} has no examples")
+    return files, counts
+
+
+def _replicas_per_pipeline(input_context, pipelines):
+    if input_context is None:
+        return 1
+    return max(1, input_context.num_replicas_in_sync // pipelines)
+
+
+def _random_square(image, size, seed, random_crop):
+    if image.shape[0] == size:
+        return image
+    if random_crop:
+        return tf.image.stateless_random_crop(image, [size, size, image.shape[-1]], seed)
+    return tf.cast(tf.round(tf.image.resize(tf.cast(image, tf.float32), [size, size], antialias=True)), image.dtype)
+
+
+def _centre_square(image, size):
+    offset = (image.shape[0] - size) // 2
+    return image[offset:offset + size, offset:offset + size]
+
+
+def _to_target_space(gray, rgb, target_space):
+    if target_space == "rgb":
+        return gray, rgb
+    _, ab = color.rgb_to_model_lab(rgb)
+    return color.lab_from_gray(gray), ab
+

@@ -1,0 +1,149 @@
+"""Tests of colorgan.input_pipeline over a real dataset: shapes, alignment, sharding, determinism, resume, errors."""
+
+import collections
+import hashlib
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from colorgan import conversion
+from colorgan import input_pipeline
+from colorgan import records
+
+STORED = 48
+
+
+@pytest.fixture(scope="module")
+def data_dir(photo_dir, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("pipeline_data"))
+    conversion.run(conversion.ConversionConfig(output_dir=out, input_dirs=(photo_dir,), image_size=STORED,
+                                               num_workers=1, min_shards=4, val_fraction=0.25), log=lambda _: None)
+    return out
+
+
+def _context(pipelines, pipeline_id, replicas=None):
+    return tf.distribute.InputContext(num_input_pipelines=pipelines, input_pipeline_id=pipeline_id,
+                                      num_replicas_in_sync=replicas or pipelines)
+
+
+def _batches(dataset, count):
+    return [(x.numpy(), y.numpy()) for x, y in dataset.take(count)]
+
+
+def _flip_invariant_hash(rgb):
+    u8 = np.round(rgb * 255).astype(np.uint8)
+    return hashlib.sha256(min(u8.tobytes(), u8[:, ::-1].tobytes())).hexdigest()
+
+
+def test_training_batches_have_the_promised_shapes_and_ranges(data_dir):
+    (gray, rgb), = _batches(input_pipeline.make_dataset(data_dir, "train", 4, 32, seed=1), 1)
+    assert gray.shape == (4, 32, 32, 1) and rgb.shape == (4, 32, 32, 3)
+    assert gray.dtype == np.float32 and rgb.dtype == np.float32
+    assert 0.0 <= gray.min() and gray.max() <= 1.0 and 0.0 <= rgb.min() and rgb.max() <= 1.0
+    assert rgb.std() > 0.05  # real pixels, not zeros
+
+
+def test_lab_targets(data_dir):
+    (l_norm, ab_norm), = _batches(input_pipeline.make_dataset(data_dir, "train", 4, 32, target_space="lab"), 1)
+    assert l_norm.shape == (4, 32, 32, 1) and ab_norm.shape == (4, 32, 32, 2)
+    assert -1.0 <= l_norm.min() and l_norm.max() <= 1.0 and np.abs(ab_norm).max() <= 1.2
+    assert np.abs(ab_norm).mean() > 0.01  # colour photos have colour
+
+
+def test_gray_stays_the_luma_of_the_augmented_rgb(data_dir):
+    for gray, rgb in _batches(input_pipeline.make_dataset(data_dir, "train", 8, 24, seed=3), 4):
+        rgb_u8 = np.round(rgb * 255).astype(np.uint8)
+        np.testing.assert_array_equal(np.round(gray * 255).astype(np.uint8), records.luma_u8(rgb_u8).numpy())
+
+
+@pytest.mark.parametrize("pipelines", [2, 8])  # 2: sharded by file (4 shards); 8: by example
+def test_every_example_appears_once_per_epoch_across_pipelines(data_dir, pipelines):
+    manifest = records.read_manifest(data_dir)
+    expected = collections.Counter(
+        _flip_invariant_hash(rgb / 255.0) for path in records.shard_paths(data_dir, manifest, "train")
+        for _, _, rgb in records.read_examples(path))
+    seen = collections.Counter()
+    for pipeline_id in range(pipelines):
+        context = _context(pipelines, pipeline_id)
+        count = input_pipeline.examples_per_pipeline(data_dir, "train", context)
+        dataset = input_pipeline.make_dataset(data_dir, "train", 1, STORED, input_context=context, seed=5)
+        seen.update(_flip_invariant_hash(rgb[0]) for _, rgb in _batches(dataset, count))
+    assert seen == expected and sum(expected.values()) == manifest["splits"]["train"]["num_examples"]
+
+
+def test_same_seed_same_stream_other_seed_other_stream(data_dir):
+    def stream(seed):
+        return _batches(input_pipeline.make_dataset(data_dir, "train", 4, 32, seed=seed, deterministic=True), 5)
+
+    first, again, other = stream(7), stream(7), stream(8)
+    for (g1, r1), (g2, r2) in zip(first, again):
+        np.testing.assert_array_equal(r1, r2)
+        np.testing.assert_array_equal(g1, g2)
+    assert any(not np.array_equal(r1, r2) for (_, r1), (_, r2) in zip(first, other))
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_starting_at_a_step_resumes_at_the_same_element(data_dir, replicas):
+    context = _context(1, 0, replicas)
+    per_epoch = input_pipeline.examples_per_pipeline(data_dir, "train", context)
+
+    def stream(start_step, count):
+        return _batches(input_pipeline.make_dataset(data_dir, "train", 3, 32, input_context=context, seed=11,
+                                                    deterministic=True, start_step=start_step), count)
+
+    # Each global step takes `replicas` per-replica batches of 3 from the one pipeline; run across an epoch edge.
+    total = 3 * (per_epoch // 3 + 4)
+    fresh = stream(0, total)
+    start_step = (per_epoch // 3 - 1) // replicas
+    resumed = stream(start_step, total - start_step * replicas)
+    assert len(resumed) > per_epoch // 3 - start_step * replicas  # crosses into the next epoch
+    for (_, expected), (_, actual) in zip(fresh[start_step * replicas:], resumed):
+        np.testing.assert_array_equal(actual, expected)
+
+
+def test_evaluation_is_one_fixed_pass_of_centre_crops(data_dir):
+    manifest = records.read_manifest(data_dir)
+    count = manifest["splits"]["val"]["num_examples"]
+    batches = _batches(input_pipeline.make_dataset(data_dir, "val", 2, 40, training=False), 100)
+    assert len(batches) == count // 2
+    first_path = records.shard_paths(data_dir, manifest, "val")[0]
+    _, _, rgb = next(records.read_examples(first_path))
+    np.testing.assert_array_equal(np.round(batches[0][1][0] * 255).astype(np.uint8), rgb[4:44, 4:44])
+    again = _batches(input_pipeline.make_dataset(data_dir, "val", 2, 40, training=False), 100)
+    for (_, a), (_, b) in zip(batches, again):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_clear_errors(data_dir, tmp_path):
+    with pytest.raises(records.DatasetError, match="no manifest"):
+        input_pipeline.make_dataset(str(tmp_path), "train", 2, 32)
+    with pytest.raises(records.DatasetError, match=f"image_size 64 is larger than the stored {STORED}"):
+        input_pipeline.make_dataset(data_dir, "train", 2, 64)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in os.listdir(data_dir):
+        os.symlink(os.path.join(data_dir, name), broken / name)
+    victim = records.read_manifest(data_dir)["splits"]["train"]["shards"][2]["file"]
+    (broken / victim).unlink()
+    with pytest.raises(records.DatasetError, match=f"{victim}: shard listed in the manifest is missing"):
+        input_pipeline.make_dataset(str(broken), "train", 2, 32)
+
+
+def test_damaged_record_is_traced_to_its_shard(data_dir, tmp_path):
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for name in os.listdir(data_dir):
+        shutil.copy(os.path.join(data_dir, name), damaged / name)
+    victim = records.read_manifest(data_dir)["splits"]["train"]["shards"][1]["file"]
+    data = bytearray((damaged / victim).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (damaged / victim).write_bytes(bytes(data))
+    dataset = input_pipeline.make_dataset(str(damaged), "train", 2, 32, seed=0)
+    with pytest.raises(tf.errors.DataLossError):
+        for _ in dataset.take(100):
+            pass
+    error = input_pipeline.name_damaged_shard(str(damaged), "train")
+    assert str(error).startswith(f"{damaged / victim}: sha256 ")
