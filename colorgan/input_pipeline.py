@@ -64,11 +64,14 @@ def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None,
         serialized = file_order.interleave(
             tf.data.TFRecordDataset, cycle_length=min(cycle_length, len(files)), block_length=1,
             num_parallel_calls=_AUTOTUNE, deterministic=deterministic or not by_file)
-        if not by_file:
-            serialized = serialized.shard(pipelines, pipeline_id)
         if training:
             serialized = serialized.shuffle(shuffle_buffer, seed=epoch_seed)
-        return serialized.enumerate().map(lambda index, record: (epoch, index, record))
+        indexed = serialized.enumerate()
+        if not by_file:
+            # Every pipeline reads the same seeded stream and keeps every P-th element, indexed (so augmented) as in
+            # that stream: a global batch then holds the same examples whatever the number of pipelines.
+            indexed = indexed.shard(pipelines, pipeline_id)
+        return indexed.map(lambda index, record: (epoch, index, record))
 
     def decode_batch(epochs, indices, serialized):
         """Parses a batch at once and decodes only the RGB images: gray is derived as their luma (bit-identical

@@ -1,0 +1,39 @@
+"""What `launch/train.py` runs once its flags are parsed: validate, pick the strategy, train; errors as one line."""
+
+import sys
+
+from colorgan import distribute
+
+
+def _fail(problems, code=2):
+    for problem in problems:
+        print(f"train: error: {problem}", file=sys.stderr)
+    return code
+
+
+def train_main(config):
+    """Returns the process exit code: 0 done, 1 training failed, 2 bad flags or environment."""
+    problems = config.validate()
+    if problems:
+        return _fail(problems)
+    try:
+        strategy = distribute.make_strategy(config.strategy, config.cpu_replicas, config.cluster)
+    except (ValueError, RuntimeError, KeyError) as e:
+        return _fail([f"--strategy={config.strategy}: {str(e).splitlines()[0]}"])
+    problems = config.validate(num_replicas=strategy.num_replicas_in_sync)
+    if problems:
+        return _fail(problems)
+    from colorgan import records, trainer  # noqa: PLC0415 - Keras models load only for a valid config.
+
+    print(f"train: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s), "
+          f"{distribute.cluster_description()}", file=sys.stderr, flush=True)
+    try:
+        final_step = trainer.Trainer(config, strategy, log=_log).train()
+    except (trainer.TrainingError, records.DatasetError) as e:
+        return _fail([str(e)], code=1)
+    _log(f"train: done at step {final_step}; checkpoints, samples and metrics in {config.model_dir}")
+    return 0
+
+
+def _log(message):
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,154 @@
+"""The trainer's settings: one dataclass, from which the absl flags are defined, validated and saved.
+
+Every flag is declared once, here, with its default and help. `launch/train.py` defines them, experiments are
+`--flagfile` configs in `launch/configs/`, and the resolved values are written to MODEL_DIR/flags.cfg, which is
+itself a valid `--flagfile`.
+"""
+
+import dataclasses
+import os
+
+from absl import flags
+
+from colorgan import distribute
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+ADVERSARIAL_LOSSES = ("non_saturating", "lsgan", "hinge")
+RECONSTRUCTION_LOSSES = ("l1", "mse")
+NORMS = ("batch", "instance", "none")
+
+
+def _field(default, help_text, choices=None):
+    return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    # Data and output.
+    data_dir: str = _field("", "Dataset directory made by data_prep/make_tfrecords.py (holds manifest.json).")
+    model_dir: str = _field("", "Checkpoints, flags.cfg, metrics.jsonl, TensorBoard logs and sample sheets.")
+    train_steps: int = _field(1000, "Total training steps (global batches) of the run, resumed runs included.")
+    batch_size: int = _field(16, "Global batch size, split evenly across all replicas of all workers.")
+    image_size: int = _field(150, "Training image side; at most the dataset's stored size (random crops).")
+    shuffle_buffer: int = _field(2048, "Records held by the input shuffle buffer of each input pipeline.")
+    # Models.
+    generator: str = _field("seed", "Generator name in colorgan.models (seed, unet, unet_rgb).")
+    discriminator: str = _field("seed", "Discriminator name in colorgan.models (seed, patchgan).")
+    base_width: int = _field(64, "U-Net / PatchGAN width of the first layer.")
+    depth: int = _field(0, "U-Net down-sampling steps (0: as many as the image size allows, at most 8).")
+    norm: str = _field("batch", "U-Net / PatchGAN normalisation.", NORMS)
+    dropout: float = _field(0.5, "U-Net dropout in its innermost decoder blocks (pix2pix's noise; 0: off).")
+    # Losses.
+    adversarial_loss: str = _field("non_saturating", "GAN loss.", ADVERSARIAL_LOSSES)
+    reconstruction_loss: str = _field("l1", "Pixel loss between generated and real targets.", RECONSTRUCTION_LOSSES)
+    reconstruction_weight: float = _field(100.0, "Weight of the pixel loss against the adversarial loss.")
+    noisy_labels: bool = _field(False, "The seed's one-sided noisy labels: real 0.9..1.0, fake 0..0.1.")
+    # Optimisation.
+    g_learning_rate: float = _field(2e-4, "Generator Adam learning rate.")
+    d_learning_rate: float = _field(2e-4, "Discriminator Adam learning rate.")
+    beta_1: float = _field(0.5, "Adam beta_1 of both optimizers.")
+    beta_2: float = _field(0.999, "Adam beta_2 of both optimizers.")
+    clip_norm: float = _field(0.0, "Clip each model's gradient to this global norm after the all-reduce (0: off).")
+    ema_decay: float = _field(0.0, "Exponential moving average of generator weights for eval/export (0: off).")
+    # Distribution and speed.
+    strategy: str = _field("auto", "auto: all GPUs or one device; mirrored; multi_worker; one_device.",
+                           distribute.STRATEGIES)
+    cpu_replicas: int = _field(0, "Split the CPU into this many logical devices (MirroredStrategy on CPU).")
+    cluster: str = _field("tf_config", "How multi_worker finds its peers: TF_CONFIG or Slurm.", distribute.CLUSTERS)
+    steps_per_loop: int = _field(1, "Training steps run inside one compiled call.")
+    xla: bool = _field(False, "Compile the step with XLA (jit_compile).")
+    precision: str = _field("float32", "Compute precision; mixed_float16 adds dynamic loss scaling.", PRECISIONS)
+    deterministic: bool = _field(False, "Op determinism, ordered input and fixed seeds: reproducible runs.")
+    seed: int = _field(0, "Seed of weights, input order, augmentation and noisy labels.")
+    # State, logs, pictures.
+    checkpoint_every: int = _field(500, "Save a checkpoint every this many steps (and at the end).")
+    keep_checkpoints: int = _field(3, "Checkpoints kept.")
+    max_nan_restores: int = _field(3, "Stop after this many restores from non-finite losses.")
+    log_every: int = _field(50, "Steps between metrics.jsonl training lines and progress lines.")
+    eval_every: int = _field(500, "Steps between evaluations on the val split (0: only at the end).")
+    eval_batches: int = _field(8, "Batches per evaluation (0: the whole val split).")
+    sample_rows: int = _field(8, "Rows (gray | generated | real) in each sample sheet.")
+
+    def validate(self, num_replicas=None):
+        """Every problem as one line naming its flag; empty when the config is usable."""
+        from colorgan import models  # noqa: PLC0415 - keeps flag definition free of Keras.
+
+        problems = []
+
+        def check(ok, message):
+            if not ok:
+                problems.append(message)
+
+        check(bool(self.data_dir), "--data_dir is required")
+        check(not self.data_dir or os.path.exists(os.path.join(self.data_dir, "manifest.json")),
+              f"--data_dir={self.data_dir}: no manifest.json (make it with data_prep/make_tfrecords.py)")
+        check(bool(self.model_dir), "--model_dir is required")
+        check(self.generator in models.GENERATORS,
+              f"--generator={self.generator}: unknown, expected one of {sorted(models.GENERATORS)}")
+        check(self.discriminator in models.DISCRIMINATORS,
+              f"--discriminator={self.discriminator}: unknown, expected one of {sorted(models.DISCRIMINATORS)}")
+        for name in ("train_steps", "batch_size", "image_size", "steps_per_loop", "checkpoint_every",
+                     "keep_checkpoints", "log_every", "shuffle_buffer", "sample_rows", "base_width"):
+            check(getattr(self, name) > 0, f"--{name}={getattr(self, name)}: must be > 0")
+        for name in ("g_learning_rate", "d_learning_rate"):
+            check(getattr(self, name) > 0, f"--{name}={getattr(self, name)}: must be > 0")
+        for name in ("reconstruction_weight", "clip_norm", "cpu_replicas", "depth", "max_nan_restores",
+                     "eval_every", "eval_batches"):
+            check(getattr(self, name) >= 0, f"--{name}={getattr(self, name)}: must be >= 0")
+        check(0 <= self.beta_1 < 1, f"--beta_1={self.beta_1}: must be in [0, 1)")
+        check(0 <= self.beta_2 < 1, f"--beta_2={self.beta_2}: must be in [0, 1)")
+        check(0 <= self.ema_decay < 1, f"--ema_decay={self.ema_decay}: must be in [0, 1)")
+        check(0 <= self.dropout < 1, f"--dropout={self.dropout}: must be in [0, 1)")
+        for field in dataclasses.fields(self):
+            choices = field.metadata["choices"]
+            value = getattr(self, field.name)
+            check(choices is None or value in choices, f"--{field.name}={value}: expected one of {choices}")
+        if num_replicas:
+            check(self.batch_size % num_replicas == 0,
+                  f"--batch_size={self.batch_size}: not divisible by the {num_replicas} replicas")
+        check(not (self.precision == "mixed_float16" and self.clip_norm > 0),
+              "--clip_norm with --precision=mixed_float16: loss-scaled gradients cannot be clipped across "
+              "replicas here; use mixed_bfloat16 (no loss scaling) or --clip_norm=0")
+        return problems
+
+
+FIELDS = {field.name: field for field in dataclasses.fields(TrainConfig)}
+
+
+def define_flags(flag_values=flags.FLAGS):
+    """Defines one absl flag per TrainConfig field, with the dataclass's default and help."""
+    for name, field in FIELDS.items():
+        help_text, choices = field.metadata["help"], field.metadata["choices"]
+        if choices:
+            flags.DEFINE_enum(name, field.default, choices, help_text, flag_values=flag_values)
+        elif field.type in (bool, "bool"):
+            flags.DEFINE_bool(name, field.default, help_text, flag_values=flag_values)
+        elif field.type in (int, "int"):
+            flags.DEFINE_integer(name, field.default, help_text, flag_values=flag_values)
+        elif field.type in (float, "float"):
+            flags.DEFINE_float(name, field.default, help_text, flag_values=flag_values)
+        else:
+            flags.DEFINE_string(name, field.default, help_text, flag_values=flag_values)
+
+
+def from_flags(flag_values=flags.FLAGS):
+    return TrainConfig(**{name: flag_values[name].value for name in FIELDS})
+
+
+def to_flagfile_text(config):
+    """A `--flagfile` that reproduces the config exactly (booleans as --name / --noname)."""
+    lines = []
+    for name in FIELDS:
+        value = getattr(config, name)
+        if isinstance(value, bool):
+            lines.append(f"--{name}" if value else f"--no{name}")
+        else:
+            lines.append(f"--{name}={value!r}" if isinstance(value, float) else f"--{name}={value}")
+    return "\n".join(lines) + "\n"
+
+
+def write_flagfile(config, path):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(to_flagfile_text(config))
+    os.replace(tmp, path)

@@ -1,0 +1,31 @@
+"""Trains a ColorGAN model on one device, all GPUs of a host, or many hosts.
+
+  python launch/train.py --flagfile=launch/configs/smoke.cfg --data_dir=demo_out/data --model_dir=runs/smoke
+
+Flags (defined once in colorgan/train_config.py) are validated before anything starts; a restarted run with the
+same --model_dir resumes from its last checkpoint. The resolved flags are saved as MODEL_DIR/flags.cfg.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from colorgan import train_config  # noqa: E402 - after the log level, before flags are parsed.
+
+train_config.define_flags()
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from colorgan import launcher  # noqa: PLC0415 - TensorFlow loads only once the flags are known good.
+
+    return launcher.train_main(train_config.from_flags(flags.FLAGS))
+
+
+if __name__ == "__main__":
+    sys.exit(app.run(main))

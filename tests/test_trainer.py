@@ -1,0 +1,204 @@
+"""Tests of the trainer as users run it: real strategies, real processes, checkpoints compared weight by weight.
+
+Runs that need their own device setup (CPU split into replicas, op determinism, signals) are separate processes of
+launch/train.py; the NaN guard is tested in process, with a poisoned batch injected into the real input pipeline.
+"""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import flags
+
+from colorgan import conversion
+from colorgan import input_pipeline
+from colorgan import train_config
+from colorgan import trainer
+from conftest import REPO_ROOT, run_script
+
+SCRIPT = "launch/train.py"
+TINY_UNET = ["--generator=unet", "--discriminator=patchgan", "--image_size=32", "--base_width=4", "--depth=3",
+             "--norm=none", "--dropout=0", "--batch_size=4", "--log_every=1", "--eval_every=0", "--checkpoint_every=2",
+             "--shuffle_buffer=64", "--deterministic", "--seed=3"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(photo_dir, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("train_data"))
+    conversion.run(conversion.ConversionConfig(output_dir=out, input_dirs=(photo_dir,), image_size=40,
+                                               num_workers=1, min_shards=4, val_fraction=0.25), log=lambda _: None)
+    return out
+
+
+def _train(data_dir, model_dir, *args, check=True):
+    return run_script(SCRIPT, f"--data_dir={data_dir}", f"--model_dir={model_dir}", *args, check=check)
+
+
+def _weights(model_dir):
+    """{variable name: value} of every variable in the latest checkpoint: weights, optimizer moments, counters.
+
+    (A variable is named by its first path in the object graph, so trainable weights appear under the optimizers'
+    `_trainable_variables`; batch-norm statistics and the EMA weights under the models.)"""
+    reader = tf.train.load_checkpoint(str(model_dir))
+    names = [n for n, _ in tf.train.list_variables(str(model_dir)) if n not in ("_CHECKPOINTABLE_OBJECT_GRAPH",)
+             and not n.startswith("save_counter")]
+    assert sum("_trainable_variables" in n for n in names) > 10
+    return {n: reader.get_tensor(n) for n in names}
+
+
+def _step(model_dir):
+    reader = tf.train.load_checkpoint(str(model_dir))
+    return int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def _assert_same_weights(a, b, atol):
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], atol=atol, rtol=0, err_msg=name)
+
+
+def test_two_cpu_replicas_give_the_weights_of_one(data_dir, tmp_path):
+    """Same global batch and data: the mirrored all-reduce must reproduce the single-device step (float32
+    summation order differs, hence the tolerance)."""
+    _train(data_dir, tmp_path / "one", *TINY_UNET, "--train_steps=3", "--strategy=one_device")
+    _train(data_dir, tmp_path / "two", *TINY_UNET, "--train_steps=3", "--strategy=mirrored", "--cpu_replicas=2")
+    assert _step(tmp_path / "one") == _step(tmp_path / "two") == 3
+    _assert_same_weights(_weights(tmp_path / "one"), _weights(tmp_path / "two"), atol=2e-5)
+
+
+def test_resumed_run_equals_an_uninterrupted_one(data_dir, tmp_path):
+    _train(data_dir, tmp_path / "straight", *TINY_UNET, "--train_steps=4")
+    _train(data_dir, tmp_path / "resumed", *TINY_UNET, "--train_steps=2")
+    result = _train(data_dir, tmp_path / "resumed", *TINY_UNET, "--train_steps=4")
+    assert "restored" in result.stderr and "at step 2" in result.stderr
+    assert _step(tmp_path / "resumed") == 4
+    _assert_same_weights(_weights(tmp_path / "straight"), _weights(tmp_path / "resumed"), atol=0)
+    lines = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines if line["kind"] == "train"] == [1, 2, 3, 4]
+
+
+def test_flags_file_is_saved_and_reruns_the_same_config(data_dir, tmp_path):
+    _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=1")
+    saved = tmp_path / trainer.FLAGFILE_NAME
+    values = flags.FlagValues()
+    train_config.define_flags(values)
+    values(["prog", f"--flagfile={saved}"])
+    config = train_config.from_flags(values)
+    assert (config.generator, config.image_size, config.train_steps, config.data_dir) == (
+        "unet", 32, 1, data_dir)
+
+
+def test_sigterm_mid_run_leaves_a_restorable_checkpoint(data_dir, tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(REPO_ROOT, SCRIPT), f"--data_dir={data_dir}", f"--model_dir={tmp_path}",
+         *TINY_UNET, "--train_steps=100000", "--checkpoint_every=100000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "metrics.jsonl"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-2000:]
+    assert "stop requested (SIGTERM)" in stderr
+    stopped_at = _step(tmp_path)
+    assert 3 <= stopped_at < 100000
+    result = _train(data_dir, tmp_path, *TINY_UNET, f"--train_steps={stopped_at + 1}")
+    assert f"at step {stopped_at}" in result.stderr and _step(tmp_path) == stopped_at + 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--generator=resnet"], "train: error: --generator=resnet: unknown"),
+    (["--batch_size=0"], "train: error: --batch_size=0: must be > 0"),
+    (["--g_learning_rate=-0.1"], "train: error: --g_learning_rate=-0.1: must be > 0"),
+    (["--batch_size=3", "--strategy=mirrored", "--cpu_replicas=2"],
+     "train: error: --batch_size=3: not divisible by the 2 replicas"),
+])
+def test_bad_flags_are_one_line_and_exit_2(data_dir, tmp_path, args, message):
+    result = _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=1", *args, check=False)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "checkpoint").exists()
+
+
+def test_missing_data_dir_is_one_line(tmp_path):
+    result = run_script(SCRIPT, f"--data_dir={tmp_path / 'nope'}", f"--model_dir={tmp_path / 'm'}")
+    assert result.returncode == 2
+    assert f"train: error: --data_dir={tmp_path / 'nope'}: no manifest.json" in result.stderr
+
+
+def _config(data_dir, model_dir, **overrides):
+    base = train_config.TrainConfig(
+        data_dir=data_dir, model_dir=str(model_dir), generator="unet", discriminator="patchgan", image_size=32,
+        base_width=4, depth=3, norm="none", batch_size=4, log_every=1, eval_every=0, checkpoint_every=2,
+        shuffle_buffer=64, strategy="one_device", seed=5)
+    return dataclasses.replace(base, **overrides)
+
+
+def test_a_poisoned_batch_is_skipped_and_counted(data_dir, tmp_path, monkeypatch):
+    poisoned_position = 3  # the 4th global batch
+    real_make_dataset = input_pipeline.make_dataset
+
+    def make_dataset(*args, start_step=0, training=True, **kwargs):
+        dataset = real_make_dataset(*args, start_step=start_step, training=training, **kwargs)
+        if not training:
+            return dataset
+
+        def poison(position, batch):
+            inputs, targets = batch
+            bad = tf.equal(position + start_step, poisoned_position)
+            return inputs, tf.where(bad, tf.fill(tf.shape(targets), np.float32("nan")), targets)
+
+        return dataset.enumerate().map(poison)
+
+    monkeypatch.setattr(input_pipeline, "make_dataset", make_dataset)
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    logs = []
+    run = trainer.Trainer(_config(data_dir, tmp_path, train_steps=6), strategy, log=logs.append)
+    assert run.train() == 6
+    assert int(run.nan_restores.numpy()) == 1
+    # Batch 3 poisoned step 4: the run went back to the checkpoint of step 2 and continued from batch 4, so steps
+    # 3..6 took batches 4..7 (batch 2's step was rolled back with it, batch 3 was skipped).
+    assert int(run.batches_consumed.numpy()) == 8
+    assert all(np.isfinite(w).all() for w in trainer.numpy_weights(run.generator))
+    assert any("non-finite" in line for line in logs)
+
+
+def test_too_many_non_finite_batches_stop_with_a_clear_error(data_dir, tmp_path, monkeypatch):
+    real_make_dataset = input_pipeline.make_dataset
+
+    def always_nan(*args, training=True, **kwargs):
+        dataset = real_make_dataset(*args, training=training, **kwargs)
+        if not training:
+            return dataset
+        return dataset.map(lambda inputs, targets: (inputs, targets * np.float32("nan")))
+
+    monkeypatch.setattr(input_pipeline, "make_dataset", always_nan)
+    run = trainer.Trainer(_config(data_dir, tmp_path, train_steps=5, max_nan_restores=2),
+                          tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+    with pytest.raises(trainer.TrainingError, match=r"stopping after 2 restores \(--max_nan_restores\)"):
+        run.train()
+    assert int(run.step.numpy()) == 0
+
+
+def test_seed_models_build_and_step_at_a_small_size(photo_dir, tmp_path):
+    seed_data = str(tmp_path / "data96")
+    conversion.run(conversion.ConversionConfig(output_dir=seed_data, input_dirs=(photo_dir,), image_size=96,
+                                               num_workers=1, min_shards=2), log=lambda _: None)
+    config = _config(seed_data, tmp_path / "model", generator="seed", discriminator="seed", image_size=96,
+                     batch_size=2, train_steps=2, noisy_labels=True, reconstruction_loss="mse", clip_norm=1.0)
+    run = trainer.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+    before = trainer.numpy_weights(run.generator)
+    assert run.train() == 2
+    after = trainer.numpy_weights(run.generator)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+    assert all(np.isfinite(w).all() for w in after)
