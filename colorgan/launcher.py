@@ -2,6 +2,8 @@
 
 import sys
 
+from absl import logging
+
 from colorgan import distribute
 
 
@@ -24,6 +26,9 @@ def train_main(config):
     if problems:
         return _fail(problems)
     from colorgan import records, trainer  # noqa: PLC0415 - Keras models load only for a valid config.
+
+    # tf.distribute logs every collective at INFO; keep the run's own lines readable.
+    logging.set_verbosity(logging.WARNING)
 
     print(f"train: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s), "
           f"{distribute.cluster_description()}", file=sys.stderr, flush=True)

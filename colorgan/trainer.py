@@ -234,9 +234,12 @@ class Trainer:
         collective), as PreemptionCheckpointHandler would, but under every strategy."""
         if distribute.num_workers(self.strategy) == 1:
             return self._stop_requested
-        flag = tf.constant(1.0 if self._stop_requested else 0.0)
-        votes = self.strategy.run(lambda: tf.identity(flag))
-        return float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)) > 0.0
+        return float(self._count_stop_votes(tf.constant(1.0 if self._stop_requested else 0.0))) > 0.0
+
+    @tf.function
+    def _count_stop_votes(self, vote):
+        votes = self.strategy.run(tf.identity, args=(vote,))
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)
 
     def _save(self, step):
         """A checkpoint at `step` (all workers take part; only the chief's lands in model_dir)."""

@@ -1,0 +1,52 @@
+"""Runs a multi-worker TensorFlow job on this machine: N worker processes on 127.0.0.1, each with its TF_CONFIG.
+
+  python launch/local_cluster.py --num_workers=2 --restarts=1 -- --strategy=multi_worker \\
+      --flagfile=launch/configs/smoke.cfg --data_dir=demo_out/data --model_dir=runs/local2
+
+Everything after `--` goes to the program (launch/train.py unless --program says otherwise) unchanged. Each line the
+workers print comes out prefixed `[worker i] `. One failed worker stops the job; with --restarts it starts again on
+fresh ports and the trainer resumes from its last checkpoint. Ctrl-C or SIGTERM reaches the workers as SIGTERM, so
+they checkpoint before they exit.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+from colorgan import local_cluster
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_NUM_WORKERS = flags.DEFINE_integer("num_workers", 2, "Worker processes in the job.")
+_RESTARTS = flags.DEFINE_integer("restarts", 0, "Times the whole job is started again after a worker fails.")
+_PROGRAM = flags.DEFINE_string("program", os.path.join(REPO_ROOT, "launch", "train.py"),
+                               "Python program each worker runs (default: launch/train.py of this repository).")
+_GRACE_S = flags.DEFINE_float("grace_s", 10.0, "Seconds workers get to exit after SIGTERM before SIGKILL.")
+
+
+def _problems():
+    checks = [
+        (_NUM_WORKERS.value >= 1, f"--num_workers={_NUM_WORKERS.value}: must be >= 1"),
+        (_RESTARTS.value >= 0, f"--restarts={_RESTARTS.value}: must be >= 0"),
+        (_GRACE_S.value >= 0, f"--grace_s={_GRACE_S.value}: must be >= 0"),
+        (os.path.isfile(_PROGRAM.value), f"--program={_PROGRAM.value}: no such file"),
+    ]
+    return [message for ok, message in checks if not ok]
+
+
+def main(argv):
+    # absl stops parsing flags at the first `--`, drops it, and passes what follows to main() untouched (after any
+    # positional arguments given before it, which go to the program as well).
+    problems = _problems()
+    for problem in problems:
+        print(f"local_cluster: error: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    return local_cluster.run_local_cluster(_NUM_WORKERS.value, _PROGRAM.value, argv[1:], restarts=_RESTARTS.value,
+                                           grace_s=_GRACE_S.value)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,254 @@
+"""Tests of colorgan/local_cluster.py and launch/local_cluster.py with real worker processes on 127.0.0.1."""
+
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from colorgan import local_cluster
+from conftest import REPO_ROOT
+from conftest import run_script
+
+SCRIPT = "launch/local_cluster.py"
+
+# A stand-in for the trainer, without TensorFlow: reports its TF_CONFIG and arguments, then runs its arguments as
+# steps `action:target[:value]`, where target is a worker index or "all".
+FAKE_WORKER = r'''
+import json, os, signal, sys, time
+
+config = json.loads(os.environ["TF_CONFIG"])
+index = config["task"]["index"]
+print(f"index={index} cluster={','.join(config['cluster']['worker'])} args={json.dumps(sys.argv[1:])}")
+for step in sys.argv[1:]:
+    action, target, value = (step.split(":", 2) + ["", ""])[:3]
+    if target not in ("all", str(index)):
+        continue
+    if action == "lines":
+        for k in range(int(value)):
+            print(f"line {index} {k} " + "x" * 500)
+    elif action == "exit":
+        sys.exit(int(value))
+    elif action == "kill_self":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "ignore_term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    elif action == "exit_on_term":
+        signal.signal(signal.SIGTERM, lambda *_: (print("got SIGTERM"), sys.exit(0)))
+    elif action == "touch":
+        open(value, "w").close()
+    elif action == "wait_for":
+        while not os.path.exists(value):
+            time.sleep(0.01)
+    elif action == "count_run":
+        with open(os.path.join(value, f"runs-{index}"), "a") as f:
+            f.write("run\n")
+    elif action == "fail_first_run":
+        with open(os.path.join(value, f"runs-{index}")) as f:
+            if len(f.readlines()) == 1:
+                sys.exit(3)
+    elif action == "hang":
+        print("hanging")
+        time.sleep(60)
+'''
+
+# The one real TensorFlow check: two workers agree on a cluster and all-reduce across it.
+TF_WORKER = r'''
+import tensorflow as tf
+
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+print(f"sum={float(total)}")
+'''
+
+LINE = re.compile(r"\[worker (\d+)\] (.*)")
+
+
+@pytest.fixture
+def fake_worker(tmp_path):
+    path = tmp_path / "fake_worker.py"
+    path.write_text(FAKE_WORKER)
+    return str(path)
+
+
+def _run(fake_worker, num_workers, *steps, **kwargs):
+    """Runs the fake worker in process; returns (exit status, output lines, seconds taken)."""
+    out = io.StringIO()
+    start = time.monotonic()
+    code = local_cluster.run_local_cluster(num_workers, fake_worker, steps, out=out, **kwargs)
+    return code, out.getvalue().splitlines(), time.monotonic() - start
+
+
+def _reports(lines):
+    """{worker index from the prefix: (index from TF_CONFIG, cluster, program arguments)} from the fake's first line."""
+    reports = {}
+    for line in lines:
+        match = LINE.fullmatch(line)
+        if match and match[2].startswith("index="):
+            fields = dict(field.split("=", 1) for field in match[2].split(" ", 2))
+            reports[int(match[1])] = (int(fields["index"]), fields["cluster"].split(","), json.loads(fields["args"]))
+    return reports
+
+
+def test_free_ports_are_distinct():
+    ports = local_cluster.free_ports(8)
+    assert len(set(ports)) == 8 and all(0 < port < 65536 for port in ports)
+
+
+def test_tf_config_names_every_worker_and_this_task():
+    assert json.loads(local_cluster.tf_config([1234, 5678], 1)) == {
+        "cluster": {"worker": ["127.0.0.1:1234", "127.0.0.1:5678"]}, "task": {"type": "worker", "index": 1}}
+
+
+def test_workers_share_one_cluster_and_each_line_is_prefixed(fake_worker):
+    code, lines, _ = _run(fake_worker, 3, "lines:all:300")
+    assert code == 0
+    reports = _reports(lines)
+    assert sorted(reports) == [0, 1, 2]
+    assert all(index == prefix for prefix, (index, _, _) in reports.items())
+    cluster = reports[0][1]
+    assert all(report[1] == cluster for report in reports.values())
+    assert len(set(cluster)) == 3 and all(re.fullmatch(r"127\.0\.0\.1:\d+", address) for address in cluster)
+    # 3 x 300 long lines written at once: every line arrives whole, under its own worker's prefix.
+    counts = {0: 0, 1: 0, 2: 0}
+    for line in lines:
+        prefix, text = LINE.fullmatch(line).groups()
+        if text.startswith("line "):
+            assert re.fullmatch(rf"line {prefix} \d+ x{{500}}", text)
+            counts[int(prefix)] += 1
+    assert counts == {0: 300, 1: 300, 2: 300}
+
+
+def test_a_failed_worker_stops_the_job(fake_worker):
+    code, lines, seconds = _run(fake_worker, 2, "hang:0", "exit:1:3")
+    assert code == 3
+    assert seconds < 15  # Worker 0 would hang for 60 s: it was terminated.
+    assert lines[-1] == "local_cluster: worker 1 exited with code 3; the job failed"
+
+
+def test_a_worker_that_ignores_sigterm_is_killed_after_the_grace_period(fake_worker, tmp_path):
+    ready = tmp_path / "ready"
+    code, lines, seconds = _run(fake_worker, 2, "ignore_term:0", f"touch:0:{ready}", "hang:0",
+                                f"wait_for:1:{ready}", "exit:1:3", grace_s=0.5)
+    assert code == 3
+    assert 0.5 <= seconds < 15
+    assert "local_cluster: worker 0 still running 0.5 s after SIGTERM; sending SIGKILL" in lines
+
+
+def test_a_worker_killed_by_a_signal_fails_the_job(fake_worker):
+    code, lines, _ = _run(fake_worker, 2, "kill_self:1", "hang:0")
+    assert code == 128 + signal.SIGKILL
+    assert lines[-1] == "local_cluster: worker 1 was killed by signal 9 (SIGKILL); the job failed"
+
+
+def test_restart_after_one_failure_succeeds(fake_worker, tmp_path):
+    code, lines, _ = _run(fake_worker, 2, f"count_run:all:{tmp_path}", f"fail_first_run:1:{tmp_path}", restarts=1)
+    assert code == 0
+    assert (tmp_path / "runs-1").read_text().count("run") == 2
+    assert [line for line in lines if line.startswith("local_cluster:")] == [
+        "local_cluster: worker 1 exited with code 3; restarting the job (1 of 1)"]
+
+
+def test_restarts_run_out(fake_worker, tmp_path):
+    code, lines, _ = _run(fake_worker, 2, f"count_run:1:{tmp_path}", "exit:1:4", restarts=2)
+    assert code == 4
+    assert (tmp_path / "runs-1").read_text().count("run") == 3
+    assert [line for line in lines if line.startswith("local_cluster:")] == [
+        "local_cluster: worker 1 exited with code 4; restarting the job (1 of 2)",
+        "local_cluster: worker 1 exited with code 4; restarting the job (2 of 2)",
+        "local_cluster: worker 1 exited with code 4; no restarts left, the job failed"]
+
+
+def test_cli_forwards_everything_after_the_double_dash(fake_worker):
+    result = run_script(SCRIPT, "--num_workers=2", f"--program={fake_worker}", "--", "--flagfile=x.cfg", "--",
+                        "tail", timeout=60, check=True)
+    reports = _reports(result.stdout.splitlines())
+    assert {prefix: args for prefix, (_, _, args) in reports.items()} == {
+        0: ["--flagfile=x.cfg", "--", "tail"], 1: ["--flagfile=x.cfg", "--", "tail"]}
+
+
+@pytest.mark.parametrize("flag, error", [
+    ("--num_workers=0", "local_cluster: error: --num_workers=0: must be >= 1"),
+    ("--restarts=-1", "local_cluster: error: --restarts=-1: must be >= 0"),
+    ("--program=/no/such.py", "local_cluster: error: --program=/no/such.py: no such file"),
+])
+def test_cli_bad_flag_is_one_line(flag, error):
+    result = run_script(SCRIPT, flag, "--", "x", timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [error]
+    assert result.stdout == ""
+
+
+def test_cli_sigint_reaches_the_workers_as_sigterm(fake_worker):
+    launcher = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, SCRIPT), "--num_workers=2",
+                                 f"--program={fake_worker}", "--", "exit_on_term:all", "hang:all"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        hanging = 0
+        while hanging < 2:  # Both workers have their SIGTERM handler once they say they hang.
+            line = launcher.stdout.readline()
+            assert line, "the launcher ended before its workers were ready"
+            hanging += line.endswith("] hanging\n")
+        launcher.send_signal(signal.SIGINT)
+        rest = launcher.stdout.read().splitlines()
+        assert launcher.wait(timeout=30) == 128 + signal.SIGINT
+    finally:
+        launcher.kill()
+        launcher.wait()
+    assert "local_cluster: got SIGINT; sending SIGTERM to the workers" in rest
+    assert sorted(line for line in rest if line.endswith("got SIGTERM")) == [
+        "[worker 0] got SIGTERM", "[worker 1] got SIGTERM"]
+
+
+def test_two_tensorflow_workers_all_reduce_across_the_cluster(tmp_path):
+    program = tmp_path / "all_reduce.py"
+    program.write_text(TF_WORKER)
+    result = run_script(SCRIPT, "--num_workers=2", f"--program={program}", timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]
+    lines = result.stdout.splitlines()
+    assert "[worker 0] sum=2.0" in lines and "[worker 1] sum=2.0" in lines
+
+
+def test_two_worker_training_equals_one_process_with_the_same_global_batch(photo_dir, tmp_path):
+    """launch/local_cluster.py + launch/train.py --strategy=multi_worker: two real worker processes, one replica
+    each, all-reducing over 127.0.0.1. One train shard, so both workers read the same seeded stream and each keeps
+    every other example: every global batch holds the same examples as the single process's."""
+    import numpy as np
+    import tensorflow as tf
+
+    from colorgan import conversion
+
+    data_dir = str(tmp_path / "data")
+    conversion.run(conversion.ConversionConfig(output_dir=data_dir, input_dirs=(photo_dir,), image_size=40,
+                                               num_workers=1, num_shards=1, val_fraction=0.25), log=lambda _: None)
+    train_flags = [f"--data_dir={data_dir}", "--generator=unet", "--discriminator=patchgan", "--image_size=32",
+                   "--base_width=4", "--depth=3", "--norm=none", "--dropout=0", "--batch_size=4", "--train_steps=3",
+                   "--log_every=1", "--eval_every=0", "--checkpoint_every=2", "--shuffle_buffer=64",
+                   "--deterministic", "--seed=3"]
+    cluster = run_script(SCRIPT, "--num_workers=2", "--", "--strategy=multi_worker",
+                         f"--model_dir={tmp_path / 'cluster'}", *train_flags, timeout=600)
+    assert cluster.returncode == 0, cluster.stdout[-3000:]
+    assert "[worker 0] train: CollectiveAllReduceStrategy with 2 replica(s), task worker 0 of 2 workers" in (
+        cluster.stdout)
+    run_script("launch/train.py", "--strategy=one_device", f"--model_dir={tmp_path / 'single'}", *train_flags,
+               check=True)
+
+    def variables(model_dir):
+        reader = tf.train.load_checkpoint(str(model_dir))
+        return {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(str(model_dir))
+                if name not in ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE")}
+
+    cluster_vars, single_vars = variables(tmp_path / "cluster"), variables(tmp_path / "single")
+    assert cluster_vars.keys() == single_vars.keys()
+    assert int(cluster_vars["step/.ATTRIBUTES/VARIABLE_VALUE"]) == 3
+    for name in cluster_vars:  # float32 sums in another order: the same tolerance as 1 vs 2 local replicas
+        np.testing.assert_allclose(cluster_vars[name], single_vars[name], atol=2e-5, rtol=0, err_msg=name)
+    # Only the chief wrote the run's files; the other worker's temporary checkpoint directory is gone.
+    assert not list((tmp_path / "cluster").glob("workers_tmp/*"))
+    lines = [json.loads(line) for line in (tmp_path / "cluster" / "metrics.jsonl").read_text().splitlines()]
+    assert [(line["kind"], line["step"]) for line in lines] == [("train", 1), ("train", 2), ("train", 3), ("eval", 3)]
