@@ -51,6 +51,10 @@ class Trainer:
         self.per_replica_batch = config.batch_size // self.num_replicas
         keras.mixed_precision.set_global_policy(config.precision)
         keras.utils.set_random_seed(config.seed)
+        # Every random op here has its own seed (Keras's seed generators, the input pipeline, the label noise). TF's
+        # global seed is left unset: with it at 0, tf.data's shuffle fails on a tensor seed, as random_seed.get_seed
+        # then compares (0, tensor) == (0, 0).
+        tf.random.set_seed(None)
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
         hparams = dict(base_width=config.base_width, depth=config.depth, norm=config.norm, dropout=config.dropout)

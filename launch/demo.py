@@ -1,4 +1,4 @@
-"""The small end-to-end demo on CPU: bundled photos -> TFRecords -> verified dataset -> preview sheet.
+"""The small end-to-end demo on CPU: bundled photos -> verified TFRecords -> a few minutes of training -> pictures.
 
   python launch/demo.py --workdir=demo_out
 """
@@ -10,8 +10,11 @@ from absl import flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-_WORKDIR = flags.DEFINE_string("workdir", "demo_out", "Where the demo writes photos, dataset and pictures.")
+_WORKDIR = flags.DEFINE_string("workdir", "demo_out", "Where the demo writes photos, dataset, run and pictures.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 150, "Side of the stored images.", lower_bound=8)
+_CONFIG = flags.DEFINE_string("config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs",
+                                                     "smoke.cfg"), "Training flagfile ('' to skip training).")
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 0, "Override the config's --train_steps (0: keep it).")
 
 
 def main(argv):
@@ -19,7 +22,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from colorgan import demo  # noqa: PLC0415 - data-prep workers re-import this script; keep it light.
 
-    demo.run(_WORKDIR.value, image_size=_IMAGE_SIZE.value)
+    demo.run(_WORKDIR.value, image_size=_IMAGE_SIZE.value, train_flagfile=_CONFIG.value,
+             train_steps=_TRAIN_STEPS.value or None)
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ def _config(data_dir, model_dir, **overrides):
     base = train_config.TrainConfig(
         data_dir=data_dir, model_dir=str(model_dir), generator="unet", discriminator="patchgan", image_size=32,
         base_width=4, depth=3, norm="none", batch_size=4, log_every=1, eval_every=0, checkpoint_every=2,
-        shuffle_buffer=64, strategy="one_device", seed=5)
+        shuffle_buffer=64, strategy="one_device", seed=0)  # 0: TF's global seed at 0 once broke tf.data's seeded shuffle
     return dataclasses.replace(base, **overrides)
 
 

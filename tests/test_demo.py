@@ -1,0 +1,26 @@
+"""Tests of the README's first command, launch/demo.py: dataset, preview, a short training run and its pictures."""
+
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+from conftest import run_script
+
+
+def test_demo_builds_data_trains_and_draws(tmp_path):
+    result = run_script("launch/demo.py", f"--workdir={tmp_path}", "--train_steps=20", timeout=600, check=True)
+    assert (tmp_path / "data" / "manifest.json").exists()
+    preview = np.asarray(Image.open(tmp_path / "preview.png"))
+    assert preview.shape[0] > 150 and preview.std() > 10
+    run = tmp_path / "run"
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert max(line["step"] for line in lines if line["kind"] == "train") == 20
+    assert any(line["kind"] == "eval" and line["step"] == 20 for line in lines)
+    sheets = sorted(os.listdir(run / "samples"))
+    assert sheets[0] == "step_0000000.png" and sheets[-1] == "step_0000020.png"
+    sheet = np.asarray(Image.open(run / "samples" / sheets[-1]))
+    assert sheet.shape[1] > 3 * 64 and sheet.std() > 10
+    assert Image.open(run / "loss_curves.png").size[0] > 400
+    assert f"sample sheets (gray | generated | real) in {run / 'samples'}" in result.stderr + result.stdout
