@@ -119,16 +119,19 @@ def examples_per_pipeline(data_dir, split, input_context=None):
     return len(range(pipeline_id, sum(counts), pipelines))
 
 
-def name_damaged_shard(data_dir, split):
-    """After a DataLossError (whose message names no file): the shard that fails its checks, as a DatasetError."""
+def name_damaged_shard(data_dir, *splits):
+    """After a DataLossError (whose message names no file): the first shard of `splits` that fails its checks, as a
+    DatasetError to raise."""
     from colorgan import verify  # noqa: PLC0415 - only needed on this rare path.
 
     manifest = records.read_manifest(data_dir)
-    for shard in manifest["splits"][split]["shards"]:
-        _, problems = verify.verify_shard(data_dir, manifest, shard)
-        if problems:
-            return records.DatasetError(f"{os.path.join(data_dir, shard['file'])}: {problems[0]}")
-    return records.DatasetError(f"{data_dir}: a record failed to read, but every {split} shard verifies now")
+    for split in splits:
+        for shard in manifest["splits"][split]["shards"]:
+            _, problems = verify.verify_shard(data_dir, manifest, shard)
+            if problems:
+                return records.DatasetError(f"{os.path.join(data_dir, shard['file'])}: {problems[0]}")
+    return records.DatasetError(f"{data_dir}: a record failed to read, but every {'/'.join(splits)} shard verifies "
+                                f"now")
 
 
 def _shard_files(data_dir, manifest, split):

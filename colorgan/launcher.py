@@ -5,6 +5,8 @@ import sys
 from absl import logging
 
 from colorgan import distribute
+from colorgan import records
+from colorgan import trainer
 
 
 def _fail(problems, code=2):
@@ -25,15 +27,18 @@ def train_main(config):
     problems = config.validate(num_replicas=strategy.num_replicas_in_sync)
     if problems:
         return _fail(problems)
-    from colorgan import records, trainer  # noqa: PLC0415 - Keras models load only for a valid config.
-
     # tf.distribute logs every collective at INFO; keep the run's own lines readable.
     logging.set_verbosity(logging.WARNING)
 
     print(f"train: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s), "
           f"{distribute.cluster_description()}", file=sys.stderr, flush=True)
     try:
-        final_step = trainer.Trainer(config, strategy, log=_log).train()
+        run = trainer.Trainer(config, strategy, log=_log)
+    except ValueError as e:  # a model that cannot be built at this size, depth or colour space
+        return _fail([f"--generator={config.generator} --discriminator={config.discriminator} "
+                      f"--image_size={config.image_size}: {e}"])
+    try:
+        final_step = run.train()
     except (trainer.TrainingError, records.DatasetError) as e:
         return _fail([str(e)], code=1)
     _log(f"train: done at step {final_step}; checkpoints, samples and metrics in {config.model_dir}")

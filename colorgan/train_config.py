@@ -11,11 +11,10 @@ import os
 from absl import flags
 
 from colorgan import distribute
+from colorgan import losses
+from colorgan import models
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-ADVERSARIAL_LOSSES = ("non_saturating", "lsgan", "hinge")
-RECONSTRUCTION_LOSSES = ("l1", "mse")
-NORMS = ("batch", "instance", "none")
 
 
 def _field(default, help_text, choices=None):
@@ -36,11 +35,12 @@ class TrainConfig:
     discriminator: str = _field("seed", "Discriminator name in colorgan.models (seed, patchgan).")
     base_width: int = _field(64, "U-Net / PatchGAN width of the first layer.")
     depth: int = _field(0, "U-Net down-sampling steps (0: as many as the image size allows, at most 8).")
-    norm: str = _field("batch", "U-Net / PatchGAN normalisation.", NORMS)
+    norm: str = _field("batch", "U-Net / PatchGAN normalisation.", models.NORMS)
     dropout: float = _field(0.5, "U-Net dropout in its innermost decoder blocks (pix2pix's noise; 0: off).")
     # Losses.
-    adversarial_loss: str = _field("non_saturating", "GAN loss.", ADVERSARIAL_LOSSES)
-    reconstruction_loss: str = _field("l1", "Pixel loss between generated and real targets.", RECONSTRUCTION_LOSSES)
+    adversarial_loss: str = _field("non_saturating", "GAN loss.", losses.ADVERSARIAL_LOSSES)
+    reconstruction_loss: str = _field("l1", "Pixel loss between generated and real targets.",
+                                      losses.RECONSTRUCTION_LOSSES)
     reconstruction_weight: float = _field(100.0, "Weight of the pixel loss against the adversarial loss.")
     noisy_labels: bool = _field(False, "The seed's one-sided noisy labels: real 0.9..1.0, fake 0..0.1.")
     # Optimisation.
@@ -71,8 +71,6 @@ class TrainConfig:
 
     def validate(self, num_replicas=None):
         """Every problem as one line naming its flag; empty when the config is usable."""
-        from colorgan import models  # noqa: PLC0415 - keeps flag definition free of Keras.
-
         problems = []
 
         def check(ok, message):

@@ -263,6 +263,8 @@ class Trainer:
         previous_handler = signal.signal(signal.SIGTERM, self.request_stop) if _main_thread() else None
         try:
             return self._train(config)
+        except tf.errors.DataLossError:
+            raise input_pipeline.name_damaged_shard(config.data_dir, "train", "val") from None
         finally:
             if previous_handler is not None:
                 signal.signal(signal.SIGTERM, previous_handler)

@@ -14,7 +14,8 @@ from absl import flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from colorgan import train_config  # noqa: E402 - after the log level, before flags are parsed.
+from colorgan import launcher  # noqa: E402 - after the log level.
+from colorgan import train_config  # noqa: E402
 
 train_config.define_flags()
 
@@ -22,8 +23,6 @@ train_config.define_flags()
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from colorgan import launcher  # noqa: PLC0415 - TensorFlow loads only once the flags are known good.
-
     return launcher.train_main(train_config.from_flags(flags.FLAGS))
 
 

@@ -247,7 +247,7 @@ def test_two_worker_training_equals_one_process_with_the_same_global_batch(photo
     assert cluster_vars.keys() == single_vars.keys()
     assert int(cluster_vars["step/.ATTRIBUTES/VARIABLE_VALUE"]) == 3
     for name in cluster_vars:  # float32 sums in another order: the same tolerance as 1 vs 2 local replicas
-        np.testing.assert_allclose(cluster_vars[name], single_vars[name], atol=2e-5, rtol=0, err_msg=name)
+        np.testing.assert_allclose(cluster_vars[name], single_vars[name], atol=2e-5, rtol=1e-5, err_msg=name)
     # Only the chief wrote the run's files; the other worker's temporary checkpoint directory is gone.
     assert not list((tmp_path / "cluster").glob("workers_tmp/*"))
     lines = [json.loads(line) for line in (tmp_path / "cluster" / "metrics.jsonl").read_text().splitlines()]
