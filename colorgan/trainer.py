@@ -121,13 +121,13 @@ class Trainer:
             return self.discriminator([inputs, targets], training=training)
         return self.discriminator(targets, training=training)
 
-    def _step(self, inputs, targets):
+    def _step(self, inputs, targets, data_ready):
         """One GAN step over the global batch, in cross-replica context; returns (g_loss, d_loss, finite).
 
         A non-finite loss on any replica skips the update everywhere. The branch is taken in cross-replica context
         because Keras's optimizer.apply synchronises (merge_call), which a cond inside a replica may not hold."""
         g_loss, d_loss, non_finite, g_grads, d_grads = self.strategy.run(self._replica_gradients,
-                                                                         args=(inputs, targets))
+                                                                         args=(inputs, targets, data_ready))
         finite = self.strategy.reduce(tf.distribute.ReduceOp.SUM, non_finite, axis=None) < 0.5
 
         def apply():
@@ -138,8 +138,11 @@ class Trainer:
         return (self.strategy.reduce(tf.distribute.ReduceOp.SUM, g_loss, axis=None),
                 self.strategy.reduce(tf.distribute.ReduceOp.SUM, d_loss, axis=None), finite)
 
-    def _replica_gradients(self, inputs, targets):
-        """This replica's losses (its share of the global mean), whether they are non-finite, and gradients."""
+    def _replica_gradients(self, inputs, targets, data_ready):
+        """This replica's losses (its share of the global mean), whether they are non-finite, and gradients.
+        `data_ready` (the clock reading after get_next) must come first, or the input wait would count compute."""
+        with tf.control_dependencies([data_ready]):
+            inputs, targets = tf.identity(inputs), tf.identity(targets)
         labels = ()
         if self.config.noisy_labels:
             # Drawn outside the (possibly XLA-compiled) gradient function, which should hold no RNG state.
@@ -190,18 +193,21 @@ class Trainer:
 
     def _loop(self, iterator, steps):
         """`steps` training steps inside one compiled call; returns summed losses, the count of finite steps and
-        the seconds spent waiting for input (timestamps around each get_next, ordered by control dependencies)."""
+        the seconds spent waiting for input: host-clock readings around each get_next, ordered by control
+        dependencies so that the first follows the previous step and the step's arithmetic follows the second."""
         g_total = tf.constant(0.0)
         d_total = tf.constant(0.0)
         wait = tf.constant(0.0, tf.float64)
         finite_steps = tf.constant(0, tf.int64)
         for _ in tf.range(steps):
-            before = _host_clock()
+            with tf.control_dependencies([g_total, d_total, finite_steps]):
+                before = _host_clock()
             with tf.control_dependencies([before]):
                 inputs, targets = next(iterator)
             with tf.control_dependencies(tf.nest.flatten(self.strategy.experimental_local_results((inputs, targets)))):
-                wait += _host_clock() - before
-            g_loss, d_loss, all_finite = self._step(inputs, targets)
+                after = _host_clock()
+            wait += after - before
+            g_loss, d_loss, all_finite = self._step(inputs, targets, after)
             g_total += g_loss
             d_total += d_loss
             finite_steps += tf.cast(all_finite, tf.int64)
