@@ -6,15 +6,14 @@ checkpoint (`batches_consumed`) and the input stream is a pure function of (seed
 continues with exactly the batches an uninterrupted run would have seen; no DistributedIterator is checkpointed.
 """
 
-import dataclasses
 import math
 import os
 import shutil
 import signal
+import threading
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from colorgan import color
@@ -31,13 +30,6 @@ FLAGFILE_NAME = "flags.cfg"
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. too many non-finite losses); the message says why."""
-
-
-@dataclasses.dataclass
-class _StepStats:
-    g_loss: float
-    d_loss: float
-    finite: bool
 
 
 class Trainer:
@@ -462,11 +454,5 @@ def _duration(seconds):
 
 
 def _main_thread():
-    import threading  # noqa: PLC0415
-
+    """Python lets only the main thread install signal handlers (a Trainer may run in another, e.g. in tests)."""
     return threading.current_thread() is threading.main_thread()
-
-
-def numpy_weights(model):
-    """All weights of a model as numpy arrays (for comparing runs)."""
-    return [np.asarray(w) for w in model.get_weights()]

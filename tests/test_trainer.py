@@ -172,7 +172,7 @@ def test_a_poisoned_batch_is_skipped_and_counted(data_dir, tmp_path, monkeypatch
     # Batch 3 poisoned step 4: the run went back to the checkpoint of step 2 and continued from batch 4, so steps
     # 3..6 took batches 4..7 (batch 2's step was rolled back with it, batch 3 was skipped).
     assert int(run.batches_consumed.numpy()) == 8
-    assert all(np.isfinite(w).all() for w in trainer.numpy_weights(run.generator))
+    assert all(np.isfinite(w).all() for w in run.generator.get_weights())
     assert any("non-finite" in line for line in logs)
 
 
@@ -200,9 +200,9 @@ def test_seed_models_build_and_step_at_a_small_size(photo_dir, tmp_path):
     config = _config(seed_data, tmp_path / "model", generator="seed", discriminator="seed", image_size=96,
                      batch_size=2, train_steps=2, noisy_labels=True, reconstruction_loss="mse", clip_norm=1.0)
     run = trainer.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
-    before = trainer.numpy_weights(run.generator)
+    before = run.generator.get_weights()
     assert run.train() == 2
-    after = trainer.numpy_weights(run.generator)
+    after = run.generator.get_weights()
     assert any(not np.array_equal(a, b) for a, b in zip(before, after))
     assert all(np.isfinite(w).all() for w in after)
 
