@@ -20,7 +20,7 @@ _SEED_MIX = 1_000_003  # mixes the user's seed with the epoch into one int64 shu
 
 
 def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None, training=True, target_space="rgb",
-                 seed=0, deterministic=False, start_step=0, shuffle_buffer=2048, random_crop=True,
+                 seed=0, deterministic=False, start_position=0, shuffle_buffer=2048, random_crop=True,
                  cycle_length=16):
     """A dataset of (inputs, targets) batches for one input pipeline; ready for
     `strategy.distribute_datasets_from_function`.
@@ -29,7 +29,8 @@ def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None,
     images are randomly cropped (or resized, with random_crop=False) when training and centre-cropped otherwise.
     target_space: 'rgb' gives (gray [0,1] [b,s,s,1], rgb [0,1] [b,s,s,3]); 'lab' gives (L of the gray image
     normalized to [-1,1] [b,s,s,1], ab of the colour image normalized to about [-1,1] [b,s,s,2]).
-    start_step: the global training step to start at; the stream resumes exactly there (with deterministic=True).
+    start_position: global batches already consumed (the trainer's checkpointed data position, which runs ahead of
+    its step after skipped non-finite batches); the stream resumes exactly there (with deterministic=True).
     Training streams repeat forever; evaluation streams make one pass, in a fixed order.
     """
     if target_space not in TARGET_SPACES:
@@ -43,12 +44,10 @@ def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None,
     files, counts = _shard_files(data_dir, manifest, split)
     pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
+    num_examples = _pipeline_examples(counts, pipelines, pipeline_id)
     by_file = len(files) >= pipelines
     if by_file:
-        files, counts = files[pipeline_id::pipelines], counts[pipeline_id::pipelines]
-        num_examples = sum(counts)
-    else:
-        num_examples = len(range(pipeline_id, sum(counts), pipelines))
+        files = files[pipeline_id::pipelines]
     # Evaluation is always ordered: the same val images must land in every sample sheet.
     deterministic = deterministic or not training
     if num_examples < batch_size and training:
@@ -69,7 +68,8 @@ def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None,
         indexed = serialized.enumerate()
         if not by_file:
             # Every pipeline reads the same seeded stream and keeps every P-th element, indexed (so augmented) as in
-            # that stream: a global batch then holds the same examples whatever the number of pipelines.
+            # that stream: within the first epoch a global batch holds the same examples whatever the number of
+            # pipelines (later epochs shift when P does not divide the example count).
             indexed = indexed.shard(pipelines, pipeline_id)
         return indexed.map(lambda index, record: (epoch, index, record))
 
@@ -93,7 +93,7 @@ def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None,
         return _to_target_space(tf.cast(gray, tf.float32) / 255.0, tf.cast(rgb, tf.float32) / 255.0, target_space)
 
     if training:
-        first_element = start_step * _replicas_per_pipeline(input_context, pipelines) * batch_size
+        first_element = start_position * _replicas_per_pipeline(input_context, pipelines) * batch_size
         first_epoch, offset = divmod(first_element, num_examples)
         dataset = tf.data.Dataset.range(first_epoch, _MAX_EPOCHS).flat_map(
             lambda epoch: epoch_records(epoch).skip(tf.where(epoch == first_epoch, tf.constant(offset, tf.int64),
@@ -114,9 +114,14 @@ def examples_per_pipeline(data_dir, split, input_context=None):
     _, counts = _shard_files(data_dir, manifest, split)
     pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
-    if len(counts) >= pipelines:
-        return sum(counts[pipeline_id::pipelines])
-    return len(range(pipeline_id, sum(counts), pipelines))
+    return _pipeline_examples(counts, pipelines, pipeline_id)
+
+
+def _pipeline_examples(shard_counts, pipelines, pipeline_id):
+    """Examples of one pipeline: its shards' when sharding by file, else every P-th example of the stream."""
+    if len(shard_counts) >= pipelines:
+        return sum(shard_counts[pipeline_id::pipelines])
+    return len(range(pipeline_id, sum(shard_counts), pipelines))
 
 
 def name_damaged_shard(data_dir, *splits):

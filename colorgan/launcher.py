@@ -8,6 +8,8 @@ from colorgan import distribute
 from colorgan import records
 from colorgan import trainer
 
+STOPPED_EXIT_CODE = 143
+
 
 def _fail(problems, code=2):
     for problem in problems:
@@ -16,7 +18,9 @@ def _fail(problems, code=2):
 
 
 def train_main(config):
-    """Returns the process exit code: 0 done, 1 training failed, 2 bad flags or environment."""
+    """Returns the process exit code: 0 done, 1 training failed, 2 bad flags or environment, 143 (128 + SIGTERM)
+    stopped by SIGTERM before --train_steps, with a checkpoint to resume from: schedulers (Kubeflow's ExitCode
+    policy, local_cluster --restarts) read 128+ as retryable, where 0 would mark the unfinished run a success."""
     problems = config.validate()
     if problems:
         return _fail(problems)
@@ -41,6 +45,9 @@ def train_main(config):
         final_step = run.train()
     except (trainer.TrainingError, records.DatasetError) as e:
         return _fail([str(e)], code=1)
+    if final_step < config.train_steps:
+        _log(f"train: stopped at step {final_step} of {config.train_steps}; run the same command to resume")
+        return STOPPED_EXIT_CODE
     _log(f"train: done at step {final_step}; checkpoints, samples and metrics in {config.model_dir}")
     return 0
 

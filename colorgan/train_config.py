@@ -97,6 +97,8 @@ class TrainConfig:
         check(0 <= self.beta_2 < 1, f"--beta_2={self.beta_2}: must be in [0, 1)")
         check(0 <= self.ema_decay < 1, f"--ema_decay={self.ema_decay}: must be in [0, 1)")
         check(0 <= self.dropout < 1, f"--dropout={self.dropout}: must be in [0, 1)")
+        check(not (self.noisy_labels and self.adversarial_loss == "hinge"),
+              "--noisy_labels with --adversarial_loss=hinge: the hinge loss has no label targets to blur")
         for field in dataclasses.fields(self):
             choices = field.metadata["choices"]
             value = getattr(self, field.name)

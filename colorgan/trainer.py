@@ -86,6 +86,7 @@ class Trainer:
         self._losses_and_gradients = tf.function(self._compute_losses_and_gradients, jit_compile=config.xla)
         self._eval_step = tf.function(self._eval_sums)
         self._stop_requested = False
+        self._last_saved_step = None
 
     # ----------------------------------------------------------------------------------------------- building
 
@@ -102,7 +103,7 @@ class Trainer:
                 self.config.data_dir, "train" if training else "val", context.get_per_replica_batch_size(
                     self.global_batch), self.config.image_size, input_context=context, training=training,
                 target_space=self.target_space, seed=self.config.seed, deterministic=self.config.deterministic,
-                start_step=start_position, shuffle_buffer=self.config.shuffle_buffer)
+                start_position=start_position, shuffle_buffer=self.config.shuffle_buffer)
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
@@ -174,13 +175,17 @@ class Trainer:
         return optimizer.scale_loss(loss) if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else loss
 
     def _apply(self, optimizer, grads, variables, context):
-        """Applies gradients; with --clip_norm the global norm is taken after the all-reduce, so clipping does not
-        depend on how the batch is split across replicas."""
-        if self.config.clip_norm > 0:
-            summed = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-            clipped, _ = tf.clip_by_global_norm(summed, self.config.clip_norm)
+        """Applies gradients. Where a decision depends on them, they are all-reduced first, so every replica
+        decides on the same numbers: the global norm of --clip_norm, and the loss scaler's finite check (Keras's
+        LossScaleOptimizer looks at the first local replica's gradients before any all-reduce, so replicas could
+        otherwise disagree, hang a multi-worker job or let an overflow through)."""
+        loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        if self.config.clip_norm > 0 or loss_scaled:
+            grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            if self.config.clip_norm > 0:
+                grads, _ = tf.clip_by_global_norm(grads, self.config.clip_norm)
             # Keras sums gradients over replicas inside apply(): hand each replica an equal share.
-            grads = [g / self.num_replicas for g in clipped]
+            grads = [g / self.num_replicas for g in grads]
         optimizer.apply(grads, variables)
 
     def _loop(self, iterator, steps):
@@ -221,10 +226,23 @@ class Trainer:
         training continues from."""
         latest = tf.train.latest_checkpoint(self.config.model_dir)
         if latest:
-            self.checkpoint.restore(latest).expect_partial()
+            self._restore(latest)
             self.log(f"train: restored {latest} at step {int(self.step.numpy())}")
-            self.metrics.truncate_after(int(self.step.numpy()))
-        return int(self.step.numpy())
+        step = int(self.step.numpy())
+        self._last_saved_step = step if latest else None
+        # Lines past the checkpoint describe weights that are gone; a run (re)starting at step 0 logs afresh.
+        self.metrics.truncate_after(step if step else -1)
+        return step
+
+    def _restore(self, path):
+        """Restores every object of this run from `path`, or fails in one line when the checkpoint was made by other
+        models or settings (e.g. another --generator or --ema_decay in the same --model_dir)."""
+        try:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        except (AssertionError, ValueError) as e:
+            raise TrainingError(f"{path}: does not match the models and settings asked for (compare "
+                                f"{os.path.join(self.config.model_dir, FLAGFILE_NAME)}): "
+                                f"{str(e).strip().splitlines()[0][:300]}") from None
 
     def request_stop(self, *_):
         """SIGTERM (preemption): finish the current call, checkpoint, exit."""
@@ -244,15 +262,17 @@ class Trainer:
         return self.strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)
 
     def _save(self, step):
-        """A checkpoint at `step` (all workers take part; only the chief's lands in model_dir)."""
-        if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
+        """A checkpoint at `step` (all workers take part; only the chief's lands in model_dir). Whether it exists
+        already is kept here, the same on every worker, not read from each worker's own directory."""
+        if step == self._last_saved_step:
             return
         self.manager.save(checkpoint_number=step)
+        self._last_saved_step = step
         if not self.is_chief:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
 
     def train(self):
-        """Trains up to config.train_steps; returns the final step."""
+        """Trains up to config.train_steps; returns the final step (smaller when stopped by SIGTERM)."""
         config = self.config
         self.restore_or_initialize()
         if self.is_chief:
@@ -271,8 +291,10 @@ class Trainer:
     def _train(self, config):
         iterator = iter(self._dataset(training=True, start_position=int(self.batches_consumed.numpy())))
         step = int(self.step.numpy())
-        if step == 0 and config.eval_every:
-            self.evaluate(baseline=True)
+        if step == 0:
+            self._save(0)  # something to go back to if the first steps meet a non-finite loss
+            if config.eval_every:
+                self.evaluate(baseline=True)
         window = _Window()
         start_step, start_time = step, time.monotonic()
         stopping = False
@@ -282,12 +304,13 @@ class Trainer:
                         _until_multiple(step, config.eval_every) if config.eval_every else config.steps_per_loop)
             call_start = time.monotonic()
             g_total, d_total, finite_steps, wait = self._train_loop(iterator, tf.constant(steps, tf.int64))
-            window.add(steps, time.monotonic() - call_start, float(wait), float(g_total), float(d_total))
-            finite_steps = int(finite_steps)
-            if finite_steps < steps:
-                iterator = self._recover_from_non_finite(steps - finite_steps)
+            if int(finite_steps) < steps:
+                iterator = self._recover_from_non_finite(steps)
                 step = int(self.step.numpy())
+                window = _Window()  # the discarded call's losses are not finite
+                start_step, start_time = step, time.monotonic()
                 continue
+            window.add(steps, time.monotonic() - call_start, float(wait), float(g_total), float(d_total))
             step = int(self.step.numpy())
             if step % config.log_every == 0 or step == config.train_steps:
                 self._log_progress(step, window, start_step, start_time)
@@ -304,22 +327,23 @@ class Trainer:
             self.evaluate()
         return step
 
-    def _recover_from_non_finite(self, bad_steps):
-        """A non-finite loss never reached the weights (the step was skipped in-graph). Restore the last checkpoint
-        and continue the data stream after the offending batches (the PaLM recipe: don't replay the bad stretch)."""
+    def _recover_from_non_finite(self, call_steps):
+        """A non-finite loss never reached the weights (its step was skipped in-graph). Restore the last checkpoint
+        and continue the data stream after the call's batches, the offending one among them (the PaLM recipe:
+        don't replay the bad stretch)."""
         restores = int(self.nan_restores.numpy()) + 1
         resume_position = int(self.batches_consumed.numpy())
+        bad_stretch = f"data positions {resume_position - call_steps}..{resume_position - 1}"
         if restores > self.config.max_nan_restores:
-            raise TrainingError(f"non-finite loss at data position {resume_position - 1}: stopping after "
-                                f"{self.config.max_nan_restores} restores (--max_nan_restores)")
+            raise TrainingError(f"non-finite loss in {bad_stretch}: stopping after {self.config.max_nan_restores} "
+                                f"restores (--max_nan_restores)")
         latest = tf.train.latest_checkpoint(self.config.model_dir)
-        if latest:
-            self.checkpoint.restore(latest).expect_partial()
+        self._restore(latest)
         self.nan_restores.assign(restores)
         self.batches_consumed.assign(resume_position)
         self.metrics.truncate_after(int(self.step.numpy()))
-        self.log(f"train: {bad_steps} non-finite step(s) before data position {resume_position}; restored "
-                 f"{latest or 'the initial weights'}, skipping ahead ({restores}/{self.config.max_nan_restores})")
+        self.log(f"train: non-finite loss in {bad_stretch}; restored {latest}, continuing at data position "
+                 f"{resume_position} ({restores}/{self.config.max_nan_restores})")
         self.metrics.event(int(self.step.numpy()), {"nan_restores": restores, "data_position": resume_position})
         return iter(self._dataset(training=True, start_position=resume_position))
 

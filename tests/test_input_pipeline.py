@@ -92,7 +92,7 @@ def test_starting_at_a_step_resumes_at_the_same_element(data_dir, replicas):
 
     def stream(start_step, count):
         return _batches(input_pipeline.make_dataset(data_dir, "train", 3, 32, input_context=context, seed=11,
-                                                    deterministic=True, start_step=start_step), count)
+                                                    deterministic=True, start_position=start_step), count)
 
     # Each global step takes `replicas` per-replica batches of 3 from the one pipeline; run across an epoch edge.
     total = 3 * (per_epoch // 3 + 4)

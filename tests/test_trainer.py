@@ -84,6 +84,14 @@ def test_resumed_run_equals_an_uninterrupted_one(data_dir, tmp_path):
     assert [line["step"] for line in lines if line["kind"] == "train"] == [1, 2, 3, 4]
 
 
+def test_a_checkpoint_of_other_models_is_refused_in_one_line(data_dir, tmp_path):
+    _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=1")
+    result = _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=2", "--base_width=8", check=False)
+    assert result.returncode == 1
+    assert f"train: error: {tmp_path}/ckpt-1: does not match the models and settings asked for" in result.stderr
+    assert "Traceback" not in result.stderr and _step(tmp_path) == 1
+
+
 def test_flags_file_is_saved_and_reruns_the_same_config(data_dir, tmp_path):
     _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=1")
     saved = tmp_path / trainer.FLAGFILE_NAME
@@ -108,8 +116,8 @@ def test_sigterm_mid_run_leaves_a_restorable_checkpoint(data_dir, tmp_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 0, stderr[-2000:]
-    assert "stop requested (SIGTERM)" in stderr
+    assert process.returncode == 143, stderr[-2000:]  # 128 + SIGTERM: unfinished, resumable
+    assert "stop requested (SIGTERM)" in stderr and "run the same command to resume" in stderr
     stopped_at = _step(tmp_path)
     assert 3 <= stopped_at < 100000
     result = _train(data_dir, tmp_path, *TINY_UNET, f"--train_steps={stopped_at + 1}")
@@ -125,6 +133,7 @@ def test_sigterm_mid_run_leaves_a_restorable_checkpoint(data_dir, tmp_path):
     (["--generator=seed", "--discriminator=seed", "--image_size=40"],
      "train: error: --generator=seed --discriminator=seed --image_size=40: seed discriminator: "),
     (["--depth=4", "--image_size=40"], "is not divisible by 2**4"),
+    (["--adversarial_loss=hinge", "--noisy_labels"], "train: error: --noisy_labels with --adversarial_loss=hinge"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(data_dir, tmp_path, args, message):
     result = _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=1", *args, check=False)
@@ -151,14 +160,14 @@ def test_a_poisoned_batch_is_skipped_and_counted(data_dir, tmp_path, monkeypatch
     poisoned_position = 3  # the 4th global batch
     real_make_dataset = input_pipeline.make_dataset
 
-    def make_dataset(*args, start_step=0, training=True, **kwargs):
-        dataset = real_make_dataset(*args, start_step=start_step, training=training, **kwargs)
+    def make_dataset(*args, start_position=0, training=True, **kwargs):
+        dataset = real_make_dataset(*args, start_position=start_position, training=training, **kwargs)
         if not training:
             return dataset
 
         def poison(position, batch):
             inputs, targets = batch
-            bad = tf.equal(position + start_step, poisoned_position)
+            bad = tf.equal(position + start_position, poisoned_position)
             return inputs, tf.where(bad, tf.fill(tf.shape(targets), np.float32("nan")), targets)
 
         return dataset.enumerate().map(poison)
