@@ -23,6 +23,7 @@ from colorgan import losses
 from colorgan import metrics
 from colorgan import metrics_log
 from colorgan import models
+from colorgan import records
 from colorgan import train_config
 
 FLAGFILE_NAME = "flags.cfg"
@@ -379,11 +380,15 @@ class Trainer:
 
     def evaluate(self, baseline=False):
         """PSNR, SSIM and colorfulness on the val split (and the gray-copy baseline once); a sample sheet."""
+        batches = self._eval_batches()
+        if not batches:
+            self.log("train: no val batches to evaluate (the val split is empty or smaller than one global batch)")
+            return {}
         sums = {}
         count = 0
         first = None
         iterator = iter(self._dataset(training=False))
-        for _ in range(self._eval_batches()):
+        for _ in range(batches):
             inputs, targets = next(iterator)
             for name, value in self._eval_step(inputs, targets).items():
                 sums[name] = sums.get(name, 0.0) + float(value)
@@ -391,9 +396,6 @@ class Trainer:
             if first is None:
                 first = (self.strategy.experimental_local_results(inputs)[0],
                          self.strategy.experimental_local_results(targets)[0])
-        if not count:
-            self.log("train: no val batches to evaluate (val split smaller than one global batch)")
-            return {}
         means = {name: total / count for name, total in sums.items()}
         step = int(self.step.numpy())
         if baseline:
@@ -412,6 +414,8 @@ class Trainer:
     def _eval_batches(self):
         """Global val batches every input pipeline can give: the same count on every worker, so no worker waits
         in a collective for a batch another one does not have."""
+        if not records.read_manifest(self.config.data_dir)["splits"]["val"]["num_examples"]:
+            return 0
         pipelines = distribute.num_workers(self.strategy)  # one input pipeline per worker
         contexts = [tf.distribute.InputContext(pipelines, pipeline, self.num_replicas) for pipeline in range(pipelines)]
         per_pipeline = self.per_replica_batch * (self.num_replicas // len(contexts))

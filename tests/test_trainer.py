@@ -252,3 +252,13 @@ def test_a_damaged_shard_is_named_in_one_line(data_dir, tmp_path):
     victim = manifest["splits"]["train"]["shards"][0]["file"]
     assert f"train: error: {damaged / victim}: sha256 " in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_dataset_without_val_trains_and_skips_evaluation(photo_dir, tmp_path):
+    no_val = str(tmp_path / "no_val")
+    conversion.run(conversion.ConversionConfig(output_dir=no_val, input_dirs=(photo_dir,), image_size=40,
+                                               num_workers=1, min_shards=2, val_fraction=0.0), log=lambda _: None)
+    result = _train(no_val, tmp_path / "model", *TINY_UNET, "--train_steps=2", "--eval_every=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no val batches to evaluate (the val split is empty" in result.stderr
+    assert _step(tmp_path / "model") == 2
