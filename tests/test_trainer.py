@@ -262,3 +262,44 @@ def test_a_dataset_without_val_trains_and_skips_evaluation(photo_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "no val batches to evaluate (the val split is empty" in result.stderr
     assert _step(tmp_path / "model") == 2
+
+
+LOSS_SCALE_AGREEMENT = r'''
+import dataclasses, sys
+import numpy as np
+import tensorflow as tf
+from colorgan import distribute, train_config, trainer
+
+strategy = distribute.make_strategy("mirrored", cpu_replicas=2)
+config = dataclasses.replace(train_config.TrainConfig(), data_dir=sys.argv[1], model_dir=sys.argv[2],
+                             generator="unet", discriminator="patchgan", image_size=32, base_width=4, depth=3,
+                             norm="none", batch_size=4, precision="mixed_float16")
+run = trainer.Trainer(config, strategy, log=lambda _: None)
+before = [v.numpy() for v in run.generator.trainable_variables]
+scale_before = float(run.g_optimizer.dynamic_scale.numpy())
+
+def gradients(context):
+    """Finite gradients on replica 0, an overflow (inf) on replica 1 only."""
+    bad = np.float32("inf") if context.replica_id_in_sync_group == 1 else np.float32(0.0)
+    g = [tf.ones_like(v) + bad for v in run.generator.trainable_variables]
+    d = [tf.ones_like(v) for v in run.discriminator.trainable_variables]
+    return g, d
+
+g_grads, d_grads = strategy.experimental_distribute_values_from_function(gradients)
+tf.function(lambda g, d: strategy.run(run._replica_apply, args=(g, d)))(g_grads, d_grads)
+after = [v.numpy() for v in run.generator.trainable_variables]
+print("unchanged", all(np.array_equal(a, b) for a, b in zip(before, after)))
+print("finite", all(np.isfinite(a).all() for a in after))
+print("scale_halved", float(run.g_optimizer.dynamic_scale.numpy()) == scale_before / 2)
+'''
+
+
+def test_a_loss_scale_overflow_on_one_replica_is_skipped_on_all(data_dir, tmp_path):
+    """Keras's LossScaleOptimizer checks finiteness on the first local replica, before any all-reduce: an overflow
+    on replica 1 alone would reach the weights. The trainer all-reduces first, so every replica skips the step."""
+    script = tmp_path / "agreement.py"
+    script.write_text(LOSS_SCALE_AGREEMENT)
+    result = subprocess.run([sys.executable, str(script), data_dir, str(tmp_path / "model")], capture_output=True,
+                            text=True, timeout=300, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split("\n")[-4:-1] == ["unchanged True", "finite True", "scale_halved True"]
