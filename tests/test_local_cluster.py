@@ -252,3 +252,45 @@ def test_two_worker_training_equals_one_process_with_the_same_global_batch(photo
     assert not list((tmp_path / "cluster").glob("workers_tmp/*"))
     lines = [json.loads(line) for line in (tmp_path / "cluster" / "metrics.jsonl").read_text().splitlines()]
     assert [(line["kind"], line["step"]) for line in lines] == [("train", 1), ("train", 2), ("train", 3), ("eval", 3)]
+
+
+def test_a_killed_training_worker_restarts_the_job_from_its_checkpoint(photo_dir, tmp_path):
+    """SIGKILL one of two real training workers after the first checkpoint: the launcher stops the other (stuck in
+    a collective), starts the job again on fresh ports, and both resume from the chief's checkpoint to the end."""
+    import psutil
+
+    from colorgan import conversion
+
+    data_dir = str(tmp_path / "data")
+    conversion.run(conversion.ConversionConfig(output_dir=data_dir, input_dirs=(photo_dir,), image_size=40,
+                                               num_workers=1, num_shards=2, val_fraction=0.25), log=lambda _: None)
+    model_dir = tmp_path / "model"
+    launcher = subprocess.Popen(
+        [sys.executable, os.path.join(REPO_ROOT, SCRIPT), "--num_workers=2", "--restarts=1", "--grace_s=2", "--",
+         "--strategy=multi_worker", f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--generator=unet",
+         "--discriminator=patchgan", "--image_size=32", "--base_width=4", "--depth=3", "--norm=none",
+         "--batch_size=4", "--train_steps=400", "--checkpoint_every=4", "--log_every=4", "--eval_every=0",
+         "--shuffle_buffer=64"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(model_dir.glob("ckpt-4.index")) and time.monotonic() < deadline:
+            assert launcher.poll() is None, launcher.stdout.read()[-3000:]
+            time.sleep(0.2)
+        victim = next(child for child in psutil.Process(launcher.pid).children()
+                      if '"index": 1' in child.environ().get("TF_CONFIG", ""))
+        victim.kill()
+        output, _ = launcher.communicate(timeout=600)
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 0, output[-3000:]
+    assert "local_cluster: worker 1 was killed by signal 9 (SIGKILL); restarting the job (1 of 1)" in output
+    assert re.search(r"\[worker 0\] train: restored .*ckpt-\d+ at step \d+", output)
+    assert "[worker 0] train: done at step 400" in output
+    assert _checkpoint_step(model_dir) == 400
+
+
+def _checkpoint_step(model_dir):
+    import tensorflow as tf
+
+    return int(tf.train.load_checkpoint(str(model_dir)).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
