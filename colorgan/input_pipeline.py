@@ -117,6 +117,16 @@ def examples_per_pipeline(data_dir, split, input_context=None):
     return _pipeline_examples(counts, pipelines, pipeline_id)
 
 
+def batches_per_epoch(data_dir, split, batch_size, input_context=None):
+    """Global batches one epoch of this pipeline gives (each takes `batch_size` per replica it feeds); 0 for an
+    empty split."""
+    if not records.read_manifest(data_dir)["splits"][split]["num_examples"]:
+        return 0
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    per_global_batch = _replicas_per_pipeline(input_context, pipelines) * batch_size
+    return examples_per_pipeline(data_dir, split, input_context) // per_global_batch
+
+
 def _pipeline_examples(shard_counts, pipelines, pipeline_id):
     """Examples of one pipeline: its shards' when sharding by file, else every P-th example of the stream."""
     if len(shard_counts) >= pipelines:

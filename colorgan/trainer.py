@@ -23,7 +23,6 @@ from colorgan import losses
 from colorgan import metrics
 from colorgan import metrics_log
 from colorgan import models
-from colorgan import records
 from colorgan import train_config
 
 FLAGFILE_NAME = "flags.cfg"
@@ -51,9 +50,8 @@ class Trainer:
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
         hparams = dict(base_width=config.base_width, depth=config.depth, norm=config.norm, dropout=config.dropout)
-        self.generator_spec = models.GENERATORS[config.generator]
         self.discriminator_spec = models.DISCRIMINATORS[config.discriminator]
-        self.target_space = self.generator_spec.color_space
+        self.target_space = models.GENERATORS[config.generator].color_space
         with strategy.scope():
             self.generator = models.build_generator(config.generator, config.image_size, **hparams)
             self.discriminator = models.build_discriminator(
@@ -414,13 +412,10 @@ class Trainer:
     def _eval_batches(self):
         """Global val batches every input pipeline can give: the same count on every worker, so no worker waits
         in a collective for a batch another one does not have."""
-        if not records.read_manifest(self.config.data_dir)["splits"]["val"]["num_examples"]:
-            return 0
         pipelines = distribute.num_workers(self.strategy)  # one input pipeline per worker
         contexts = [tf.distribute.InputContext(pipelines, pipeline, self.num_replicas) for pipeline in range(pipelines)]
-        per_pipeline = self.per_replica_batch * (self.num_replicas // len(contexts))
-        batches = min(input_pipeline.examples_per_pipeline(self.config.data_dir, "val", c) for c in contexts)
-        batches //= per_pipeline
+        batches = min(input_pipeline.batches_per_epoch(self.config.data_dir, "val", self.per_replica_batch, context)
+                      for context in contexts)
         return min(batches, self.config.eval_batches) if self.config.eval_batches else batches
 
     def _eval_sums(self, inputs, targets):

@@ -147,3 +147,15 @@ def test_damaged_record_is_traced_to_its_shard(data_dir, tmp_path):
             pass
     error = input_pipeline.name_damaged_shard(str(damaged), "train")
     assert str(error).startswith(f"{damaged / victim}: sha256 ")
+
+
+def test_batches_per_epoch_counts_global_batches_and_is_zero_for_an_empty_split(data_dir, photo_dir, tmp_path):
+    context = _context(2, 1, replicas=4)  # 2 pipelines, each feeding 2 replicas
+    examples = input_pipeline.examples_per_pipeline(data_dir, "val", context)
+    assert input_pipeline.batches_per_epoch(data_dir, "val", 1, context) == examples // 2
+    assert input_pipeline.batches_per_epoch(data_dir, "train", 3) == (
+        records.read_manifest(data_dir)["splits"]["train"]["num_examples"] // 3)
+    no_val = str(tmp_path / "no_val")
+    conversion.run(conversion.ConversionConfig(output_dir=no_val, input_dirs=(photo_dir,), image_size=STORED,
+                                               num_workers=1, min_shards=2, val_fraction=0.0), log=lambda _: None)
+    assert input_pipeline.batches_per_epoch(no_val, "val", 1) == 0
