@@ -52,15 +52,46 @@ def rgb_to_lab(rgb):
     return tf.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
 
 
-def lab_to_rgb(lab):
-    """CIE L*a*b* -> sRGB, clipped to [0, 1] (Lab holds colours that sRGB cannot show)."""
-    lab = tf.convert_to_tensor(lab, tf.float32)
+def _lab_to_linear_rgb(lab):
+    """CIE L*a*b* -> linear sRGB, unclipped: outside [0, 1] where sRGB cannot show the colour."""
     lightness, a, b = tf.unstack(lab, axis=-1)
     fy = (lightness + 16.0) / 116.0
     f = tf.stack([fy + a / 500.0, fy, fy - b / 200.0], axis=-1)
-    xyz = _f_inverse(f) * tf.constant(_WHITE)
-    linear = _matmul_channels(xyz, _XYZ_TO_RGB)
+    return _matmul_channels(_f_inverse(f) * tf.constant(_WHITE), _XYZ_TO_RGB)
+
+
+def lab_to_rgb(lab):
+    """CIE L*a*b* -> sRGB, clipped to [0, 1] per channel (Lab holds colours that sRGB cannot show; clipping a
+    channel changes L*, which is why colorized photos go through fit_chroma_to_gamut first)."""
+    linear = _lab_to_linear_rgb(tf.convert_to_tensor(lab, tf.float32))
     return tf.clip_by_value(_linear_to_srgb(tf.clip_by_value(linear, 0.0, 1.0)), 0.0, 1.0)
+
+
+# Bisection steps of fit_chroma_to_gamut: the chroma kept is within 2**-12 of the largest sRGB can show.
+GAMUT_BISECTION_STEPS = 12
+_GAMUT_TOLERANCE = 1e-6
+
+
+def _in_gamut(lab):
+    linear = _lab_to_linear_rgb(lab)
+    return tf.reduce_all((linear >= -_GAMUT_TOLERANCE) & (linear <= 1.0 + _GAMUT_TOLERANCE), axis=-1)
+
+
+def fit_chroma_to_gamut(lab):
+    """Brings every colour into sRGB by scaling its a*, b* towards neutral at fixed L* (CIE hue and lightness kept),
+    by bisection on the out-of-gamut pixels only. A per-channel clip would instead change L*, the one thing a
+    colorization must keep from the gray photo. L* must lie in [0, 100] (neutral colours are then in gamut)."""
+    lab = tf.convert_to_tensor(lab, tf.float32)
+    outside = tf.where(~_in_gamut(lab))
+    lightness = tf.gather_nd(lab[..., :1], outside)
+    ab = tf.gather_nd(lab[..., 1:], outside)
+    low, high = tf.zeros_like(lightness), tf.ones_like(lightness)
+    for _ in range(GAMUT_BISECTION_STEPS):
+        middle = 0.5 * (low + high)
+        fits = _in_gamut(tf.concat([lightness, middle * ab], axis=-1))[:, tf.newaxis]
+        low, high = tf.where(fits, middle, low), tf.where(fits, high, middle)
+    scale = tf.tensor_scatter_nd_update(tf.ones_like(lab[..., :1]), outside, low)
+    return tf.concat([lab[..., :1], lab[..., 1:] * scale], axis=-1)
 
 
 def normalize_l(lightness):
@@ -97,11 +128,94 @@ def luma(rgb):
     return _matmul_channels(tf.convert_to_tensor(rgb, tf.float32), (LUMA_WEIGHTS,))
 
 
+
+
+def lightness_from_gray(gray):
+    """A gray photo [0, 1] [..., 1] -> L* in [0, 100] of the neutral colour (g, g, g) (whose Y is its linear value):
+    the lightness every colorized output keeps, since the gray photo is the one thing known for certain."""
+    return 116.0 * _f(_srgb_to_linear(tf.convert_to_tensor(gray, tf.float32))) - 16.0
+
+
 def lab_from_gray(gray):
     """A gray photo [0, 1] [..., 1] -> the normalized L the Lab models take: L* of the neutral colour (g, g, g).
 
     Training feeds exactly this (from the dataset's gray image), so inference on a real black-and-white photo sees
     the same kind of input the model learnt from."""
-    gray = tf.convert_to_tensor(gray, tf.float32)
-    luminance = _srgb_to_linear(gray)  # a neutral colour's Y equals its linear value
-    return normalize_l(116.0 * _f(luminance) - 16.0)
+    return normalize_l(lightness_from_gray(gray))
+
+
+class ColorSpace:
+    """What a generator predicts, and all that follows from it: its channels, its input made from a gray photo, its
+    targets made from the colour photo, and how its outputs become sRGB or chroma. Every module asks this object,
+    so no other module branches on the space's name."""
+
+    name = ""
+    channels = 0
+    input_name = ""  # the generator's input layer
+    output_name = ""  # the generator's output layer
+    output_activation = ""  # what bounds the generator's output to the targets' range
+
+    def model_input(self, gray):
+        """Gray [0, 1] [..., 1] -> the generator's input."""
+        raise NotImplementedError
+
+    def targets(self, rgb):
+        """sRGB [0, 1] [..., 3] -> what the generator should output."""
+        raise NotImplementedError
+
+    def to_rgb(self, inputs, outputs):
+        """A generator's (inputs, outputs) -> sRGB [0, 1]."""
+        raise NotImplementedError
+
+    def chroma(self, inputs, outputs):
+        """A generator's (inputs, outputs) -> the a*, b* (CIE units) of its prediction, which full-resolution
+        colorization upsamples and joins with the photo's own L*."""
+        raise NotImplementedError
+
+
+class _Rgb(ColorSpace):
+    """The seed's space: gray [0, 1] in, sRGB [0, 1] out."""
+
+    name, channels, input_name, output_name, output_activation = "rgb", 3, "gray", "rgb", "sigmoid"
+
+    def model_input(self, gray):
+        return tf.convert_to_tensor(gray, tf.float32)
+
+    def targets(self, rgb):
+        return tf.convert_to_tensor(rgb, tf.float32)
+
+    def to_rgb(self, inputs, outputs):
+        return tf.clip_by_value(tf.cast(outputs, tf.float32), 0.0, 1.0)
+
+    def chroma(self, inputs, outputs):
+        return rgb_to_lab(self.to_rgb(inputs, outputs))[..., 1:]
+
+
+class _Lab(ColorSpace):
+    """pix2pix colorization's space: normalized L* in, normalized a*b* out (tanh)."""
+
+    name, channels, input_name, output_name, output_activation = "lab", 2, "lightness", "ab", "tanh"
+
+    def model_input(self, gray):
+        return lab_from_gray(gray)
+
+    def targets(self, rgb):
+        return rgb_to_model_lab(rgb)[1]
+
+    def to_rgb(self, inputs, outputs):
+        return model_lab_to_rgb(inputs, outputs)
+
+    def chroma(self, inputs, outputs):
+        return denormalize_ab(tf.cast(outputs, tf.float32))
+
+
+COLOR_SPACES = {space.name: space for space in (_Rgb(), _Lab())}
+
+
+def color_space(name):
+    """The ColorSpace called `name`; ValueError naming the choices otherwise."""
+    if isinstance(name, ColorSpace):
+        return name
+    if name not in COLOR_SPACES:
+        raise ValueError(f"color space {name!r}: expected one of {sorted(COLOR_SPACES)}")
+    return COLOR_SPACES[name]

@@ -3,8 +3,6 @@
 import dataclasses
 import os
 
-from absl import flags
-
 from colorgan import conversion
 from colorgan import sample_photos
 from colorgan import train_config
@@ -40,10 +38,7 @@ def run(workdir, image_size=150, train_flagfile=None, train_steps=None, num_work
 def _train(workdir, data_dir, flagfile, train_steps, log):
     from colorgan import launcher, plots  # noqa: PLC0415 - Keras loads only when the demo trains.
 
-    values = flags.FlagValues()
-    train_config.define_flags(values)
-    values(["demo", f"--flagfile={flagfile}"])
-    config = dataclasses.replace(train_config.from_flags(values), data_dir=data_dir,
+    config = dataclasses.replace(train_config.read_flagfile(flagfile), data_dir=data_dir,
                                  model_dir=os.path.join(workdir, "run"))
     if train_steps:
         config = dataclasses.replace(config, train_steps=train_steps)

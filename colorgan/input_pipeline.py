@@ -13,13 +13,12 @@ import tensorflow as tf
 from colorgan import color
 from colorgan import records
 
-TARGET_SPACES = ("rgb", "lab")
 _AUTOTUNE = tf.data.AUTOTUNE
 _MAX_EPOCHS = 2**62
 _SEED_MIX = 1_000_003  # mixes the user's seed with the epoch into one int64 shuffle seed
 
 
-def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None, training=True, target_space="rgb",
+def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None, training=True, color_space="rgb",
                  seed=0, deterministic=False, start_position=0, shuffle_buffer=2048, random_crop=True,
                  cycle_length=16):
     """A dataset of (inputs, targets) batches for one input pipeline; ready for
@@ -27,14 +26,14 @@ def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None,
 
     batch_size: per replica. image_size: side of the training squares, at most the stored size; larger stored
     images are randomly cropped (or resized, with random_crop=False) when training and centre-cropped otherwise.
-    target_space: 'rgb' gives (gray [0,1] [b,s,s,1], rgb [0,1] [b,s,s,3]); 'lab' gives (L of the gray image
+    color_space: a colorgan.color.ColorSpace or its name, which makes the (inputs, targets) pair from the gray and
+    colour images: 'rgb' gives (gray [0,1] [b,s,s,1], rgb [0,1] [b,s,s,3]); 'lab' gives (L of the gray image
     normalized to [-1,1] [b,s,s,1], ab of the colour image normalized to about [-1,1] [b,s,s,2]).
     start_position: global batches already consumed (the trainer's checkpointed data position, which runs ahead of
     its step after skipped non-finite batches); the stream resumes exactly there (with deterministic=True).
     Training streams repeat forever; evaluation streams make one pass, in a fixed order.
     """
-    if target_space not in TARGET_SPACES:
-        raise ValueError(f"target_space={target_space!r}: expected one of {TARGET_SPACES}")
+    space = color.color_space(color_space)
     manifest = records.read_manifest(data_dir)
     stored, encoding = manifest["image_size"], manifest["encoding"]
     if image_size > stored:
@@ -90,7 +89,8 @@ def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None,
         rgb = tf.map_fn(square, (epochs, indices, encoded), parallel_iterations=batch_size,
                         fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8))
         gray = records.luma_u8(rgb)
-        return _to_target_space(tf.cast(gray, tf.float32) / 255.0, tf.cast(rgb, tf.float32) / 255.0, target_space)
+        return (space.model_input(tf.cast(gray, tf.float32) / 255.0),
+                space.targets(tf.cast(rgb, tf.float32) / 255.0))
 
     if training:
         first_element = start_position * _replicas_per_pipeline(input_context, pipelines) * batch_size
@@ -180,11 +180,4 @@ def _random_square(image, size, seed, random_crop):
 def _centre_square(image, size):
     offset = (image.shape[0] - size) // 2
     return image[offset:offset + size, offset:offset + size]
-
-
-def _to_target_space(gray, rgb, target_space):
-    if target_space == "rgb":
-        return gray, rgb
-    _, ab = color.rgb_to_model_lab(rgb)
-    return color.lab_from_gray(gray), ab
 

@@ -11,7 +11,8 @@ from typing import Callable
 
 import keras
 
-COLOR_SPACE_CHANNELS = {"rgb": 3, "lab": 2}
+from colorgan import color
+
 NORMS = ("batch", "instance", "none")
 MAX_UNET_DEPTH = 8
 
@@ -36,10 +37,12 @@ _PATCHGAN_WIDTH_MULTIPLIERS = (1, 2, 4)
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorSpec:
-    """builder(image_size, *, base_width, depth, norm) -> keras.Model; color_space: what the model predicts."""
+    """builder(image_size, *, base_width, depth, norm) -> keras.Model; color_space: what the model predicts;
+    has_depth: its depth follows the image size unless set (the U-Net), so inference at another size must fix it."""
 
     builder: Callable[..., keras.Model]
-    color_space: str
+    color_space: color.ColorSpace
+    has_depth: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,11 +178,10 @@ def unet_generator(image_size, *, color_space="lab", base_width=64, depth=0, nor
     """pix2pix U-Net (Isola et al. 2017). lab: L in [-1, 1] [b, s, s, 1] -> ab [b, s, s, 2], tanh; rgb: gray in
     [0, 1] -> RGB [b, s, s, 3], sigmoid, since RGB targets lie in [0, 1]. `dropout` is pix2pix's noise source in
     the innermost decoder blocks (0.5 there; 0 makes the generator deterministic)."""
-    if color_space not in COLOR_SPACE_CHANNELS:
-        raise ValueError(f"unet: color space {color_space!r}: expected one of {sorted(COLOR_SPACE_CHANNELS)}")
+    space = _color_space("unet", color_space)
     _check_norm(norm)
     depth = unet_depth(image_size, depth)
-    inputs = keras.Input((image_size, image_size, 1), name="lightness" if color_space == "lab" else "gray")
+    inputs = keras.Input((image_size, image_size, 1), name=space.input_name)
     x = inputs
     skips = []
     for index in range(depth):
@@ -192,10 +194,9 @@ def unet_generator(image_size, *, color_space="lab", base_width=64, depth=0, nor
                       name=f"up{index + 1}")
         x = keras.layers.Concatenate(name=f"up{index + 1}_skip")([x, skip])
     outputs = keras.layers.Conv2DTranspose(
-        COLOR_SPACE_CHANNELS[color_space], 4, strides=2, padding="same",
-        activation="tanh" if color_space == "lab" else "sigmoid", kernel_initializer=_initializer(),
-        dtype="float32", name="ab" if color_space == "lab" else "rgb")(x)
-    return keras.Model(inputs, outputs, name=f"unet_{color_space}")
+        space.channels, 4, strides=2, padding="same", activation=space.output_activation,
+        kernel_initializer=_initializer(), dtype="float32", name=space.output_name)(x)
+    return keras.Model(inputs, outputs, name=f"unet_{space.name}")
 
 
 def _patchgan_output_side(image_size):
@@ -208,14 +209,13 @@ def _patchgan_output_side(image_size):
 def patchgan_discriminator(image_size, *, color_space="rgb", base_width=64, norm="batch"):
     """pix2pix's conditional 70x70 PatchGAN: [inputs [b, s, s, 1], targets [b, s, s, 3 or 2]] -> one real/fake
     logit per overlapping 70x70 patch, [b, s/8 - 2, s/8 - 2, 1] (30x30 at 256)."""
-    if color_space not in COLOR_SPACE_CHANNELS:
-        raise ValueError(f"patchgan: color space {color_space!r}: expected one of {sorted(COLOR_SPACE_CHANNELS)}")
+    space = _color_space("patchgan", color_space)
     _check_norm(norm)
     if _patchgan_output_side(image_size) < 1:
         minimum = next(size for size in itertools.count(1) if _patchgan_output_side(size) >= 1)
         raise ValueError(f"patchgan: image size {image_size} is below its minimum of {minimum} px")
     inputs = keras.Input((image_size, image_size, 1), name="inputs")
-    targets = keras.Input((image_size, image_size, COLOR_SPACE_CHANNELS[color_space]), name="targets")
+    targets = keras.Input((image_size, image_size, space.channels), name="targets")
     x = keras.layers.Concatenate(name="pair")([inputs, targets])
     for index, multiplier in enumerate(_PATCHGAN_WIDTH_MULTIPLIERS):
         x = _down_block(x, base_width * multiplier, norm if index else "none", name=f"down{index + 1}")
@@ -246,8 +246,9 @@ def _unet_builder(color_space):
 
 
 def _seed_discriminator_builder(image_size, *, color_space, **_):
-    if color_space != "rgb":
-        raise ValueError(f"seed discriminator: color space {color_space!r}: it judges RGB images only")
+    space = _color_space("seed discriminator", color_space)
+    if space is not color.COLOR_SPACES["rgb"]:
+        raise ValueError(f"seed discriminator: color space {space.name!r}: it judges RGB images only")
     return seed_discriminator_logits(seed_discriminator(image_size))
 
 
@@ -256,15 +257,22 @@ def _patchgan_builder(image_size, *, color_space, base_width, norm):
 
 
 GENERATORS = {
-    "seed": GeneratorSpec(_seed_generator_builder, color_space="rgb"),
-    "unet": GeneratorSpec(_unet_builder("lab"), color_space="lab"),
-    "unet_rgb": GeneratorSpec(_unet_builder("rgb"), color_space="rgb"),
+    "seed": GeneratorSpec(_seed_generator_builder, color_space=color.COLOR_SPACES["rgb"]),
+    "unet": GeneratorSpec(_unet_builder("lab"), color_space=color.COLOR_SPACES["lab"], has_depth=True),
+    "unet_rgb": GeneratorSpec(_unet_builder("rgb"), color_space=color.COLOR_SPACES["rgb"], has_depth=True),
 }
 DISCRIMINATORS = {
     # The training view: logits, whose sigmoid is the faithful model's output (seed_discriminator).
     "seed": DiscriminatorSpec(_seed_discriminator_builder, conditional=False, outputs_logits=True),
     "patchgan": DiscriminatorSpec(_patchgan_builder, conditional=True, outputs_logits=True),
 }
+
+
+def _color_space(model, name):
+    try:
+        return color.color_space(name)
+    except ValueError as e:
+        raise ValueError(f"{model}: {e}") from None
 
 
 def _spec(registry, kind, name):

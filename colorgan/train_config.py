@@ -15,6 +15,8 @@ from colorgan import losses
 from colorgan import models
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# The resolved flags of a run, saved in its model_dir: a re-runnable --flagfile, and what inference rebuilds from.
+FLAGFILE_NAME = "flags.cfg"
 
 
 def _field(default, help_text, choices=None):
@@ -133,6 +135,18 @@ def define_flags(flag_values=flags.FLAGS):
 
 def from_flags(flag_values=flags.FLAGS):
     return TrainConfig(**{name: flag_values[name].value for name in FIELDS})
+
+
+def read_flagfile(path, *overrides):
+    """The TrainConfig a flagfile (a launch/ config or a run's flags.cfg) and later `--flag=value` overrides give;
+    ValueError naming the file on an unknown or bad flag."""
+    values = flags.FlagValues()
+    define_flags(values)
+    try:
+        values(["colorgan", f"--flagfile={path}", *overrides])
+    except flags.Error as e:
+        raise ValueError(f"{path}: {str(e).splitlines()[0]}") from None
+    return from_flags(values)
 
 
 def to_flagfile_text(config):

@@ -47,7 +47,7 @@ def test_training_batches_have_the_promised_shapes_and_ranges(data_dir):
 
 
 def test_lab_targets(data_dir):
-    (l_norm, ab_norm), = _batches(input_pipeline.make_dataset(data_dir, "train", 4, 32, target_space="lab"), 1)
+    (l_norm, ab_norm), = _batches(input_pipeline.make_dataset(data_dir, "train", 4, 32, color_space="lab"), 1)
     assert l_norm.shape == (4, 32, 32, 1) and ab_norm.shape == (4, 32, 32, 2)
     assert -1.0 <= l_norm.min() and l_norm.max() <= 1.0 and np.abs(ab_norm).max() <= 1.2
     assert np.abs(ab_norm).mean() > 0.01  # colour photos have colour

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from colorgan import color
 from colorgan import models
 
 RNG = np.random.default_rng(0)
@@ -151,7 +152,7 @@ def test_unet_parameter_count_matches_the_pix2pix_tutorial():
 ])
 def test_unet_parameter_count_scales_with_width_and_depth(size, base_width, depth, color_space, norm, norm_params):
     model = models.unet_generator(size, color_space=color_space, base_width=base_width, depth=depth, norm=norm)
-    channels = models.COLOR_SPACE_CHANNELS[color_space]
+    channels = color.color_space(color_space).channels
     assert model.count_params() == _unet_params(base_width, depth, 1, channels, norm_params)
 
 
@@ -192,7 +193,7 @@ def test_patchgan_at_256_scores_30x30_patches_with_the_pix2pix_parameter_count()
 @pytest.mark.parametrize("color_space", ["rgb", "lab"])
 def test_patchgan_judges_pairs_in_either_color_space(size, side, color_space):
     model = models.patchgan_discriminator(size, color_space=color_space, base_width=2)
-    channels = models.COLOR_SPACE_CHANNELS[color_space]
+    channels = color.color_space(color_space).channels
     logits = model([_images(2, size, 1), _images(2, size, channels)], training=True)
     assert logits.shape == (2, side, side, 1)
 
@@ -229,7 +230,7 @@ def test_seed_discriminator_probability_is_float32_under_mixed_precision(mixed_p
 
 
 def test_registry_names_and_color_spaces():
-    assert {name: spec.color_space for name, spec in models.GENERATORS.items()} == {
+    assert {name: spec.color_space.name for name, spec in models.GENERATORS.items()} == {
         "seed": "rgb", "unet": "lab", "unet_rgb": "rgb"}
     assert sorted(models.DISCRIMINATORS) == ["patchgan", "seed"]
 
@@ -243,7 +244,7 @@ def test_every_registered_pair_builds_and_scores_the_generator_output_as_the_tra
     color_space = models.GENERATORS[generator].color_space
     inputs = keras.ops.convert_to_tensor(_images(2, size, 1))
     generated = models.build_generator(generator, size, **hparams)(inputs, training=True)
-    assert generated.shape == (2, size, size, models.COLOR_SPACE_CHANNELS[color_space])
+    assert generated.shape == (2, size, size, color.color_space(color_space).channels)
     critic = models.build_discriminator(discriminator, size, color_space=color_space, **hparams)
     scores = critic([inputs, generated]) if models.DISCRIMINATORS[discriminator].conditional else critic(generated)
     assert scores.shape[0] == 2 and np.all(np.isfinite(np.asarray(scores)))

@@ -177,11 +177,11 @@ def test_a_poisoned_batch_is_skipped_and_counted(data_dir, tmp_path, monkeypatch
     logs = []
     run = trainer.Trainer(_config(data_dir, tmp_path, train_steps=6), strategy, log=logs.append)
     assert run.train() == 6
-    assert int(run.nan_restores.numpy()) == 1
+    assert int(run.gan.nan_restores.numpy()) == 1
     # Batch 3 poisoned step 4: the run went back to the checkpoint of step 2 and continued from batch 4, so steps
     # 3..6 took batches 4..7 (batch 2's step was rolled back with it, batch 3 was skipped).
-    assert int(run.batches_consumed.numpy()) == 8
-    assert all(np.isfinite(w).all() for w in run.generator.get_weights())
+    assert int(run.gan.batches_consumed.numpy()) == 8
+    assert all(np.isfinite(w).all() for w in run.gan.generator.get_weights())
     assert any("non-finite" in line for line in logs)
 
 
@@ -199,7 +199,7 @@ def test_too_many_non_finite_batches_stop_with_a_clear_error(data_dir, tmp_path,
                           tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
     with pytest.raises(trainer.TrainingError, match=r"stopping after 2 restores \(--max_nan_restores\)"):
         run.train()
-    assert int(run.step.numpy()) == 0
+    assert int(run.gan.step.numpy()) == 0
 
 
 def test_seed_models_build_and_step_at_a_small_size(photo_dir, tmp_path):
@@ -209,9 +209,9 @@ def test_seed_models_build_and_step_at_a_small_size(photo_dir, tmp_path):
     config = _config(seed_data, tmp_path / "model", generator="seed", discriminator="seed", image_size=96,
                      batch_size=2, train_steps=2, noisy_labels=True, reconstruction_loss="mse", clip_norm=1.0)
     run = trainer.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
-    before = run.generator.get_weights()
+    before = run.gan.generator.get_weights()
     assert run.train() == 2
-    after = run.generator.get_weights()
+    after = run.gan.generator.get_weights()
     assert any(not np.array_equal(a, b) for a, b in zip(before, after))
     assert all(np.isfinite(w).all() for w in after)
 
@@ -275,22 +275,22 @@ config = dataclasses.replace(train_config.TrainConfig(), data_dir=sys.argv[1], m
                              generator="unet", discriminator="patchgan", image_size=32, base_width=4, depth=3,
                              norm="none", batch_size=4, precision="mixed_float16")
 run = trainer.Trainer(config, strategy, log=lambda _: None)
-before = [v.numpy() for v in run.generator.trainable_variables]
-scale_before = float(run.g_optimizer.dynamic_scale.numpy())
+before = [v.numpy() for v in run.gan.generator.trainable_variables]
+scale_before = float(run.gan.g_optimizer.dynamic_scale.numpy())
 
 def gradients(context):
     """Finite gradients on replica 0, an overflow (inf) on replica 1 only."""
     bad = np.float32("inf") if context.replica_id_in_sync_group == 1 else np.float32(0.0)
-    g = [tf.ones_like(v) + bad for v in run.generator.trainable_variables]
-    d = [tf.ones_like(v) for v in run.discriminator.trainable_variables]
+    g = [tf.ones_like(v) + bad for v in run.gan.generator.trainable_variables]
+    d = [tf.ones_like(v) for v in run.gan.discriminator.trainable_variables]
     return g, d
 
 g_grads, d_grads = strategy.experimental_distribute_values_from_function(gradients)
-tf.function(lambda g, d: strategy.run(run._replica_apply, args=(g, d)))(g_grads, d_grads)
-after = [v.numpy() for v in run.generator.trainable_variables]
+tf.function(lambda g, d: strategy.run(run.gan._replica_apply, args=(g, d)))(g_grads, d_grads)
+after = [v.numpy() for v in run.gan.generator.trainable_variables]
 print("unchanged", all(np.array_equal(a, b) for a, b in zip(before, after)))
 print("finite", all(np.isfinite(a).all() for a in after))
-print("scale_halved", float(run.g_optimizer.dynamic_scale.numpy()) == scale_before / 2)
+print("scale_halved", float(run.gan.g_optimizer.dynamic_scale.numpy()) == scale_before / 2)
 '''
 
 
@@ -303,3 +303,23 @@ def test_a_loss_scale_overflow_on_one_replica_is_skipped_on_all(data_dir, tmp_pa
                             text=True, timeout=300, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split("\n")[-4:-1] == ["unchanged True", "finite True", "scale_halved True"]
+
+
+PRE_SPLIT_RUN = os.path.join(REPO_ROOT, "tests", "data", "pre_split_run")
+
+
+def test_a_checkpoint_written_before_the_trainer_split_still_restores(data_dir, tmp_path):
+    """tests/data/pre_split_run was written by the single-module trainer (commit dfd45cf): a tiny batch-norm U-Net
+    with dropout and EMA at step 2. Its run must resume, every object matched, and carry on."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(PRE_SPLIT_RUN, run_dir)
+    before = _weights(run_dir)
+    result = run_script(SCRIPT, f"--flagfile={run_dir / 'flags.cfg'}", f"--data_dir={data_dir}",
+                        f"--model_dir={run_dir}", "--train_steps=3", check=True)
+    assert f"train: restored {run_dir}/ckpt-2 at step 2" in result.stderr
+    assert _step(run_dir) == 3
+    after = _weights(run_dir)
+    assert before.keys() == after.keys() and any("ema_generator" in name for name in after)
+    assert any(not np.array_equal(before[n], after[n]) for n in after if "_trainable_variables" in n)
