@@ -1,0 +1,130 @@
+"""Colorizing photos with a trained generator, outside the trainer: no optimizer, no strategy, no global seeding.
+
+`Colorizer.load(path)` takes a run directory (its flags.cfg and checkpoints; the EMA weights where the run kept
+them) or an export made by launch/export.py, and colorizes gray photos of any size at full resolution through
+`rendering.colorize`, so a run and its export give the same photos.
+"""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from colorgan import gan
+from colorgan import models
+from colorgan import rendering
+from colorgan import train_config
+
+EXPORT_METADATA_FILENAME = "colorgan.json"
+SAVED_MODEL_FILENAME = "saved_model.pb"
+CHROMA_SIGNATURE = "chroma"
+
+
+class InferenceError(ValueError):
+    """A run or export that cannot be loaded as asked; the message is one line naming the path or flag."""
+
+
+def chroma_predictor(generator, color_space):
+    """canvas gray [n, R, R, 1] in [0, 1] -> the generator's a*, b* [n, R, R, 2]: what rendering needs of a model."""
+
+    def predict(canvas):
+        inputs = color_space.model_input(canvas)
+        return color_space.chroma(inputs, generator(inputs, training=False))
+
+    return predict
+
+
+def _checkpoint_path(model_dir, step):
+    if step:
+        path = os.path.join(model_dir, f"ckpt-{step}")
+        if not tf.io.gfile.exists(f"{path}.index"):
+            available = sorted(int(name[5:-6]) for name in tf.io.gfile.listdir(model_dir)
+                               if name.startswith("ckpt-") and name.endswith(".index"))
+            raise InferenceError(f"--step={step}: {model_dir} has no checkpoint of that step (it has {available})")
+        return path
+    path = tf.train.latest_checkpoint(model_dir)
+    if not path:
+        raise InferenceError(f"{model_dir}: no checkpoint yet (train first)")
+    return path
+
+
+def load_generator(model_dir, step=0, render_size=0):
+    """(generator built at render_size with the run's weights, description) from a run directory. render_size 0:
+    the run's training size. The EMA weights are taken where the run kept them."""
+    flags_path = os.path.join(model_dir, train_config.FLAGFILE_NAME)
+    if not tf.io.gfile.exists(flags_path):
+        raise InferenceError(f"{model_dir}: not a training run (no {train_config.FLAGFILE_NAME})")
+    config = train_config.read_flagfile(flags_path)
+    checkpoint = _checkpoint_path(model_dir, step)
+    spec = models.GENERATORS[config.generator]
+    render_size = render_size or config.image_size
+    hparams = gan.model_hparams(config)
+    if spec.has_depth:  # the depth trained with, whatever the render size
+        hparams["depth"] = models.unet_depth(config.image_size, config.depth)
+    try:
+        generator = models.build_generator(config.generator, render_size, **hparams)
+    except ValueError as e:
+        raise InferenceError(f"--render_size={render_size}: {e}") from None
+    weights = "ema_generator" if any(name.startswith("ema_generator/")
+                                     for name, _ in tf.train.list_variables(checkpoint)) else "generator"
+    status = tf.train.Checkpoint(**{weights: generator}).restore(checkpoint).expect_partial()
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as e:
+        raise InferenceError(f"{checkpoint}: does not hold this run's generator: {str(e).splitlines()[0][:200]}") \
+            from None
+    description = dict(generator=config.generator, color_space=spec.color_space.name, render_size=render_size,
+                       training_image_size=config.image_size, depth=hparams["depth"], weights=weights,
+                       step=int(checkpoint.rsplit("-", 1)[1]), checkpoint=checkpoint,
+                       training_flags=train_config.to_flagfile_text(config).split())
+    return generator, description
+
+
+class Colorizer:
+    """Colorizes gray photos [h, w] / [h, w, 1] / [n, h, w, 1] in [0, 1] at full resolution."""
+
+    def __init__(self, predict_chroma, render_size, description, keep_alive=None):
+        self.render_size = render_size
+        self.description = description
+        self._keep_alive = keep_alive  # a loaded SavedModel must outlive its signatures
+        self.colorize_batch = tf.function(
+            lambda gray: rendering.colorize(gray, predict_chroma, render_size),
+            input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
+
+    @classmethod
+    def from_run(cls, model_dir, step=0, render_size=0):
+        generator, description = load_generator(model_dir, step, render_size)
+        space = models.GENERATORS[description["generator"]].color_space
+        return cls(chroma_predictor(generator, space), description["render_size"], description)
+
+    @classmethod
+    def from_export(cls, export_dir):
+        with open(os.path.join(export_dir, EXPORT_METADATA_FILENAME), encoding="utf-8") as f:
+            description = json.load(f)
+        loaded = tf.saved_model.load(export_dir)
+        signature = loaded.signatures[CHROMA_SIGNATURE]
+        return cls(lambda canvas: signature(gray=canvas)["ab"], description["render_size"], description, loaded)
+
+    @classmethod
+    def load(cls, path, step=0, render_size=0):
+        """A run directory or an export; `step` and `render_size` apply to runs (an export has them fixed)."""
+        if tf.io.gfile.exists(os.path.join(path, SAVED_MODEL_FILENAME)):
+            colorizer = cls.from_export(path)
+            if step and step != colorizer.description["step"]:
+                raise InferenceError(f"--step={step}: {path} is an export of step {colorizer.description['step']}")
+            if render_size and render_size != colorizer.render_size:
+                raise InferenceError(f"--render_size={render_size}: {path} is an export fixed at "
+                                     f"{colorizer.render_size} (export again with --render_size)")
+            return colorizer
+        if tf.io.gfile.exists(os.path.join(path, train_config.FLAGFILE_NAME)):
+            return cls.from_run(path, step, render_size)
+        raise InferenceError(f"{path}: neither a training run ({train_config.FLAGFILE_NAME}) nor an export "
+                             f"({SAVED_MODEL_FILENAME})")
+
+    def colorize(self, gray):
+        """numpy gray in [0, 1] -> numpy sRGB float32 in [0, 1] with a channel axis of 3 (batch axis as given)."""
+        gray = np.asarray(gray, np.float32)
+        batch = gray if gray.ndim == 4 else (gray[..., np.newaxis] if gray.ndim == 2 else gray)[np.newaxis]
+        rgb = self.colorize_batch(tf.constant(batch)).numpy()
+        return rgb if gray.ndim == 4 else rgb[0]

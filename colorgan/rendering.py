@@ -1,0 +1,66 @@
+"""Full-resolution colorization: the generator sees a small canvas, the photo keeps every pixel of its lightness.
+
+The gray photo is fitted into a `render_size` square (aspect kept, edges repeated into the margin), the generator
+predicts chroma there, and the chroma of the photo's own region is upsampled bilinearly to the photo's size and
+joined with the photo's full-resolution L*. Colours sRGB cannot show lose chroma at fixed L* (never lightness), so
+the output's L* is the gray input's. TensorFlow ops only: the same code runs in process and inside an exported
+SavedModel, which is why TF Serving returns finished photos.
+"""
+
+import tensorflow as tf
+
+from colorgan import color
+from colorgan import records
+
+
+def fit_canvas(gray, render_size):
+    """gray [n, h, w, 1] -> (canvas [n, R, R, 1], (top, left, height, width) of the photo inside it). The longer
+    side becomes R; the margin repeats the edge pixels, which disturbs a convolution less than a constant."""
+    shape = tf.shape(gray)
+    height, width = shape[1], shape[2]
+    scale = tf.cast(render_size, tf.float32) / tf.cast(tf.maximum(height, width), tf.float32)
+    fitted = [tf.clip_by_value(tf.cast(tf.round(tf.cast(side, tf.float32) * scale), tf.int32), 1, render_size)
+              for side in (height, width)]
+    small = tf.image.resize(gray, fitted, antialias=True)
+    top, left = (render_size - fitted[0]) // 2, (render_size - fitted[1]) // 2
+    rows = tf.clip_by_value(tf.range(render_size) - top, 0, fitted[0] - 1)
+    columns = tf.clip_by_value(tf.range(render_size) - left, 0, fitted[1] - 1)
+    canvas = tf.gather(tf.gather(small, rows, axis=1), columns, axis=2)
+    return tf.ensure_shape(canvas, [None, render_size, render_size, 1]), (top, left, fitted[0], fitted[1])
+
+
+def colorize(gray, predict_chroma, render_size):
+    """gray [n, h, w, 1] float in [0, 1] -> sRGB [n, h, w, 3] float in [0, 1], at the input's full resolution.
+
+    predict_chroma: canvas [n, R, R, 1] gray in [0, 1] -> a*, b* [n, R, R, 2] in CIE units (what the exported
+    `chroma` signature computes)."""
+    gray = tf.convert_to_tensor(gray, tf.float32)
+    canvas, (top, left, height, width) = fit_canvas(gray, render_size)
+    chroma = predict_chroma(canvas)[:, top:top + height, left:left + width, :]
+    chroma = tf.image.resize(chroma, tf.shape(gray)[1:3], method="bilinear")
+    lab = tf.concat([color.lightness_from_gray(gray), chroma], axis=-1)
+    return color.lab_to_rgb(color.fit_chroma_to_gamut(lab))
+
+
+def gray_from_u8(images):
+    """uint8 [n, h, w, c] with c = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) -> gray [n, h, w, 1] float in
+    [0, 1]: transparency composited on white, colour reduced to the records' luma (PIL's "L")."""
+    channels = tf.shape(images)[-1]
+    images = tf.cast(images, tf.int32)
+
+    def on_white(colour):
+        alpha = images[..., -1:]
+        return (colour * alpha + 255 * (255 - alpha) + 127) // 255
+
+    gray = tf.switch_case(channels - 1, [
+        lambda: images[..., :1],
+        lambda: on_white(images[..., :1]),
+        lambda: tf.cast(records.luma_u8(images[..., :3]), tf.int32),
+        lambda: tf.cast(records.luma_u8(on_white(images[..., :3])), tf.int32),
+    ])
+    return tf.ensure_shape(tf.cast(gray, tf.float32), [None, None, None, 1]) / 255.0
+
+
+def to_u8(rgb):
+    """Float [0, 1] -> uint8, rounded."""
+    return tf.cast(tf.round(tf.clip_by_value(rgb, 0.0, 1.0) * 255.0), tf.uint8)
