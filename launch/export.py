@@ -1,0 +1,42 @@
+"""Exports a training run's generator as a SavedModel for TF Serving and tf.saved_model.load (BUILD.md: "Export").
+
+  python launch/export.py --model_dir=runs/unet256 --export_dir=exports/unet256/1
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+_MODEL_DIR = flags.DEFINE_string("model_dir", "", "The training run to export (its flags.cfg and checkpoints).")
+_EXPORT_DIR = flags.DEFINE_string("export_dir", "", "Where the SavedModel goes (TF Serving: BASE/VERSION).")
+_STEP = flags.DEFINE_integer("step", 0, "Checkpoint step (0: the latest).", lower_bound=0)
+_RENDER_SIZE = flags.DEFINE_integer("render_size", 0, "Side of the square the model sees (0: the training size).",
+                                    lower_bound=0)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing export.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not _MODEL_DIR.value or not _EXPORT_DIR.value:
+        print("export: error: --model_dir and --export_dir are required", file=sys.stderr)
+        return 2
+    from colorgan import export, inference  # noqa: PLC0415 - TensorFlow loads once the flags are known good.
+
+    try:
+        description = export.export(_MODEL_DIR.value, _EXPORT_DIR.value, _STEP.value, _RENDER_SIZE.value,
+                                    overwrite=_OVERWRITE.value)
+    except inference.InferenceError as e:
+        print(f"export: error: {e}", file=sys.stderr)
+        return 2
+    print(f"export: step {description['step']} of {_MODEL_DIR.value} ({description['weights']}) rendered at "
+          f"{description['render_size']} px -> {_EXPORT_DIR.value}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(app.run(main))
