@@ -96,13 +96,21 @@ def quantize(rgb, bit_depth):
     return np.round(np.clip(rgb, 0.0, 1.0) * scale).astype(dtype)
 
 
+def colorize_photo(colorizer, photo, output_format="PNG"):
+    """The colorized pixels of a loaded photo as the tool writes them: uint16 for 16-bit sources where the format
+    holds 16 bits, else uint8."""
+    bit_depth = photo.bit_depth if output_format in _SIXTEEN_BIT_FORMATS else 8
+    return quantize(colorizer.colorize(photo.gray), bit_depth)
+
+
 def compare_sheet(gray, rgb):
-    """input | colorized, side by side, at most COMPARE_MAX_HEIGHT pixels high."""
+    """input | colorized, side by side, at most COMPARE_MAX_HEIGHT pixels high (gray: float [0, 1]; rgb: the
+    colorized uint8 or uint16 pixels)."""
     height, width = gray.shape
     scale = min(1.0, COMPARE_MAX_HEIGHT / height)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    cells = [np.asarray(Image.fromarray(quantize(image, 8)).resize(size, Image.Resampling.LANCZOS))
-             for image in (gray, rgb)]
+    cells = [np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
+             for image in (quantize(gray, 8), quantize(rgb / np.iinfo(rgb.dtype).max, 8))]
     return np.asarray(visualize.image_grid([cells], titles=("input", "colorized")))
 
 
@@ -141,15 +149,13 @@ def run(config, log=print):
             summary.failed.append((source, str(e)))
             log(f"colorize: skipped {source}: {e}")
             continue
-        rgb = colorizer.colorize(photo.gray)
+        rgb = colorize_photo(colorizer, photo, image_format)
         os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
         try:
             if config.compare:
                 photo_io.save_photo(compare_sheet(photo.gray, rgb), os.path.join(
                     config.output_dir, relative + COMPARE_SUFFIX), "JPEG", jpeg_quality=90)
-            bit_depth = photo.bit_depth if image_format in _SIXTEEN_BIT_FORMATS else 8
-            photo_io.save_photo(quantize(rgb, bit_depth), output, image_format, exif=photo.exif,
-                                jpeg_quality=config.jpeg_quality)
+            photo_io.save_photo(rgb, output, image_format, exif=photo.exif, jpeg_quality=config.jpeg_quality)
         except OSError as e:
             raise ColorizeError(f"{output}: cannot write: {e.strerror or e}") from None
         summary.colorized += 1

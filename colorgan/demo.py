@@ -1,7 +1,11 @@
-"""The newcomer's end-to-end run on bundled photos: dataset, verification, a short training run, pictures."""
+"""The newcomer's end-to-end run on bundled photos: dataset, verification, a short training run, its export, and
+colorized full-resolution photos the model never saw (two held-out colour photos and a black-and-white one)."""
 
 import dataclasses
+import json
 import os
+
+from PIL import Image
 
 from colorgan import conversion
 from colorgan import sample_photos
@@ -14,14 +18,17 @@ DEMO_CROPS = 240
 
 
 def run(workdir, image_size=150, train_flagfile=None, train_steps=None, num_workers=0, log=print):
-    """Writes workdir/photos, workdir/data (TFRecords + manifest), workdir/preview.png and, given a training
-    flagfile, trains into workdir/run (samples/, loss_curves.png); returns the paths made."""
+    """Writes workdir/photos (training photos), workdir/data (TFRecords + manifest), workdir/preview.png and, given
+    a training flagfile, trains into workdir/run (samples/, loss_curves.png), exports it to workdir/export and
+    colorizes workdir/held_out (colour photos kept out of training) and a black-and-white photo into
+    workdir/colorized with compare sheets; returns the paths made."""
     paths = {"photos": os.path.join(workdir, "photos"), "data": os.path.join(workdir, "data"),
              "preview": os.path.join(workdir, "preview.png")}
     if not os.path.isdir(paths["photos"]):
-        log(f"demo: writing {len(sample_photos.PHOTO_NAMES)} bundled photos and {DEMO_CROPS} crops to "
-            f"{paths['photos']}")
-        sample_photos.write_photo_folder(paths["photos"], num_crops=DEMO_CROPS, crop_size=256)
+        log(f"demo: writing {len(sample_photos.TRAINING_PHOTO_NAMES)} bundled photos and {DEMO_CROPS} crops to "
+            f"{paths['photos']} ({', '.join(sample_photos.HELD_OUT_PHOTO_NAMES)} held out)")
+        sample_photos.write_photo_folder(paths["photos"], num_crops=DEMO_CROPS, crop_size=256,
+                                         names=sample_photos.TRAINING_PHOTO_NAMES)
     conversion.run(conversion.ConversionConfig(output_dir=paths["data"], input_dirs=(paths["photos"],),
                                                image_size=image_size, num_workers=num_workers),
                    log=lambda m: log(f"demo: {m}"))
@@ -32,6 +39,7 @@ def run(workdir, image_size=150, train_flagfile=None, train_steps=None, num_work
     log(f"demo: dataset {paths['data']} verified ({report.examples}); preview sheet {paths['preview']}")
     if train_flagfile:
         paths.update(_train(workdir, paths["data"], train_flagfile, train_steps, log))
+        paths.update(_colorize(workdir, paths["run"], log))
     return paths
 
 
@@ -50,3 +58,29 @@ def _train(workdir, data_dir, flagfile, train_steps, log):
     samples = os.path.join(config.model_dir, "samples")
     log(f"demo: sample sheets (gray | generated | real) in {samples}; loss curves {loss_curves}")
     return {"run": config.model_dir, "samples": samples, "loss_curves": loss_curves}
+
+
+def _colorize(workdir, model_dir, log):
+    """Exports the run, then colorizes full-resolution photos it never saw through the export, as a user would."""
+    from colorgan import colorize, evaluation, export, inference  # noqa: PLC0415
+
+    paths = {"export": os.path.join(workdir, "export"), "held_out": os.path.join(workdir, "held_out"),
+             "colorized": os.path.join(workdir, "colorized")}
+    export.export(model_dir, paths["export"], overwrite=True)
+    log(f"demo: exported the run to {paths['export']} (SavedModel + generator.keras + colorgan.json)")
+    os.makedirs(paths["held_out"], exist_ok=True)
+    for name, pixels in sample_photos.bundled_photos(sample_photos.HELD_OUT_PHOTO_NAMES).items():
+        Image.fromarray(pixels).save(os.path.join(paths["held_out"], f"{name}.png"))
+    black_and_white = os.path.join(workdir, f"{sample_photos.BLACK_AND_WHITE_PHOTO_NAME}.png")
+    Image.fromarray(sample_photos.black_and_white_photo()).save(black_and_white)
+    config = colorize.ColorizeConfig(model=paths["export"], inputs=(paths["held_out"], black_and_white),
+                                     output_dir=paths["colorized"], compare=True, overwrite=True)
+    colorize.run(config, log=lambda m: log(f"demo: {m}"))
+    result = evaluation.evaluate_folder(inference.Colorizer.load(paths["export"]), (paths["held_out"],),
+                                        config.max_pixels)
+    paths["evaluation"] = os.path.join(workdir, "evaluation.json")
+    with open(paths["evaluation"], "w", encoding="utf-8") as f:
+        f.write(json.dumps({"examples": result.count, **result.means}, sort_keys=True) + "\n")
+    log(evaluation.table(result.means, f"demo: held-out photos at full resolution ({result.count}):"))
+    log(f"demo: colorized photos and input | colorized sheets in {paths['colorized']}")
+    return paths

@@ -7,7 +7,9 @@ colorize path. Both use `Evaluator`, so the trainer's eval lines and evaluate.py
 """
 
 import dataclasses
+import os
 
+import numpy as np
 import tensorflow as tf
 
 from colorgan import metrics
@@ -42,11 +44,12 @@ def gray_as_rgb(gray):
 
 @dataclasses.dataclass
 class Result:
-    """Means over `count` examples, and the first batch (gray, generated, real as numpy) for sample sheets."""
+    """Means over `count` examples, and the first examples kept for sample sheets: a list of (gray, generated,
+    real) numpy images, sRGB [0, 1] [h, w, 3]."""
 
     means: dict
     count: int
-    sample: tuple = None
+    samples: list = dataclasses.field(default_factory=list)
 
 
 class Means:
@@ -72,18 +75,20 @@ class Evaluator:
         self.strategy = strategy or tf.distribute.get_strategy()
         self._batch_sums = tf.function(self._sums)
 
-    def run(self, batches, num_batches):
-        """Means over `num_batches` batches of the iterable `batches` (fewer if it ends first)."""
-        means, sample = Means(), None
+    def run(self, batches, num_batches=None, keep_samples=0):
+        """Means over `num_batches` batches of the iterable `batches` (all it gives when None), keeping the first
+        `keep_samples` examples (of this worker's first replica) for sample sheets."""
+        means, samples = Means(), []
         for index, (gray, real) in enumerate(batches):
             if index == num_batches:
                 break
             sums = self._batch_sums(gray, real)
             means.add(sums, int(sums.pop("count")))
-            if sample is None:
+            if len(samples) < keep_samples:
                 gray, real = (self.strategy.experimental_local_results(x)[0] for x in (gray, real))
-                sample = (gray_as_rgb(gray).numpy(), self.colorize(gray).numpy(), real.numpy())
-        return Result(means.means(), means.count, sample)
+                samples.extend(zip(gray_as_rgb(gray).numpy(), self.colorize(gray).numpy(), real.numpy()))
+                del samples[keep_samples:]
+        return Result(means.means(), means.count, samples)
 
     def _sums(self, gray, real):
         def replica_sums(gray, real):
@@ -106,3 +111,63 @@ def table(means, title=""):
     lines.append(f"{'colorfulness (real)':<20}{means['colorfulness_real']:>12.4f}")
     return "\n".join(lines)
 
+
+
+# ------------------------------------------------------------------------------- evaluate.py's two sources
+
+
+def evaluate_dataset(colorizer, data_dir, split="val", keep_samples=0):
+    """Every example of a dataset split at its stored size, through the colorizer's full-resolution path."""
+    from colorgan import input_pipeline, records  # noqa: PLC0415 - only this source reads TFRecords.
+
+    stored = records.read_manifest(data_dir)["image_size"]
+    # One example per batch: nothing is dropped, whatever the split's size.
+    batches = input_pipeline.make_dataset(data_dir, split, 1, stored, training=False, color_space="rgb")
+    return Evaluator(colorizer.colorize_batch).run(iter(batches), keep_samples=keep_samples)
+
+
+def evaluate_folder(colorizer, inputs, max_pixels, keep_samples=0, log=print):
+    """Colour photos at full resolution, exactly as colorize.py treats them: gray (the luma) -> colorize ->
+    compare with the original. Photos without colour, and unreadable ones, are reported and left out."""
+    from colorgan import colorize, photo_io  # noqa: PLC0415
+
+    means, samples = Means(), []
+    for path, _ in colorize.list_sources(inputs, output_dir=""):
+        try:
+            photo = photo_io.load_photo(path, max_pixels)
+        except photo_io.PhotoError as e:
+            log(f"evaluate: skipped {path}: {e}")
+            continue
+        if photo.rgb is None:
+            log(f"evaluate: skipped {path}: no colour original to compare with")
+            continue
+        generated = colorize.colorize_photo(colorizer, photo, "JPEG").astype("float32") / 255.0
+        gray = tf.constant(photo.gray[None, ..., None])
+        real = tf.constant(photo.rgb[None].astype("float32") / 255.0)
+        values = pair_metrics(tf.constant(generated[None]), real, gray_as_rgb(gray))
+        means.add({name: float(tf.reduce_sum(value)) for name, value in values.items()}, 1)
+        if len(samples) < keep_samples:
+            samples.append((gray_as_rgb(gray)[0].numpy(), generated, real[0].numpy()))
+    return Result(means.means(), means.count, samples)
+
+
+SAMPLE_MAX_HEIGHT = 384
+
+
+def write_sample_sheets(samples, directory):
+    """One PNG per sample, gray | colorized | real, at most SAMPLE_MAX_HEIGHT high; returns the paths."""
+    from PIL import Image  # noqa: PLC0415
+
+    from colorgan import metrics_log, visualize  # noqa: PLC0415
+
+    paths = []
+    for index, images in enumerate(samples):
+        height, width = images[0].shape[:2]
+        scale = min(1.0, SAMPLE_MAX_HEIGHT / height)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        row = [Image.fromarray(metrics_log.to_u8(image)).resize(size, Image.Resampling.LANCZOS) for image in images]
+        path = os.path.join(directory, f"sample_{index:03d}.png")
+        visualize.save_png(visualize.image_grid([[np.asarray(cell) for cell in row]],
+                                                titles=metrics_log.SAMPLE_TITLES), path)
+        paths.append(path)
+    return paths

@@ -91,7 +91,7 @@ class MetricsLogger:
         TensorBoard; returns the PNG's path (None when disabled)."""
         if not self.enabled:
             return None
-        rows = [[_to_u8(g), _to_u8(x), _to_u8(r)] for g, x, r in list(zip(gray, generated, real))[:max_rows]]
+        rows = [[to_u8(g), to_u8(x), to_u8(r)] for g, x, r in list(zip(gray, generated, real))[:max_rows]]
         sheet = visualize.image_grid(rows, titles=SAMPLE_TITLES)
         path = sample_sheet_path(self.model_dir, step)
         visualize.save_png(sheet, path)
@@ -105,7 +105,8 @@ class MetricsLogger:
             self._summary_writer = None
 
 
-def _to_u8(image):
+def to_u8(image):
+    """Float images in [0, 1] -> uint8, rounded (what sheets show)."""
     return np.round(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 

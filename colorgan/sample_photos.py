@@ -11,26 +11,38 @@ from PIL import Image
 
 # The bundled colour photographs (not the scientific images, nor those that need an optional download).
 PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle")
+# Whole photos kept out of training where a model's generalisation is measured (the demo, bench_quality).
+HELD_OUT_PHOTO_NAMES = ("chelsea", "coffee")
+TRAINING_PHOTO_NAMES = tuple(name for name in PHOTO_NAMES if name not in HELD_OUT_PHOTO_NAMES)
+# A real black-and-white photograph (512x512), for showing colorization where no colour original exists.
+BLACK_AND_WHITE_PHOTO_NAME = "camera"
 
 
-def bundled_photos():
-    """{name: HxWx3 uint8} for PHOTO_NAMES."""
+def black_and_white_photo():
+    """scikit-image's 'camera', HxW uint8."""
+    from skimage import data  # noqa: PLC0415
+
+    return getattr(data, BLACK_AND_WHITE_PHOTO_NAME)()
+
+
+def bundled_photos(names=PHOTO_NAMES):
+    """{name: HxWx3 uint8} for `names` (PHOTO_NAMES by default)."""
     from skimage import data  # noqa: PLC0415 - an optional dependency (the demo/test extras).
 
     photos = {}
-    for name in PHOTO_NAMES:
+    for name in names:
         image = getattr(data, name)()
         photos[name] = np.ascontiguousarray((image[0] if isinstance(image, tuple) else image)[..., :3])
     return photos
 
 
-def random_crops(count, size, seed=0, min_scale=0.3, upscale=1.0):
+def random_crops(count, size, seed=0, min_scale=0.3, upscale=1.0, names=PHOTO_NAMES):
     """Yields (name, HxWx3 uint8) crops of `size` (int or (w, h)) from random photos, at random scales and flips.
 
     `upscale` > 1 first enlarges the photos, to imitate camera-sized files from these small ones.
     """
     rng = np.random.default_rng(seed)
-    photos = [Image.fromarray(p) for p in bundled_photos().values()]
+    photos = [Image.fromarray(p) for p in bundled_photos(names).values()]
     if upscale != 1.0:
         photos = [p.resize((round(p.width * upscale), round(p.height * upscale)), Image.Resampling.BICUBIC)
                   for p in photos]
@@ -49,11 +61,12 @@ def random_crops(count, size, seed=0, min_scale=0.3, upscale=1.0):
 
 
 def write_photo_folder(directory, num_crops=0, crop_size=256, seed=0, include_originals=True, upscale=1.0,
-                       quality=92):
-    """Writes the bundled photos and `num_crops` random crops as JPEG files; returns their paths, sorted."""
+                       quality=92, names=PHOTO_NAMES):
+    """Writes the bundled photos `names` and `num_crops` random crops of them as JPEG files; returns their paths,
+    sorted."""
     os.makedirs(directory, exist_ok=True)
-    images = list(bundled_photos().items()) if include_originals else []
-    images += list(random_crops(num_crops, crop_size, seed=seed, upscale=upscale))
+    images = list(bundled_photos(names).items()) if include_originals else []
+    images += list(random_crops(num_crops, crop_size, seed=seed, upscale=upscale, names=names))
     paths = []
     for name, pixels in images:
         path = os.path.join(directory, f"{name}.jpg")

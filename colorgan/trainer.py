@@ -246,7 +246,8 @@ class Trainer:
         if not batches:
             self.log("train: no val batches to evaluate (the val split is empty or smaller than one global batch)")
             return {}
-        evaluated = self.evaluator.run(iter(self._dataset(training=False)), batches)
+        evaluated = self.evaluator.run(iter(self._dataset(training=False)), batches,
+                                       keep_samples=self.config.sample_rows if self.is_chief else 0)
         means = evaluated.means
         step = int(self.gan.step.numpy())
         if baseline:
@@ -256,7 +257,7 @@ class Trainer:
                                                  "colorfulness_delta")}
         self.metrics.eval(step, result)
         if self.is_chief:
-            self.metrics.sample_sheet(step, *evaluated.sample, max_rows=self.config.sample_rows)
+            self.metrics.sample_sheet(step, *zip(*evaluated.samples), max_rows=self.config.sample_rows)
             self.log(f"train: eval at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
         return result
 

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 from PIL import Image
+from skimage.color import rgb2lab
 
 from conftest import run_script
 
@@ -24,3 +25,17 @@ def test_demo_builds_data_trains_and_draws(tmp_path):
     assert sheet.shape[1] > 3 * 64 and sheet.std() > 10
     assert Image.open(run / "loss_curves.png").size[0] > 400
     assert f"sample sheets (gray | generated | real) in {run / 'samples'}" in result.stderr + result.stdout
+    # The run is exported, and photos it never saw come out colorized at their full resolution.
+    assert (tmp_path / "export" / "saved_model.pb").exists()
+    colorized = tmp_path / "colorized"
+    assert sorted(p.name for p in colorized.iterdir()) == [
+        "camera.compare.jpg", "camera.png", "chelsea.compare.jpg", "chelsea.png", "coffee.compare.jpg", "coffee.png"]
+    for name in ("chelsea", "coffee"):
+        original = np.asarray(Image.open(tmp_path / "held_out" / f"{name}.png"))
+        assert np.asarray(Image.open(colorized / f"{name}.png")).shape == original.shape
+    camera = np.asarray(Image.open(tmp_path / "camera.png")) / 255.0
+    output = np.asarray(Image.open(colorized / "camera.png")) / 255.0
+    lightness = rgb2lab(np.repeat(camera[..., np.newaxis], 3, axis=-1))[..., 0]
+    assert output.shape == (512, 512, 3)
+    assert np.mean(np.abs(rgb2lab(output)[..., 0] - lightness) <= 1.0) >= 0.99
+    assert json.loads((tmp_path / "evaluation.json").read_text())["examples"] == 2

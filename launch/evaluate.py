@@ -1,0 +1,81 @@
+"""Measures a run or an export: PSNR, SSIM, colorfulness and |delta colorfulness| against the real photos, and the
+same for the gray copy (the baseline to beat).
+
+  python launch/evaluate.py --model=runs/unet256 --data_dir=data/photos256 --split=val
+  python launch/evaluate.py --model=exports/unet256/1 --input_dir=held_out_photos/ --samples=4 --output_dir=eval/
+
+--data_dir evaluates a dataset split at its stored size; --input_dir evaluates colour photos at full resolution
+through exactly colorize.py's path (gray -> colorize -> compare with the original). Prints a table, then one JSON
+line.
+"""
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from colorgan import photo_io  # noqa: E402 - after the log level.
+
+_MODEL = flags.DEFINE_string("model", "", "A training run's --model_dir or an export made by launch/export.py.")
+_STEP = flags.DEFINE_integer("step", 0, "Checkpoint step of a run (0: the latest).", lower_bound=0)
+_RENDER_SIZE = flags.DEFINE_integer("render_size", 0, "Side of the square the model sees (0: the training size).",
+                                    lower_bound=0)
+_DATA_DIR = flags.DEFINE_string("data_dir", "", "A dataset made by make_tfrecords.py.")
+_SPLIT = flags.DEFINE_enum("split", "val", ["train", "val"], "The dataset split to evaluate.")
+_INPUT_DIR = flags.DEFINE_multi_string("input_dir", [], "Colour photos (folder, file or glob; repeatable).")
+_SAMPLES = flags.DEFINE_integer("samples", 0, "Write this many gray | colorized | real sheets to --output_dir.",
+                                lower_bound=0)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "", "Where evaluation.json and sample sheets go (optional).")
+_MAX_PIXELS = flags.DEFINE_integer("max_pixels", photo_io.DEFAULT_MAX_PIXELS, "Larger photos are skipped.",
+                                   lower_bound=1)
+
+
+def _fail(message):
+    print(f"evaluate: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not _MODEL.value:
+        return _fail("--model is required")
+    if bool(_DATA_DIR.value) == bool(_INPUT_DIR.value):
+        return _fail("give either --data_dir or --input_dir")
+    if _SAMPLES.value and not _OUTPUT_DIR.value:
+        return _fail(f"--samples={_SAMPLES.value} needs --output_dir")
+    from colorgan import colorize, evaluation, inference, records  # noqa: PLC0415 - TensorFlow loads late.
+
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        colorizer = inference.Colorizer.load(_MODEL.value, _STEP.value, _RENDER_SIZE.value)
+        if _DATA_DIR.value:
+            source = f"{_DATA_DIR.value} ({_SPLIT.value})"
+            result = evaluation.evaluate_dataset(colorizer, _DATA_DIR.value, _SPLIT.value, _SAMPLES.value)
+        else:
+            source = ",".join(_INPUT_DIR.value)
+            result = evaluation.evaluate_folder(colorizer, _INPUT_DIR.value, _MAX_PIXELS.value, _SAMPLES.value, log)
+    except (inference.InferenceError, records.DatasetError, colorize.ColorizeError) as e:
+        return _fail(str(e))
+    if not result.count:
+        print(f"evaluate: error: {source}: no photo could be evaluated", file=sys.stderr)
+        return 1
+    report = {"model": _MODEL.value, "step": colorizer.description["step"], "source": source,
+              "render_size": colorizer.render_size, "examples": result.count, **result.means}
+    print(evaluation.table(result.means, f"{source}: {result.count} photos, {_MODEL.value} step {report['step']}"))
+    if _OUTPUT_DIR.value:
+        os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
+        with open(os.path.join(_OUTPUT_DIR.value, "evaluation.json"), "w", encoding="utf-8") as f:
+            f.write(json.dumps(report, sort_keys=True) + "\n")
+        for path in evaluation.write_sample_sheets(result.samples, os.path.join(_OUTPUT_DIR.value, "samples")):
+            log(f"evaluate: wrote {path}")
+    print(json.dumps(report, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(app.run(main))
