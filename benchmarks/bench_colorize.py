@@ -74,12 +74,12 @@ def run_method(method, photo, model_dir):
     import numpy as np  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
 
-    from colorgan import colorize, inference, models, photo_io  # noqa: PLC0415
+    from colorgan import colorize, inference, metrics_log, models, photo_io  # noqa: PLC0415
 
     output = os.path.join(os.path.dirname(photo), f"out_{method}_{os.path.basename(photo)}")
     if method == "colorgan":
         colorizer = inference.Colorizer.load(model_dir)
-        colorizer.colorize(np.zeros((300, 200), np.float32))  # traces the graph
+        colorizer.colorize(np.zeros((300, 200), np.float32), np.uint8)  # traces the graph the photo uses
         start = time.perf_counter()
         loaded = photo_io.load_photo(photo, max_pixels=10**9)
         photo_io.save_photo(colorize.colorize_photo(colorizer, loaded, "JPEG"), output, "JPEG", exif=loaded.exif)
@@ -96,7 +96,7 @@ def run_method(method, photo, model_dir):
         gray = np.pad(loaded.gray, [(0, padded[0] - height), (0, padded[1] - width)], mode="edge")
         inputs = space.model_input(tf.constant(gray[None, ..., None]))
         rgb = space.to_rgb(inputs, generator(inputs, training=False))[0, :height, :width].numpy()
-        photo_io.save_photo(colorize.quantize(rgb, 8), output, "JPEG")
+        photo_io.save_photo(metrics_log.to_u8(rgb), output, "JPEG")
     print(json.dumps({"seconds": time.perf_counter() - start}))
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from colorgan import imaging
+from colorgan import metrics_log
 from colorgan import photo_io
 from colorgan import visualize
 
@@ -90,17 +91,11 @@ def remove_stale_partials(output_dir):
                 os.remove(os.path.join(directory, name))
 
 
-def quantize(rgb, bit_depth):
-    """Float sRGB [0, 1] -> uint8, or uint16 for 16-bit sources."""
-    scale, dtype = (65535.0, np.uint16) if bit_depth == 16 else (255.0, np.uint8)
-    return np.round(np.clip(rgb, 0.0, 1.0) * scale).astype(dtype)
-
-
 def colorize_photo(colorizer, photo, output_format="PNG"):
     """The colorized pixels of a loaded photo as the tool writes them: uint16 for 16-bit sources where the format
     holds 16 bits, else uint8."""
-    bit_depth = photo.bit_depth if output_format in _SIXTEEN_BIT_FORMATS else 8
-    return quantize(colorizer.colorize(photo.gray), bit_depth)
+    sixteen_bit = photo.bit_depth == 16 and output_format in _SIXTEEN_BIT_FORMATS
+    return colorizer.colorize(photo.gray, np.uint16 if sixteen_bit else np.uint8)
 
 
 def compare_sheet(gray, rgb):
@@ -110,7 +105,7 @@ def compare_sheet(gray, rgb):
     scale = min(1.0, COMPARE_MAX_HEIGHT / height)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     cells = [np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
-             for image in (quantize(gray, 8), quantize(rgb / np.iinfo(rgb.dtype).max, 8))]
+             for image in (metrics_log.to_u8(gray), metrics_log.to_u8(rgb / np.iinfo(rgb.dtype).max))]
     return np.asarray(visualize.image_grid([cells], titles=("input", "colorized")))
 
 

@@ -34,7 +34,7 @@ class ServingModule(tf.Module):
         predict_chroma = inference.chroma_predictor(generator, color_space)
 
         def colorize_u8(images):
-            return rendering.to_u8(rendering.colorize(rendering.gray_from_u8(images), predict_chroma, render_size))
+            return rendering.colorize(rendering.gray_from_u8(images), predict_chroma, render_size, tf.uint8)
 
         def encoded_to_png(image_bytes):
             image = orientation.decode_upright(image_bytes)

@@ -88,9 +88,12 @@ class Colorizer:
         self.render_size = render_size
         self.description = description
         self._keep_alive = keep_alive  # a loaded SavedModel must outlive its signatures
-        self.colorize_batch = tf.function(
-            lambda gray: rendering.colorize(gray, predict_chroma, render_size),
+        # One compiled function per output dtype (float32 for evaluation, uint8 / uint16 for files).
+        self._functions = {dtype: tf.function(
+            lambda gray, dtype=dtype: rendering.colorize(gray, predict_chroma, render_size, dtype),
             input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
+            for dtype in (tf.float32, tf.uint8, tf.uint16)}
+        self.colorize_batch = self._functions[tf.float32]
 
     @classmethod
     def from_run(cls, model_dir, step=0, render_size=0):
@@ -122,9 +125,10 @@ class Colorizer:
         raise InferenceError(f"{path}: neither a training run ({train_config.FLAGFILE_NAME}) nor an export "
                              f"({SAVED_MODEL_FILENAME})")
 
-    def colorize(self, gray):
-        """numpy gray in [0, 1] -> numpy sRGB float32 in [0, 1] with a channel axis of 3 (batch axis as given)."""
+    def colorize(self, gray, dtype=np.float32):
+        """numpy gray in [0, 1] -> numpy sRGB with a channel axis of 3 (batch axis as given): float32 in [0, 1], or
+        uint8 / uint16 over their full range."""
         gray = np.asarray(gray, np.float32)
         batch = gray if gray.ndim == 4 else (gray[..., np.newaxis] if gray.ndim == 2 else gray)[np.newaxis]
-        rgb = self.colorize_batch(tf.constant(batch)).numpy()
+        rgb = self._functions[tf.as_dtype(dtype)](tf.constant(batch)).numpy()
         return rgb if gray.ndim == 4 else rgb[0]

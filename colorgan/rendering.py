@@ -29,17 +29,49 @@ def fit_canvas(gray, render_size):
     return tf.ensure_shape(canvas, [None, render_size, render_size, 1]), (top, left, fitted[0], fitted[1])
 
 
-def colorize(gray, predict_chroma, render_size):
-    """gray [n, h, w, 1] float in [0, 1] -> sRGB [n, h, w, 3] float in [0, 1], at the input's full resolution.
+# Rows joined and gamut-fitted at a time: full-resolution float intermediates stay at a few strips of the photo
+# (a 24 MP photo would otherwise hold several 288 MB float32 copies at once).
+STRIP_ROWS = 256
+
+
+def colorize(gray, predict_chroma, render_size, dtype=tf.float32):
+    """gray [n, h, w, 1] float in [0, 1] -> sRGB [n, h, w, 3] at the input's full resolution, as float32 in [0, 1]
+    or as uint8 / uint16 (rounded).
 
     predict_chroma: canvas [n, R, R, 1] gray in [0, 1] -> a*, b* [n, R, R, 2] in CIE units (what the exported
-    `chroma` signature computes)."""
+    `chroma` signature computes). The chroma is upsampled bilinearly (tf.image.resize's half-pixel sampling, done
+    in two passes so the full-size chroma is only ever made one strip of rows at a time)."""
     gray = tf.convert_to_tensor(gray, tf.float32)
-    canvas, (top, left, height, width) = fit_canvas(gray, render_size)
-    chroma = predict_chroma(canvas)[:, top:top + height, left:left + width, :]
-    chroma = tf.image.resize(chroma, tf.shape(gray)[1:3], method="bilinear")
-    lab = tf.concat([color.lightness_from_gray(gray), chroma], axis=-1)
-    return color.lab_to_rgb(color.fit_chroma_to_gamut(lab))
+    shape = tf.shape(gray)
+    count, height, width = shape[0], shape[1], shape[2]
+    canvas, (top, left, fitted_height, fitted_width) = fit_canvas(gray, render_size)
+    chroma = predict_chroma(canvas)[:, top:top + fitted_height, left:left + fitted_width, :]
+    chroma = tf.image.resize(chroma, [fitted_height, width], method="bilinear")  # columns only: [n, h', w, 2]
+    strips = (height + STRIP_ROWS - 1) // STRIP_ROWS
+    gray = tf.pad(gray, [[0, 0], [0, strips * STRIP_ROWS - height], [0, 0], [0, 0]])
+    row_scale = tf.cast(fitted_height, tf.float32) / tf.cast(height, tf.float32)
+
+    def strip(index):
+        image, first_row = index // strips, index % strips * STRIP_ROWS
+        source = (tf.cast(first_row + tf.range(STRIP_ROWS), tf.float32) + 0.5) * row_scale - 0.5
+        lower = tf.floor(source)
+        weight = (source - lower)[:, tf.newaxis, tf.newaxis]
+        rows = [tf.gather(chroma[image], tf.clip_by_value(tf.cast(lower, tf.int32) + offset, 0, fitted_height - 1))
+                for offset in (0, 1)]
+        lab = tf.concat([color.lightness_from_gray(gray[image, first_row:first_row + STRIP_ROWS]),
+                         rows[0] * (1.0 - weight) + rows[1] * weight], axis=-1)
+        return _convert(color.lab_to_rgb(color.fit_chroma_to_gamut(lab)), dtype)
+
+    rgb = tf.map_fn(strip, tf.range(count * strips), parallel_iterations=1,
+                    fn_output_signature=tf.TensorSpec([STRIP_ROWS, None, 3], dtype))
+    return tf.reshape(rgb, [count, strips * STRIP_ROWS, width, 3])[:, :height]
+
+
+def _convert(rgb, dtype):
+    """Float [0, 1] -> `dtype`: unchanged for floats, rounded to the full range for integers."""
+    if dtype.is_floating:
+        return tf.cast(rgb, dtype)
+    return tf.cast(tf.round(tf.clip_by_value(rgb, 0.0, 1.0) * dtype.max), dtype)
 
 
 def gray_from_u8(images):
@@ -59,8 +91,3 @@ def gray_from_u8(images):
         lambda: tf.cast(records.luma_u8(on_white(images[..., :3])), tf.int32),
     ])
     return tf.ensure_shape(tf.cast(gray, tf.float32), [None, None, None, 1]) / 255.0
-
-
-def to_u8(rgb):
-    """Float [0, 1] -> uint8, rounded."""
-    return tf.cast(tf.round(tf.clip_by_value(rgb, 0.0, 1.0) * 255.0), tf.uint8)

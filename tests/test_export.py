@@ -43,7 +43,7 @@ def test_savedmodel_output_equals_the_in_process_path(exported):
     model_dir, export_dir = exported
     colour = image_corpus.colourful(101, 67)
     in_process = inference.Colorizer.from_run(model_dir, render_size=64)
-    expected = rendering.to_u8(in_process.colorize_batch(rendering.gray_from_u8(colour[np.newaxis]))).numpy()
+    expected = in_process.colorize(rendering.gray_from_u8(colour[np.newaxis]).numpy(), np.uint8)
     loaded = tf.saved_model.load(export_dir)
     for images in (colour[np.newaxis], np.asarray(Image.fromarray(colour).convert("L"))[np.newaxis, ..., np.newaxis]):
         served = loaded.signatures["colorize"](images=tf.constant(images))["images"].numpy()
