@@ -1,5 +1,6 @@
 """What `launch/train.py` runs once its flags are parsed: validate, pick the strategy, train; errors as one line."""
 
+import signal
 import sys
 
 from absl import logging
@@ -8,7 +9,7 @@ from colorgan import distribute
 from colorgan import records
 from colorgan import trainer
 
-STOPPED_EXIT_CODE = 143
+STOPPED_EXIT_CODE = 128 + signal.SIGTERM
 
 
 def _fail(problems, code=2):
@@ -18,9 +19,10 @@ def _fail(problems, code=2):
 
 
 def train_main(config):
-    """Returns the process exit code: 0 done, 1 training failed, 2 bad flags or environment, 143 (128 + SIGTERM)
-    stopped by SIGTERM before --train_steps, with a checkpoint to resume from: schedulers (Kubeflow's ExitCode
-    policy, local_cluster --restarts) read 128+ as retryable, where 0 would mark the unfinished run a success."""
+    """Returns the process exit code: 0 done, 1 training failed, 2 bad flags or environment, 143 (128 + SIGTERM) or
+    130 (128 + SIGINT, Ctrl-C) stopped before --train_steps, with a checkpoint to resume from: schedulers
+    (Kubeflow's ExitCode policy, local_cluster --restarts) read 128+ as retryable, where 0 would mark the unfinished
+    run a success. A worker stopped because another one was signalled exits 143."""
     problems = config.validate()
     if problems:
         return _fail(problems)
@@ -47,7 +49,7 @@ def train_main(config):
         return _fail([str(e)], code=1)
     if final_step < config.train_steps:
         _log(f"train: stopped at step {final_step} of {config.train_steps}; run the same command to resume")
-        return STOPPED_EXIT_CODE
+        return 128 + run.stop_signal if run.stop_signal else STOPPED_EXIT_CODE
     _log(f"train: done at step {final_step}; checkpoints, samples and metrics in {config.model_dir}")
     return 0
 

@@ -61,7 +61,7 @@ class Trainer:
         self.metrics = metrics_log.MetricsLogger(config.model_dir, enabled=self.is_chief)
         self.evaluator = evaluation.Evaluator(self.gan.generate_rgb, strategy)
         self._train_loop = tf.function(self._loop, reduce_retracing=True)
-        self._stop_requested = False
+        self.stop_signal = None  # the signal that asked this process to stop, if one did
         self._last_saved_step = None
 
     def _dataset(self, training, start_position=0):
@@ -124,17 +124,21 @@ class Trainer:
                                 f"{os.path.join(self.config.model_dir, FLAGFILE_NAME)}): "
                                 f"{str(e).strip().splitlines()[0][:300]}") from None
 
-    def request_stop(self, *_):
-        """SIGTERM (preemption): finish the current call, checkpoint, exit."""
-        self._stop_requested = True
+    def request_stop(self, signum=signal.SIGTERM, _=None):
+        """SIGTERM (preemption) or Ctrl-C: finish the current call, checkpoint, exit. A Ctrl-C after a first request
+        ends the process at once, as a person pressing it twice expects."""
+        self.stop_signal = self.stop_signal or signum
+        # Python runs handlers only between bytecodes, not inside a compiled call or a checkpoint write; the
+        # default action ends the process wherever it is.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     def _all_agree_to_stop(self):
         """True once any worker was asked to stop. Workers of a multi-worker job may get SIGTERM at different
         steps; agreeing through an all-reduce makes them all checkpoint at the same step (their saves are
         collective), as PreemptionCheckpointHandler would, but under every strategy."""
         if distribute.num_workers(self.strategy) == 1:
-            return self._stop_requested
-        return float(self._count_stop_votes(tf.constant(1.0 if self._stop_requested else 0.0))) > 0.0
+            return self.stop_signal is not None
+        return float(self._count_stop_votes(tf.constant(0.0 if self.stop_signal is None else 1.0))) > 0.0
 
     @tf.function
     def _count_stop_votes(self, vote):
@@ -152,20 +156,21 @@ class Trainer:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
 
     def train(self):
-        """Trains up to config.train_steps; returns the final step (smaller when stopped by SIGTERM)."""
+        """Trains up to config.train_steps; returns the final step (smaller when stopped by SIGTERM or Ctrl-C)."""
         config = self.config
         self.restore_or_initialize()
         if self.is_chief:
             os.makedirs(config.model_dir, exist_ok=True)
             train_config.write_flagfile(config, os.path.join(config.model_dir, FLAGFILE_NAME))
-        previous_handler = signal.signal(signal.SIGTERM, self.request_stop) if _main_thread() else None
+        stop_signals = (signal.SIGTERM, signal.SIGINT) if _main_thread() else ()
+        previous_handlers = {signum: signal.signal(signum, self.request_stop) for signum in stop_signals}
         try:
             return self._train(config)
         except tf.errors.DataLossError:
             raise input_pipeline.name_damaged_shard(config.data_dir, "train", "val") from None
         finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGTERM, previous_handler)
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
             self.metrics.close()
 
     def _train(self, config):
@@ -201,7 +206,8 @@ class Trainer:
                 self.evaluate()
             stopping = self._all_agree_to_stop()
         if stopping:
-            self.log(f"train: stop requested (SIGTERM); checkpointing at step {step}")
+            requested = signal.Signals(self.stop_signal).name if self.stop_signal else "by another worker"
+            self.log(f"train: stop requested ({requested}); checkpointing at step {step}")
         self._save(step)
         if not stopping and (not config.eval_every or step % config.eval_every):
             self.evaluate()

@@ -124,6 +124,79 @@ def test_sigterm_mid_run_leaves_a_restorable_checkpoint(data_dir, tmp_path):
     assert f"at step {stopped_at}" in result.stderr and _step(tmp_path) == stopped_at + 1
 
 
+def _start_and_wait_for_steps(data_dir, model_dir, steps):
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(REPO_ROOT, SCRIPT), f"--data_dir={data_dir}", f"--model_dir={model_dir}",
+         *TINY_UNET, "--train_steps=100000", "--checkpoint_every=100000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = model_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= steps:
+            return process
+        time.sleep(0.05)
+    raise AssertionError(f"training did not reach {steps} steps: {process.communicate()[1][-2000:]}")
+
+
+def test_ctrl_c_checkpoints_and_exits_130_resumable(data_dir, tmp_path):
+    """Ctrl-C (SIGINT) is a person stopping a run: like SIGTERM it finishes the call and checkpoints, so up to
+    --checkpoint_every steps are not lost; 130 = 128 + SIGINT."""
+    process = _start_and_wait_for_steps(data_dir, tmp_path, 3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "stop requested (SIGINT)" in stderr and "Traceback" not in stderr
+    stopped_at = _step(tmp_path)
+    assert 3 <= stopped_at < 100000
+    result = _train(data_dir, tmp_path, *TINY_UNET, f"--train_steps={stopped_at + 1}")
+    assert f"at step {stopped_at}" in result.stderr and _step(tmp_path) == stopped_at + 1
+
+
+SECOND_CTRL_C = r'''
+import os, signal, sys, time
+from absl import flags
+from colorgan import launcher, train_config, trainer
+
+real_save = trainer.Trainer._save
+
+
+def save(self, step):
+    if self.stop_signal == signal.SIGINT:  # the stop checkpoint after a first Ctrl-C
+        print("pressing Ctrl-C again", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(60)  # a slow checkpoint write
+    return real_save(self, step)
+
+
+trainer.Trainer._save = save
+train_config.define_flags()
+flags.FLAGS(sys.argv)
+sys.exit(launcher.train_main(train_config.from_flags()))
+'''
+
+
+def test_a_second_ctrl_c_stops_at_once(data_dir, tmp_path):
+    """A second Ctrl-C while the first one's checkpoint is being written ends the process there and then (killed by
+    SIGINT), not after the write."""
+    script = tmp_path / "second_ctrl_c.py"
+    script.write_text(SECOND_CTRL_C)
+    model_dir = tmp_path / "model"
+    process = subprocess.Popen(
+        [sys.executable, str(script), f"--data_dir={data_dir}", f"--model_dir={model_dir}", *TINY_UNET,
+         "--train_steps=100000", "--checkpoint_every=100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, cwd=REPO_ROOT)
+    metrics = model_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGINT, stderr[-2000:]
+    assert "pressing Ctrl-C again" in stderr and "Traceback" not in stderr
+    assert time.monotonic() - start < 50  # not after the 60 s write
+
+
 @pytest.mark.parametrize("args, message", [
     (["--generator=resnet"], "train: error: --generator=resnet: unknown"),
     (["--batch_size=0"], "train: error: --batch_size=0: must be > 0"),
