@@ -43,6 +43,10 @@ def configure_process(config):
         tf.config.experimental.enable_op_determinism()
 
 
+class _DamagedCheckpoint(Exception):
+    """A checkpoint whose files cannot be read."""
+
+
 class Trainer:
     """Trains a `gan.Gan` built under `strategy` from `config`."""
 
@@ -102,14 +106,25 @@ class Trainer:
     # ------------------------------------------------------------------------------------------- the loop
 
     def restore_or_initialize(self):
-        """Restores the chief's latest checkpoint if there is one (every worker reads the same one); returns the step
-        training continues from."""
-        latest = tf.train.latest_checkpoint(self.config.model_dir)
-        if latest:
-            self._restore(latest)
-            self.log(f"train: restored {latest} at step {int(self.gan.step.numpy())}")
+        """Restores the chief's newest intact checkpoint if there is one (every worker reads the same one); returns
+        the step training continues from. A damaged newer one (truncated data, garbage index) is named in one line
+        and left in place: the run's next save of that step replaces it."""
+        state = tf.train.get_checkpoint_state(self.config.model_dir)
+        restored = None
+        for path in reversed(state.all_model_checkpoint_paths if state else []):
+            try:
+                self._restore(path)
+            except _DamagedCheckpoint as e:
+                self.log(f"train: {path} is damaged ({e}); trying the checkpoint before it")
+                continue
+            restored = path
+            self.log(f"train: restored {path} at step {int(self.gan.step.numpy())}")
+            break
+        if state and state.all_model_checkpoint_paths and not restored:
+            raise TrainingError(f"{self.config.model_dir}: every checkpoint is damaged; move them away to start "
+                                f"afresh")
         step = int(self.gan.step.numpy())
-        self._last_saved_step = step if latest else None
+        self._last_saved_step = step if restored else None
         # Lines past the checkpoint describe weights that are gone; a run (re)starting at step 0 logs afresh.
         self.metrics.truncate_after(step if step else -1)
         return step
@@ -123,6 +138,8 @@ class Trainer:
             raise TrainingError(f"{path}: does not match the models and settings asked for (compare "
                                 f"{os.path.join(self.config.model_dir, FLAGFILE_NAME)}): "
                                 f"{str(e).strip().splitlines()[0][:300]}") from None
+        except (tf.errors.OpError, IndexError, RuntimeError) as e:  # what TF raises for unreadable files
+            raise _DamagedCheckpoint(str(e).strip().splitlines()[0][:200] or type(e).__name__) from None
 
     def request_stop(self, signum=signal.SIGTERM, _=None):
         """SIGTERM (preemption) or Ctrl-C: finish the current call, checkpoint, exit. A Ctrl-C after a first request

@@ -124,6 +124,24 @@ def test_sigterm_mid_run_leaves_a_restorable_checkpoint(data_dir, tmp_path):
     assert f"at step {stopped_at}" in result.stderr and _step(tmp_path) == stopped_at + 1
 
 
+@pytest.mark.parametrize("damage", ["truncated data", "garbage index"])
+def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(data_dir, tmp_path, damage):
+    _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=4")  # checkpoints 0, 2 and 4
+    if damage == "truncated data":
+        data = tmp_path / "ckpt-4.data-00000-of-00001"
+        data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
+    else:
+        (tmp_path / "ckpt-4.index").write_bytes(np.random.default_rng(0).bytes(500))
+    intact = {p.name: p.read_bytes() for p in tmp_path.glob("ckpt-2.*")}
+    result = _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=5", "--keep_checkpoints=5", check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert f"train: {tmp_path}/ckpt-4 is damaged (" in result.stderr
+    assert f"restored {tmp_path}/ckpt-2 at step 2" in result.stderr
+    assert _step(tmp_path) == 5
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("ckpt-2.*")} == intact
+
+
 def _start_and_wait_for_steps(data_dir, model_dir, steps):
     process = subprocess.Popen(
         [sys.executable, os.path.join(REPO_ROOT, SCRIPT), f"--data_dir={data_dir}", f"--model_dir={model_dir}",
