@@ -17,6 +17,9 @@ from colorgan import models
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # The resolved flags of a run, saved in its model_dir: a re-runnable --flagfile, and what inference rebuilds from.
 FLAGFILE_NAME = "flags.cfg"
+# Settings that decide what a run's checkpoints hold or how their numbers are read: a run resumes only with the
+# same values (and with an EMA of the generator or without, as it started).
+CHECKPOINT_SETTINGS = ("generator", "discriminator", "base_width", "depth", "norm", "precision")
 
 
 def _field(default, help_text, choices=None):
@@ -93,7 +96,7 @@ class TrainConfig:
         for name in ("g_learning_rate", "d_learning_rate"):
             check(getattr(self, name) > 0, f"--{name}={getattr(self, name)}: must be > 0")
         for name in ("reconstruction_weight", "clip_norm", "cpu_replicas", "depth", "max_nan_restores",
-                     "eval_every", "eval_batches"):
+                     "eval_every", "eval_batches", "seed"):
             check(getattr(self, name) >= 0, f"--{name}={getattr(self, name)}: must be >= 0")
         check(0 <= self.beta_1 < 1, f"--beta_1={self.beta_1}: must be in [0, 1)")
         check(0 <= self.beta_2 < 1, f"--beta_2={self.beta_2}: must be in [0, 1)")

@@ -110,6 +110,8 @@ class Trainer:
         the step training continues from. A damaged newer one (truncated data, garbage index) is named in one line
         and left in place: the run's next save of that step replaces it."""
         state = tf.train.get_checkpoint_state(self.config.model_dir)
+        if state and state.all_model_checkpoint_paths:
+            self._check_same_settings(state.all_model_checkpoint_paths[-1])
         restored = None
         for path in reversed(state.all_model_checkpoint_paths if state else []):
             try:
@@ -129,12 +131,32 @@ class Trainer:
         self.metrics.truncate_after(step if step else -1)
         return step
 
+    def _check_same_settings(self, path):
+        """Refuses, in one line, to resume a run under settings that change what its checkpoints hold or mean
+        (flags.cfg records the run's settings). A checkpoint's own objects cannot tell all of these apart: float32
+        and mixed_bfloat16 hold the same variables, and a restore ignores an EMA the new settings do not build."""
+        flagfile = os.path.join(self.config.model_dir, FLAGFILE_NAME)
+        if not tf.io.gfile.exists(flagfile):
+            return
+        try:
+            saved = train_config.read_flagfile(flagfile)
+        except ValueError:
+            return  # an unreadable flags.cfg: the checkpoint's own objects are checked on restore
+        differences = [f"--{name}={getattr(self.config, name)} where the run has --{name}={getattr(saved, name)}"
+                       for name in train_config.CHECKPOINT_SETTINGS
+                       if getattr(self.config, name) != getattr(saved, name)]
+        if (self.config.ema_decay > 0) != (saved.ema_decay > 0):
+            differences.append(f"--ema_decay={self.config.ema_decay} where the run has --ema_decay={saved.ema_decay}")
+        if differences:
+            raise TrainingError(f"{path}: does not match the models and settings asked for (compare {flagfile}): "
+                                f"{'; '.join(differences)}")
+
     def _restore(self, path):
         """Restores every object of this run from `path`, or fails in one line when the checkpoint was made by other
         models or settings (e.g. another --generator or --ema_decay in the same --model_dir)."""
         try:
             self.checkpoint.restore(path).assert_existing_objects_matched()
-        except (AssertionError, ValueError) as e:
+        except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:  # e.g. another dtype
             raise TrainingError(f"{path}: does not match the models and settings asked for (compare "
                                 f"{os.path.join(self.config.model_dir, FLAGFILE_NAME)}): "
                                 f"{str(e).strip().splitlines()[0][:300]}") from None

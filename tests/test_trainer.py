@@ -92,6 +92,20 @@ def test_a_checkpoint_of_other_models_is_refused_in_one_line(data_dir, tmp_path)
     assert "Traceback" not in result.stderr and _step(tmp_path) == 1
 
 
+@pytest.mark.parametrize("first, then, message", [
+    ([], ["--precision=mixed_float16"], "--precision=mixed_float16 where the run has --precision=float32"),
+    ([], ["--precision=mixed_bfloat16"], "--precision=mixed_bfloat16 where the run has --precision=float32"),
+    (["--ema_decay=0.9"], [], "--ema_decay=0.0 where the run has --ema_decay=0.9"),
+    ([], ["--ema_decay=0.9"], "--ema_decay=0.9 where the run has --ema_decay=0.0"),
+])
+def test_resuming_with_settings_that_change_the_checkpoint_is_refused(data_dir, tmp_path, first, then, message):
+    _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=1", *first)
+    result = _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=2", *then, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"train: error: {tmp_path}/ckpt-1: does not match the models and settings asked for" in result.stderr
+    assert message in result.stderr and _step(tmp_path) == 1
+
+
 def test_flags_file_is_saved_and_reruns_the_same_config(data_dir, tmp_path):
     _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=1")
     saved = tmp_path / trainer.FLAGFILE_NAME
@@ -225,6 +239,7 @@ def test_a_second_ctrl_c_stops_at_once(data_dir, tmp_path):
      "train: error: --generator=seed --discriminator=seed --image_size=40: seed discriminator: "),
     (["--depth=4", "--image_size=40"], "is not divisible by 2**4"),
     (["--adversarial_loss=hinge", "--noisy_labels"], "train: error: --noisy_labels with --adversarial_loss=hinge"),
+    (["--seed=-1"], "train: error: --seed=-1: must be >= 0"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(data_dir, tmp_path, args, message):
     result = _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=1", *args, check=False)
