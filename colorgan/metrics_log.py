@@ -7,6 +7,7 @@ run first drops the lines past its checkpoint, so the file always describes the 
 
 import json
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -23,15 +24,28 @@ def sample_sheet_path(model_dir, step):
     return os.path.join(model_dir, SAMPLES_DIRNAME, f"step_{step:07d}.png")
 
 
-def read_metrics(path):
-    """The metrics.jsonl records as a list of dicts, skipping a torn last line (a killed writer)."""
+def read_metrics(path, on_bad_line=None):
+    """The metrics.jsonl records as a list of dicts. A torn last line (a killed writer) is skipped; any other line
+    that is not a JSON object raises ValueError naming the file and line, or with `on_bad_line` is passed to it
+    (its 1-based number) and skipped."""
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
     entries = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                entries.append(json.loads(line))
-            except ValueError:
-                continue
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line.decode("utf-8"))
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict):
+            entries.append(entry)
+        elif number == len(lines):
+            continue  # torn: the file does not end with a newline
+        elif on_bad_line is None:
+            raise ValueError(f"{path}:{number}: not a JSON object")
+        else:
+            on_bad_line(number)
     return entries
 
 
@@ -53,7 +67,10 @@ class MetricsLogger:
         """Drops the lines of steps past `step` (written after the checkpoint a resumed run starts from)."""
         if not self.enabled or not os.path.exists(self.path):
             return
-        kept = [entry for entry in read_metrics(self.path) if entry.get("step", 0) <= step]
+        dropped = []
+        kept = [entry for entry in read_metrics(self.path, on_bad_line=dropped.append) if entry.get("step", 0) <= step]
+        if dropped:
+            print(f"train: {self.path}: dropped line(s) {dropped}, not JSON objects", file=sys.stderr, flush=True)
         tmp = f"{self.path}.tmp-{os.getpid()}"
         with open(tmp, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(entry, sort_keys=True) + "\n" for entry in kept)

@@ -9,7 +9,8 @@ LOSS_CURVES_FILENAME = "loss_curves.png"
 
 def plot_metrics(metrics_path, output_path):
     """Draws generator/discriminator losses and, when the run evaluated, PSNR, SSIM and colorfulness; returns
-    output_path. Raises ValueError naming the file when it holds no training lines."""
+    output_path. Raises ValueError naming the file when it holds no training lines or a damaged one, OSError when
+    output_path cannot be written."""
     import matplotlib  # noqa: PLC0415 - plotting is optional at import time of the library.
 
     matplotlib.use("Agg")
@@ -42,9 +43,15 @@ def plot_metrics(metrics_path, output_path):
         axes[3].set(title="val colorfulness", xlabel="step")
         axes[3].legend()
     figure.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
     tmp = f"{output_path}.tmp-{os.getpid()}.png"
-    figure.savefig(tmp, dpi=100)
-    pyplot.close(figure)
-    os.replace(tmp, output_path)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
+        figure.savefig(tmp, dpi=100)
+        os.replace(tmp, output_path)
+    except OSError as e:
+        raise OSError(f"cannot write: {e.strerror or e}") from None
+    finally:
+        pyplot.close(figure)
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return output_path

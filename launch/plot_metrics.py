@@ -30,6 +30,9 @@ def main(argv):
     except ValueError as e:
         print(f"plot_metrics: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        print(f"plot_metrics: error: --output={output}: {e}", file=sys.stderr)
+        return 1
     print(f"plot_metrics: wrote {output}")
     return 0
 

@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from colorgan import metrics_log
@@ -62,3 +63,18 @@ def test_disabled_logger_writes_nothing(tmp_path):
     log.truncate_after(0)
     log.close()
     assert not (tmp_path / "run").exists()
+
+
+def test_a_resumed_run_drops_damaged_lines_instead_of_failing(tmp_path, capsys):
+    log = metrics_log.MetricsLogger(str(tmp_path))
+    for step in (1, 2, 3):
+        log.train(step, {"g_loss": 1.0})
+    log.close()
+    path = tmp_path / metrics_log.METRICS_FILENAME
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + b"\xff garbage\n" + b"".join(lines[1:]))
+    with pytest.raises(ValueError, match=rf"{path}:2: not a JSON object"):
+        metrics_log.read_metrics(str(path))
+    log.truncate_after(2)
+    assert [entry["step"] for entry in metrics_log.read_metrics(str(path))] == [1, 2]
+    assert "dropped line(s) [2], not JSON objects" in capsys.readouterr().err

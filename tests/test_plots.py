@@ -46,3 +46,20 @@ def test_cli_errors_are_one_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         f"plot_metrics: error: {tmp_path}/metrics.jsonl: no training lines to plot")
     assert "Traceback" not in result.stderr
+
+
+def test_a_damaged_metrics_file_and_an_unwritable_output_are_one_line(tmp_path):
+    _write_run(tmp_path)
+    metrics = tmp_path / "metrics.jsonl"
+    lines = metrics.read_bytes().splitlines(keepends=True)
+    metrics.write_bytes(lines[0] + b"\xff\xfe{not json\n" + b"".join(lines[1:]))
+    result = run_script("launch/plot_metrics.py", f"--model_dir={tmp_path}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"plot_metrics: error: {metrics}:2: not a JSON object"
+    metrics.write_bytes(b"".join(lines) + b'{"kind": "train", "st')  # a killed writer's torn last line is fine
+    run_script("launch/plot_metrics.py", f"--model_dir={tmp_path}", check=True)
+    (tmp_path / "a_file").write_text("")
+    result = run_script("launch/plot_metrics.py", f"--model_dir={tmp_path}", f"--output={tmp_path}/a_file/x.png")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"plot_metrics: error: --output={tmp_path}/a_file/x.png: cannot write: ")
