@@ -86,6 +86,8 @@ class TrainConfig:
         check(not self.data_dir or os.path.exists(os.path.join(self.data_dir, "manifest.json")),
               f"--data_dir={self.data_dir}: no manifest.json (make it with data_prep/make_tfrecords.py)")
         check(bool(self.model_dir), "--model_dir is required")
+        model_dir_problem = _directory_problem(self.model_dir) if self.model_dir else None
+        check(not model_dir_problem, f"--model_dir={self.model_dir}: {model_dir_problem}")
         check(self.generator in models.GENERATORS,
               f"--generator={self.generator}: unknown, expected one of {sorted(models.GENERATORS)}")
         check(self.discriminator in models.DISCRIMINATORS,
@@ -115,6 +117,23 @@ class TrainConfig:
               "--clip_norm with --precision=mixed_float16: loss-scaled gradients cannot be clipped across "
               "replicas here; use mixed_bfloat16 (no loss scaling) or --clip_norm=0")
         return problems
+
+
+def _directory_problem(path):
+    """Why `path` cannot be (made into) a writable local directory, or None. Remote paths (scheme://) are left to
+    the first write."""
+    if "://" in path:
+        return None
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            return "is a file, not a directory"
+        return None if os.access(path, os.W_OK | os.X_OK) else "is not writable"
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        return f"{parent} is a file, not a directory"
+    return None if os.access(parent, os.W_OK | os.X_OK) else f"cannot be created: {parent} is not writable"
 
 
 FIELDS = {field.name: field for field in dataclasses.fields(TrainConfig)}

@@ -248,6 +248,16 @@ def test_bad_flags_are_one_line_and_exit_2(data_dir, tmp_path, args, message):
     assert not (tmp_path / "checkpoint").exists()
 
 
+def test_a_model_dir_that_is_a_file_is_one_line_before_anything_is_built(data_dir, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    for model_dir, reason in ((tmp_path / "a_file", "is a file, not a directory"),
+                              (tmp_path / "a_file" / "run", f"{tmp_path / 'a_file'} is a file, not a directory")):
+        result = run_script(SCRIPT, f"--data_dir={data_dir}", f"--model_dir={model_dir}", *TINY_UNET)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert f"train: error: --model_dir={model_dir}: {reason}" in result.stderr
+        assert "train: OneDeviceStrategy" not in result.stderr  # refused before the strategy and models
+
+
 def test_missing_data_dir_is_one_line(tmp_path):
     result = run_script(SCRIPT, f"--data_dir={tmp_path / 'nope'}", f"--model_dir={tmp_path / 'm'}")
     assert result.returncode == 2
