@@ -24,6 +24,9 @@ from colorgan import records
 from colorgan import sources
 
 STATE_DIRNAME = ".make_tfrecords_state"
+# Bounds that keep the manifest valid JSON (no Infinity) and records of a trainable size.
+MAX_SHARD_SIZE_MB = 65536
+MAX_IMAGE_SIZE = 4096
 PLAN_FILENAME = "plan.json"
 # Images sampled to estimate the encoded size of an example when planning shard counts of large datasets.
 SIZE_SAMPLE = 32
@@ -59,11 +62,13 @@ class ConversionConfig:
             (bool(self.output_dir), "--output_dir is required"),
             (bool(self.input_dirs) != bool(self.tfds_name), "give exactly one of --input_dir or --tfds_name"),
             (self.image_size >= 8, f"--image_size={self.image_size}: must be >= 8"),
+            (self.image_size <= MAX_IMAGE_SIZE, f"--image_size={self.image_size}: must be <= {MAX_IMAGE_SIZE}"),
             (self.resize in imaging.RESIZE_MODES, f"--resize={self.resize}: expected one of {imaging.RESIZE_MODES}"),
             (self.encoding in records.ENCODINGS, f"--encoding={self.encoding}: expected one of {records.ENCODINGS}"),
             (1 <= self.jpeg_quality <= 100, f"--jpeg_quality={self.jpeg_quality}: must be in 1..100"),
             (0.0 <= self.val_fraction < 1.0, f"--val_fraction={self.val_fraction}: must be in [0, 1)"),
-            (self.shard_size_mb > 0, f"--shard_size_mb={self.shard_size_mb}: must be > 0"),
+            (math.isfinite(self.shard_size_mb) and 0 < self.shard_size_mb <= MAX_SHARD_SIZE_MB,
+             f"--shard_size_mb={self.shard_size_mb:g}: must be a number in (0, {MAX_SHARD_SIZE_MB}]"),
             (self.min_shards >= 1, f"--min_shards={self.min_shards}: must be >= 1"),
             (self.num_shards >= 0, f"--num_shards={self.num_shards}: must be >= 0 (0 sizes shards automatically)"),
             (self.max_pixels > 0, f"--max_pixels={self.max_pixels}: must be > 0"),
@@ -75,6 +80,15 @@ class ConversionConfig:
                 raise ValueError(message)
         if os.path.exists(self.output_dir) and not os.path.isdir(self.output_dir):
             raise ValueError(f"--output_dir={self.output_dir}: exists and is not a directory")
+        # An output inside an input would feed its own files (previews, shards) back in as examples; nested inputs
+        # would store one photo twice under two keys, possibly in both splits.
+        roots = {directory: os.path.realpath(directory) for directory in self.input_dirs}
+        for directory, root in roots.items():
+            if _inside(os.path.realpath(self.output_dir), root):
+                raise ValueError(f"--output_dir={self.output_dir}: is inside --input_dir={directory}")
+            for other, other_root in roots.items():
+                if other_root != root and _inside(root, other_root):
+                    raise ValueError(f"--input_dir={directory}: is inside --input_dir={other}")
 
     def prep_options(self):
         return imaging.PrepOptions(
@@ -139,6 +153,7 @@ def run(config, log=None):
         if _identity(existing) == identity:
             shutil.rmtree(state_dir, ignore_errors=True)
             log(f"up to date: {config.output_dir} ({_counts(existing)})")
+            _require_examples(config.output_dir, existing)
             return existing
         _refuse_or_clear(config, f"holds a dataset made with other flags or inputs ({_diff(_identity(existing), identity)})")
     saved_plan = _read_json(os.path.join(state_dir, PLAN_FILENAME))
@@ -173,7 +188,22 @@ def run(config, log=None):
     records.write_json_atomic(records.manifest_path(config.output_dir), manifest)
     shutil.rmtree(state_dir, ignore_errors=True)
     log(_summary(config.output_dir, manifest))
+    _require_examples(config.output_dir, manifest)
     return manifest
+
+
+def _require_examples(output_dir, manifest):
+    """A dataset without a single example is of no use downstream: an error, with why every file was skipped (the
+    manifest, kept, lists each)."""
+    if sum(split["num_examples"] for split in manifest["splits"].values()):
+        return
+    reasons = collections.Counter(entry["reason"] for entry in manifest["skipped"])
+    detail = ", ".join(f"{reason}: {count}" for reason, count in reasons.most_common()) or "no files found"
+    raise ValueError(f"{output_dir}: no example written, every file was skipped ({detail})")
+
+
+def _inside(path, root):
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _stderr(message):

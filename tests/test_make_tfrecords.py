@@ -74,6 +74,8 @@ def test_existing_output_with_other_flags_exits_non_zero_with_one_line(photo_dir
     (["--image_size=2"], "make_tfrecords: error: --image_size=2: must be >= 8"),
     (["--input_dir=/does/not/exist"], "make_tfrecords: error: --input_dir=/does/not/exist: not a directory"),
     (["--resize=zoom"], "flag --resize=zoom: value should be one of <crop|stretch|pad>"),
+    (["--shard_size_mb=inf"], "make_tfrecords: error: --shard_size_mb=inf: must be a number in (0, 65536]"),
+    (["--image_size=100000"], "make_tfrecords: error: --image_size=100000: must be <= 4096"),
 ])
 def test_bad_flags_exit_non_zero_with_one_line(photo_dir, tmp_path, args, message):
     result = run_script(SCRIPT, f"--input_dir={photo_dir}", f"--output_dir={tmp_path}", *args)
@@ -81,3 +83,31 @@ def test_bad_flags_exit_non_zero_with_one_line(photo_dir, tmp_path, args, messag
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / records.MANIFEST_FILENAME).exists()
+
+
+def test_an_output_inside_an_input_or_nested_inputs_are_refused(photo_dir, tmp_path):
+    """The output's own files (a preview sheet, shards) would become training examples; nested roots would store the
+    same photo twice under two keys, possibly in both splits."""
+    import shutil
+
+    photos = tmp_path / "photos"
+    shutil.copytree(photo_dir, photos / "inner")
+    result = run_script(SCRIPT, f"--input_dir={photos}", f"--output_dir={photos / 'data'}", "--image_size=32")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"make_tfrecords: error: --output_dir={photos / 'data'}: is inside --input_dir={photos}" in result.stderr
+    result = run_script(SCRIPT, f"--input_dir={photos}", f"--input_dir={photos / 'inner'}",
+                        f"--output_dir={tmp_path / 'out'}", "--image_size=32")
+    assert result.returncode == 2
+    assert f"make_tfrecords: error: --input_dir={photos / 'inner'}: is inside --input_dir={photos}" in result.stderr
+    assert not (tmp_path / "out").exists() and not (photos / "data").exists()
+
+
+def test_a_conversion_that_writes_no_example_is_an_error(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "notes.jpg").write_text("not a photo")
+    for _ in range(2):  # and the rerun, which finds its manifest, says so again
+        result = run_script(SCRIPT, f"--input_dir={photos}", f"--output_dir={tmp_path / 'out'}", "--image_size=32")
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert (f"make_tfrecords: error: {tmp_path / 'out'}: no example written, every file was skipped (not an "
+                "image: 1)") in result.stderr
