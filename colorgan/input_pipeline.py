@@ -154,9 +154,12 @@ def _shard_files(data_dir, manifest, split):
         raise records.DatasetError(f"{records.manifest_path(data_dir)}: no split '{split}'")
     shards = manifest["splits"][split]["shards"]
     files = [os.path.join(data_dir, shard["file"]) for shard in shards]
-    for path in files:
-        if not os.path.exists(path):
+    for path, shard in zip(files, shards):
+        problem = records.shard_size_problem(data_dir, shard)
+        if problem == "missing":
             raise records.DatasetError(f"{path}: shard listed in the manifest is missing")
+        if problem:
+            raise records.DatasetError(f"{path}: {problem} (run data_prep/inspect_tfrecords.py)")
     counts = [shard["num_examples"] for shard in shards]
     if not sum(counts):
         raise records.DatasetError(f"{data_dir}: split {split} has no examples")

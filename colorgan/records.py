@@ -109,6 +109,16 @@ def luma_u8(rgb):
     return tf.cast(tf.bitwise.right_shift(weighted, 16), tf.uint8)[..., tf.newaxis]
 
 
+def shard_size_problem(data_dir, shard):
+    """Why a manifest's shard entry is not the file on disk, by the cheap checks (present, same size), or None.
+    Readers run it when opening a dataset; inspect_tfrecords.py adds the sha256 and every record."""
+    path = os.path.join(data_dir, shard["file"])
+    if not os.path.exists(path):
+        return "missing"
+    size = os.path.getsize(path)
+    return None if size == shard["bytes"] else f"{size} bytes, manifest says {shard['bytes']}"
+
+
 def read_examples(path, count=None):
     """Yields (key, gray, rgb) numpy arrays from one shard, in file order: for tools, not for training."""
     dataset = tf.data.TFRecordDataset(path).map(parse_example)

@@ -38,11 +38,10 @@ def verify_shard(data_dir, manifest, shard):
     path = os.path.join(data_dir, shard["file"])
     size = manifest["image_size"]
     lossless = manifest["encoding"] == "png"
-    if not os.path.exists(path):
-        return 0, ["missing"]
-    actual_bytes, sha256 = records.file_digest(path)
-    if actual_bytes != shard["bytes"]:
-        return 0, [f"{actual_bytes} bytes, manifest says {shard['bytes']}"]
+    problem = records.shard_size_problem(data_dir, shard)
+    if problem:
+        return 0, [problem]
+    _, sha256 = records.file_digest(path)
     if sha256 != shard["sha256"]:
         return 0, [f"sha256 {sha256[:12]}... differs from the manifest's {shard['sha256'][:12]}..."]
     count = 0

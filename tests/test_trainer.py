@@ -370,6 +370,23 @@ def test_a_damaged_shard_is_named_in_one_line(data_dir, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_a_shard_whose_size_differs_from_the_manifest_is_refused_before_training(data_dir, tmp_path):
+    """A truncated or replaced shard is caught when the dataset is opened (a size check, cheap), not batches into
+    a run; inspect_tfrecords.py stays the full check."""
+    import shutil
+
+    changed = tmp_path / "changed"
+    shutil.copytree(data_dir, changed)
+    manifest = json.loads((changed / "manifest.json").read_text())
+    shard = manifest["splits"]["train"]["shards"][1]
+    (changed / shard["file"]).write_bytes((changed / shard["file"]).read_bytes()[:-100])
+    result = _train(changed, tmp_path / "model", *TINY_UNET, "--train_steps=2", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (f"train: error: {changed / shard['file']}: {shard['bytes'] - 100} bytes, manifest says "
+            f"{shard['bytes']} (run data_prep/inspect_tfrecords.py)") in result.stderr
+    assert not (tmp_path / "model" / "checkpoint").exists()
+
+
 def test_a_dataset_without_val_trains_and_skips_evaluation(photo_dir, tmp_path):
     no_val = str(tmp_path / "no_val")
     conversion.run(conversion.ConversionConfig(output_dir=no_val, input_dirs=(photo_dir,), image_size=40,
