@@ -75,6 +75,10 @@ def main(argv):
     except ValueError as e:  # Bad flags, existing output, unreadable source: one line, no traceback.
         print(f"make_tfrecords: error: {e}", file=sys.stderr)
         return 2
+    except conversion.Stopped as e:
+        print(f"make_tfrecords: stopped by {e}; finished shards are kept: run the same command to resume",
+              file=sys.stderr)
+        return 128 + e.signum
     return 0
 
 

@@ -111,3 +111,58 @@ def test_a_conversion_that_writes_no_example_is_an_error(tmp_path):
         assert result.returncode == 2 and "Traceback" not in result.stderr
         assert (f"make_tfrecords: error: {tmp_path / 'out'}: no example written, every file was skipped (not an "
                 "image: 1)") in result.stderr
+
+
+def _start_two_workers_and_wait_for_a_shard(photos, output):
+    """A make_tfrecords run with 2 worker processes, in its own session (so a signal can go to its whole process
+    group, as a terminal's Ctrl-C does), once it has finished a shard; returns (process, its child pids)."""
+    import psutil
+
+    flags_ = [f"--input_dir={photos}", f"--output_dir={output}", "--image_size=96", "--num_shards=12",
+              "--num_workers=2"]
+    process = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, SCRIPT), *flags_], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    state_dir = output / conversion.STATE_DIRNAME
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if state_dir.is_dir() and any(n.endswith(".tfrecord.json") for n in os.listdir(state_dir)):
+            break
+        time.sleep(0.005)
+    children = [child.pid for child in psutil.Process(process.pid).children(recursive=True)]
+    assert len(children) >= 2  # the workers (and the resource tracker)
+    return process, flags_, children
+
+
+def _gone(pids, timeout=20):
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_killing_the_parent_ends_its_workers(big_photo_dir, tmp_path):
+    """SIGKILL (the OOM killer, `kill -9`) to the parent: its worker processes must not live on forever."""
+    process, _, children = _start_two_workers_and_wait_for_a_shard(big_photo_dir, tmp_path / "out")
+    process.kill()
+    process.communicate()
+    assert _gone(children), "worker processes outlived their parent"
+
+
+@pytest.mark.parametrize("signum, exit_code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_ctrl_c_stop_cleanly_and_the_rerun_resumes(big_photo_dir, tmp_path, signum, exit_code):
+    output = tmp_path / "out"
+    process, flags_, children = _start_two_workers_and_wait_for_a_shard(big_photo_dir, output)
+    os.killpg(process.pid, signum)  # the whole process group, as `timeout`, Slurm and a terminal's Ctrl-C do
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == exit_code, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert f"make_tfrecords: stopped by {signal.Signals(signum).name}; finished shards are kept: run the same " \
+           "command to resume" in stderr
+    assert _gone(children)
+    result = run_script(SCRIPT, *flags_, check=True)
+    assert "resuming: reusing" in result.stderr and (output / records.MANIFEST_FILENAME).exists()
