@@ -117,17 +117,22 @@ def test_flags_file_is_saved_and_reruns_the_same_config(data_dir, tmp_path):
         "unet", 32, 1, data_dir)
 
 
-def test_sigterm_mid_run_leaves_a_restorable_checkpoint(data_dir, tmp_path):
+def _start_and_wait_for_steps(data_dir, model_dir, steps):
     process = subprocess.Popen(
-        [sys.executable, os.path.join(REPO_ROOT, SCRIPT), f"--data_dir={data_dir}", f"--model_dir={tmp_path}",
+        [sys.executable, os.path.join(REPO_ROOT, SCRIPT), f"--data_dir={data_dir}", f"--model_dir={model_dir}",
          *TINY_UNET, "--train_steps=100000", "--checkpoint_every=100000"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = tmp_path / "metrics.jsonl"
+    metrics = model_dir / "metrics.jsonl"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
-            break
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= steps:
+            return process
         time.sleep(0.05)
+    raise AssertionError(f"training did not reach {steps} steps: {process.communicate()[1][-2000:]}")
+
+
+def test_sigterm_mid_run_leaves_a_restorable_checkpoint(data_dir, tmp_path):
+    process = _start_and_wait_for_steps(data_dir, tmp_path, 3)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 143, stderr[-2000:]  # 128 + SIGTERM: unfinished, resumable
@@ -154,20 +159,6 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(data_di
     assert f"restored {tmp_path}/ckpt-2 at step 2" in result.stderr
     assert _step(tmp_path) == 5
     assert {p.name: p.read_bytes() for p in tmp_path.glob("ckpt-2.*")} == intact
-
-
-def _start_and_wait_for_steps(data_dir, model_dir, steps):
-    process = subprocess.Popen(
-        [sys.executable, os.path.join(REPO_ROOT, SCRIPT), f"--data_dir={data_dir}", f"--model_dir={model_dir}",
-         *TINY_UNET, "--train_steps=100000", "--checkpoint_every=100000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = model_dir / "metrics.jsonl"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= steps:
-            return process
-        time.sleep(0.05)
-    raise AssertionError(f"training did not reach {steps} steps: {process.communicate()[1][-2000:]}")
 
 
 def test_ctrl_c_checkpoints_and_exits_130_resumable(data_dir, tmp_path):
