@@ -12,7 +12,6 @@ import os
 import time
 
 import numpy as np
-from PIL import Image
 
 from colorgan import imaging
 from colorgan import metrics_log
@@ -101,13 +100,8 @@ def colorize_photo(colorizer, photo, output_format="PNG"):
 def compare_sheet(gray, rgb):
     """input | colorized, side by side, at most COMPARE_MAX_HEIGHT pixels high (gray: float [0, 1]; rgb: the
     colorized uint8 or uint16 pixels)."""
-    height, width = gray.shape
-    scale = min(1.0, COMPARE_MAX_HEIGHT / height)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    cells = [np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
-             for image in (metrics_log.to_u8(gray), metrics_log.to_u8(rgb / np.iinfo(rgb.dtype).max))]
-    return np.asarray(visualize.image_grid([cells], titles=("input", "colorized")))
-
+    images = (metrics_log.to_u8(gray), metrics_log.to_u8(rgb / np.iinfo(rgb.dtype).max))
+    return np.asarray(visualize.row_sheet(images, ("input", "colorized"), COMPARE_MAX_HEIGHT))
 
 def run(config, log=print):
     """Colorizes every photo named by config.inputs; returns the Summary (see Summary.exit_code)."""

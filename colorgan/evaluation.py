@@ -9,7 +9,6 @@ colorize path. Both use `Evaluator`, so the trainer's eval lines and evaluate.py
 import dataclasses
 import os
 
-import numpy as np
 import tensorflow as tf
 
 from colorgan import metrics
@@ -156,18 +155,12 @@ SAMPLE_MAX_HEIGHT = 384
 
 def write_sample_sheets(samples, directory):
     """One PNG per sample, gray | colorized | real, at most SAMPLE_MAX_HEIGHT high; returns the paths."""
-    from PIL import Image  # noqa: PLC0415
-
     from colorgan import metrics_log, visualize  # noqa: PLC0415
 
     paths = []
     for index, images in enumerate(samples):
-        height, width = images[0].shape[:2]
-        scale = min(1.0, SAMPLE_MAX_HEIGHT / height)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        row = [Image.fromarray(metrics_log.to_u8(image)).resize(size, Image.Resampling.LANCZOS) for image in images]
         path = os.path.join(directory, f"sample_{index:03d}.png")
-        visualize.save_png(visualize.image_grid([[np.asarray(cell) for cell in row]],
-                                                titles=metrics_log.SAMPLE_TITLES), path)
+        visualize.save_png(visualize.row_sheet([metrics_log.to_u8(image) for image in images],
+                                               metrics_log.SAMPLE_TITLES, SAMPLE_MAX_HEIGHT), path)
         paths.append(path)
     return paths

@@ -31,6 +31,15 @@ def image_grid(rows, titles=(), padding=4):
     return canvas
 
 
+def row_sheet(images, titles, max_height):
+    """One row of equally sized uint8 images side by side, shrunk (never enlarged) to at most `max_height` high."""
+    height, width = np.asarray(images[0]).shape[:2]
+    scale = min(1.0, max_height / height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    cells = [np.asarray(Image.fromarray(np.asarray(image)).resize(size, Image.Resampling.LANCZOS)) for image in images]
+    return image_grid([cells], titles=titles)
+
+
 def _as_rgb(cell):
     cell = np.asarray(cell)
     if cell.dtype != np.uint8:
