@@ -5,11 +5,19 @@ Each worker gets its own TF_CONFIG (the same cluster of N local ports, its own t
 one machine. Like a cluster scheduler, the job lives or dies as a whole: one failed worker stops the others (their
 collectives could never finish), and the job is either restarted on fresh ports, resuming from its checkpoints,
 or reported failed.
+
+TensorFlow's gRPC servers listen on every interface whatever address TF_CONFIG names, and they run any op they are
+sent, unauthenticated. So all workers of a job run in one private network namespace of their own whose only
+interface is loopback (util-linux `unshare --net` holds it open, `nsenter` puts each worker in it; as root, or else
+through an unprivileged user namespace): they reach each other on 127.0.0.1 and nothing else reaches them. Where no
+namespace can be made the job runs in ours after a one-line warning that its ports are reachable from the network,
+or not at all if isolation is required.
 """
 
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,6 +47,71 @@ def tf_config(ports, index, host=HOST):
     """The TF_CONFIG (JSON) of worker `index` in a cluster of one worker per port."""
     return json.dumps({"cluster": {"worker": [f"{host}:{port}" for port in ports]},
                        "task": {"type": "worker", "index": index}})
+
+
+# Run by `unshare` inside the new network namespace: brings loopback up, picks the job's ports there, prints them,
+# then holds the namespace open until the launcher closes our stdin (or dies). Standalone, as `python -I -c`.
+_HOLDER = r'''
+import fcntl, socket, struct, sys
+
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    flags = struct.unpack_from("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, struct.pack("16sH22x", b"lo", 0)))[1]
+    fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
+sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(int(sys.argv[1]))]
+for sock in sockets:
+    sock.bind(("127.0.0.1", 0))
+print(*[sock.getsockname()[1] for sock in sockets], flush=True)
+for sock in sockets:
+    sock.close()
+sys.stdin.read()
+'''
+
+# Ways to make the namespace, tried in order: as root (CAP_SYS_ADMIN); else inside an unprivileged user namespace,
+# where workers keep our uid (util-linux >= 2.38; --keep-caps lets the holder, then not root, bring loopback up) or
+# appear as its root (older util-linux).
+_UNSHARE_OPTIONS = (("--net",), ("--net", "--map-current-user", "--keep-caps"), ("--net", "--map-root-user"))
+
+
+class _Namespace:
+    """A private network namespace whose only interface is loopback, up, held open by a small process; `ports` were
+    free in it, `enter` is the command prefix that runs a program in it."""
+
+    def __init__(self, holder, enter, ports):
+        self.holder, self.enter, self.ports = holder, enter, ports
+
+    def close(self):
+        self.holder.stdin.close()
+        self.holder.wait()
+        self.holder.stdout.close()
+        self.holder.stderr.close()
+
+
+def private_namespace(num_ports):
+    """(a _Namespace with num_ports free ports, None), or (None, why no namespace could be made here)."""
+    unshare, nsenter = shutil.which("unshare"), shutil.which("nsenter")
+    if not (unshare and nsenter):
+        return None, "no unshare and nsenter (util-linux) on this host"
+    why = ""
+    for options in _UNSHARE_OPTIONS:
+        # argv[0] "unshare", so that each of its complaints starts "unshare: " (getopt's would name the full path).
+        holder = subprocess.Popen(["unshare", *options, "--", sys.executable, "-I", "-c", _HOLDER, str(num_ports)],
+                                  executable=unshare, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, start_new_session=True)
+        ports = holder.stdout.readline().split()
+        if ports:
+            user = ["--user", "--preserve-credentials"] if len(options) > 1 else []
+            return _Namespace(holder, [nsenter, f"--target={holder.pid}", "--net", *user, "--"],
+                              [int(port) for port in ports]), None
+        holder.stdin.close()
+        errors = holder.stderr.read().decode("utf-8", errors="replace").strip().splitlines()
+        holder.wait()
+        holder.stdout.close()
+        holder.stderr.close()
+        # unshare's own complaint ("unshare: unshare failed: Operation not permitted"), else the holder's last word.
+        why = next((line for line in errors if line.startswith("unshare:")), errors[-1] if errors else
+                   f"unshare {' '.join(options)} {_describe_exit(holder.returncode)}")
+    return None, why
 
 
 def _describe_exit(returncode):
@@ -82,12 +155,14 @@ class _Worker:
     """One worker process, in its own session so that a Ctrl-C on the terminal reaches only the launcher (which
     forwards SIGTERM), and so that signals reach the worker's own children too."""
 
-    def __init__(self, index, ports, program, program_args, output):
+    def __init__(self, index, ports, program, program_args, output, enter=()):
         self.index = index
         # Unbuffered: a worker's print()s reach our output as they happen, not in 8 KiB bursts.
         env = dict(os.environ, TF_CONFIG=tf_config(ports, index), PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen([sys.executable, program, *program_args], env=env, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        # `enter` (nsenter) joins the namespace and execs the program: the worker is still our child, same PID.
+        self.process = subprocess.Popen([*enter, sys.executable, program, *program_args], env=env,
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
         self.reader = threading.Thread(target=output.pump, args=(self.process.stdout, f"[worker {index}] "),
                                        name=f"worker-{index}-output", daemon=True)
         self.reader.start()
@@ -119,16 +194,33 @@ class _Signals:
                 signal.signal(signum, handler)
 
 
-def run_local_cluster(num_workers, program, program_args=(), restarts=0, grace_s=10.0, out=None):
-    """Runs `python program *program_args` as workers 0..num_workers-1 of one TF job on 127.0.0.1; returns the exit
-    status: 0 when every worker exits 0, the failed worker's status once no restarts are left, 128 + signal when the
-    launcher is interrupted (the workers get SIGTERM first, and `grace_s` seconds to checkpoint, then SIGKILL)."""
+def run_local_cluster(num_workers, program, program_args=(), restarts=0, grace_s=10.0, out=None,
+                      require_isolation=False):
+    """Runs `python program *program_args` as workers 0..num_workers-1 of one TF job on 127.0.0.1, in a private
+    network namespace (see the module's docstring); returns the exit status: 0 when every worker exits 0, the
+    failed worker's status once no restarts are left, 128 + signal when the launcher is interrupted (the workers get
+    SIGTERM first, and `grace_s` seconds to checkpoint, then SIGKILL), 2 when no namespace can be made and
+    `require_isolation` is set (without it the job runs exposed, after a warning)."""
     output = _Output(out or sys.stdout)
     signals = _Signals()
+    warned = False
     with signals.installed():
         attempt = 0
         while True:
-            failure = _run_job(num_workers, program, program_args, grace_s, output, signals)
+            namespace, why = private_namespace(num_workers)  # A fresh one each attempt, like fresh ports.
+            if namespace is None and require_isolation:
+                output.write_line(f"local_cluster: error: no private network namespace for the workers ({why}); "
+                                  f"not starting them with ports reachable from the network")
+                return 2
+            if namespace is None and not warned:
+                output.write_line(f"local_cluster: warning: no private network namespace for the workers ({why}); "
+                                  f"their TensorFlow ports listen on every interface, reachable from the network")
+                warned = True
+            try:
+                failure = _run_job(num_workers, program, program_args, grace_s, output, signals, namespace)
+            finally:
+                if namespace is not None:
+                    namespace.close()
             if signals.received:
                 return 128 + signals.received
             if failure is None:
@@ -143,14 +235,15 @@ def run_local_cluster(num_workers, program, program_args=(), restarts=0, grace_s
                               f"restarting the job ({attempt} of {restarts})")
 
 
-def _run_job(num_workers, program, program_args, grace_s, output, signals):
-    """One attempt on fresh ports: (index, return code) of the first failed worker, or None if all exited 0 or the
-    launcher was signalled. Every worker has ended when it returns."""
-    ports = free_ports(num_workers)
+def _run_job(num_workers, program, program_args, grace_s, output, signals, namespace=None):
+    """One attempt on fresh ports (in `namespace`, when there is one): (index, return code) of the first failed
+    worker, or None if all exited 0 or the launcher was signalled. Every worker has ended when it returns."""
+    ports = namespace.ports if namespace is not None else free_ports(num_workers)
+    enter = namespace.enter if namespace is not None else ()
     workers = []
     try:
         for index in range(num_workers):
-            workers.append(_Worker(index, ports, program, program_args, output))
+            workers.append(_Worker(index, ports, program, program_args, output, enter))
         return _wait_for_end(workers, output, signals)
     finally:
         _stop(workers, grace_s, output)

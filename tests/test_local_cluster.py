@@ -1,9 +1,11 @@
 """Tests of colorgan/local_cluster.py and launch/local_cluster.py with real worker processes on 127.0.0.1."""
 
 import io
+import ipaddress
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,16 +59,22 @@ for step in sys.argv[1:]:
         time.sleep(60)
 '''
 
-# The one real TensorFlow check: two workers agree on a cluster and all-reduce across it.
+# The one real TensorFlow check: two workers agree on a cluster and all-reduce across it, then report their PIDs and
+# TF_CONFIG ports and keep their servers up until the file named by their argument exists.
 TF_WORKER = r'''
+import json, os, sys, time
 import tensorflow as tf
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
-print(f"sum={float(total)}")
+ports = [address.rsplit(":", 1)[1] for address in json.loads(os.environ["TF_CONFIG"])["cluster"]["worker"]]
+print(f"sum={float(total)} pid={os.getpid()} ports={','.join(ports)}")
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.05)
 '''
 
 LINE = re.compile(r"\[worker (\d+)\] (.*)")
+NO_NAMESPACE = "local_cluster: warning: no private network namespace for the workers ("
 
 
 @pytest.fixture
@@ -77,11 +85,13 @@ def fake_worker(tmp_path):
 
 
 def _run(fake_worker, num_workers, *steps, **kwargs):
-    """Runs the fake worker in process; returns (exit status, output lines, seconds taken)."""
+    """Runs the fake worker in process; returns (exit status, output lines, seconds taken). The warning of a host
+    where no network namespace can be made is left out (the tests of isolation look at it)."""
     out = io.StringIO()
     start = time.monotonic()
     code = local_cluster.run_local_cluster(num_workers, fake_worker, steps, out=out, **kwargs)
-    return code, out.getvalue().splitlines(), time.monotonic() - start
+    lines = [line for line in out.getvalue().splitlines() if not line.startswith(NO_NAMESPACE)]
+    return code, lines, time.monotonic() - start
 
 
 def _reports(lines):
@@ -164,6 +174,22 @@ def test_restarts_run_out(fake_worker, tmp_path):
         "local_cluster: worker 1 exited with code 4; no restarts left, the job failed"]
 
 
+def test_without_a_namespace_the_job_runs_after_one_warning_or_not_at_all_if_required(fake_worker, monkeypatch):
+    monkeypatch.setattr(local_cluster, "_UNSHARE_OPTIONS", (("--net", "--no-such-option"),))
+    out = io.StringIO()
+    assert local_cluster.run_local_cluster(2, fake_worker, ["exit:1:3"], restarts=1, out=out) == 3
+    lines = out.getvalue().splitlines()
+    assert [line for line in lines if line.startswith(NO_NAMESPACE)] == [  # once, not once per attempt
+        f"{NO_NAMESPACE}unshare: unrecognized option '--no-such-option'); "
+        f"their TensorFlow ports listen on every interface, reachable from the network"]
+    assert sorted(_reports(lines)) == [0, 1]
+    out = io.StringIO()
+    assert local_cluster.run_local_cluster(2, fake_worker, [], out=out, require_isolation=True) == 2
+    assert out.getvalue().splitlines() == [
+        "local_cluster: error: no private network namespace for the workers (unshare: unrecognized option "
+        "'--no-such-option'); not starting them with ports reachable from the network"]
+
+
 def test_cli_forwards_everything_after_the_double_dash(fake_worker):
     result = run_script(SCRIPT, "--num_workers=2", f"--program={fake_worker}", "--", "--flagfile=x.cfg", "--",
                         "tail", timeout=60, check=True)
@@ -205,13 +231,82 @@ def test_cli_sigint_reaches_the_workers_as_sigterm(fake_worker):
         "[worker 0] got SIGTERM", "[worker 1] got SIGTERM"]
 
 
-def test_two_tensorflow_workers_all_reduce_across_the_cluster(tmp_path):
-    program = tmp_path / "all_reduce.py"
+def _listeners(net_dir):
+    """{port: [address, ...]} of the TCP sockets in LISTEN state in a network namespace's /proc/.../net tables."""
+    listeners = {}
+    for table in ("tcp", "tcp6"):
+        with open(os.path.join(net_dir, table)) as f:
+            for row in f.readlines()[1:]:
+                local, state = row.split()[1], row.split()[3]
+                if state != "0A":  # TCP_LISTEN
+                    continue
+                address, port = local.split(":")
+                raw = bytes.fromhex(address)
+                if sys.byteorder == "little":  # each 32-bit word of the address is printed in host byte order
+                    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+                ip = ipaddress.ip_address(raw)
+                listeners.setdefault(int(port, 16), []).append(getattr(ip, "ipv4_mapped", None) or ip)
+    return listeners
+
+
+def _interfaces(pid):
+    """The network interfaces of process pid's network namespace."""
+    with open(f"/proc/{pid}/net/dev") as f:
+        return sorted(row.split(":")[0].strip() for row in f.readlines()[2:])
+
+
+def _why_no_namespace():
+    """None when this host lets us make a network namespace (as the launcher would), else why not."""
+    unshare = shutil.which("unshare")
+    if not unshare:
+        return "no unshare(1) on this host"
+    for extra in ([], ["--map-root-user"]):
+        result = subprocess.run([unshare, "--net", *extra, "true"], capture_output=True, text=True)
+        if result.returncode == 0:
+            return None
+    return f"no network namespace can be made here: {result.stderr.strip()}"
+
+
+def test_two_tensorflow_workers_all_reduce_in_a_namespace_that_is_only_loopback(tmp_path):
+    """TF's gRPC servers listen on every interface whatever TF_CONFIG says: the job's sockets must be reachable only
+    from 127.0.0.1, i.e. bound to loopback, or in a network namespace whose only interface is loopback (and not in
+    ours). Read from each worker's own /proc/PID/net, while the workers are up; nothing connects anywhere."""
+    program, release = tmp_path / "all_reduce.py", tmp_path / "release"
     program.write_text(TF_WORKER)
-    result = run_script(SCRIPT, "--num_workers=2", f"--program={program}", timeout=120)
-    assert result.returncode == 0, result.stdout[-3000:]
-    lines = result.stdout.splitlines()
-    assert "[worker 0] sum=2.0" in lines and "[worker 1] sum=2.0" in lines
+    no_namespace = _why_no_namespace()
+    launcher = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, SCRIPT), "--num_workers=2",
+                                 f"--program={program}", "--", str(release)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines, workers = [], {}
+        while len(workers) < 2:
+            lines.append(launcher.stdout.readline())
+            assert lines[-1], "".join(lines)[-3000:]
+            match = re.fullmatch(r"\[worker (\d)\] sum=2\.0 pid=(\d+) ports=([\d,]+)\n", lines[-1])
+            if match:
+                workers[int(match[1])] = int(match[2]), [int(port) for port in match[3].split(",")]
+        ports = workers[0][1]
+        assert workers[1][1] == ports and len(set(ports)) == 2
+        if no_namespace is None:
+            for index, (pid, _) in workers.items():
+                listening = _listeners(f"/proc/{pid}/net")
+                assert set(ports) <= set(listening), f"worker {index}: TF_CONFIG ports {ports} not listening"
+                exposed = {port: listening[port] for port in ports if not all(ip.is_loopback for ip in listening[port])}
+                assert not exposed or _interfaces(pid) == ["lo"], (
+                    f"worker {index} listens on {exposed} in a namespace with interfaces {_interfaces(pid)}")
+            ours = _listeners("/proc/self/net")
+            assert not set(ports) & set(ours), f"{ports} listening in the launcher's namespace: {ours}"
+            assert os.readlink(f"/proc/{workers[0][0]}/ns/net") == os.readlink(f"/proc/{workers[1][0]}/ns/net")
+        release.touch()
+        rest = launcher.stdout.read()
+        assert launcher.wait(timeout=60) == 0, rest[-3000:]
+    finally:
+        release.touch()
+        launcher.kill()
+        launcher.wait()
+    if no_namespace is not None:
+        assert any("reachable from the network" in line for line in lines + rest.splitlines())
+        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(no_namespace)
 
 
 def test_two_worker_training_equals_one_process_with_the_same_global_batch(photo_dir, tmp_path):
