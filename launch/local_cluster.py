@@ -7,6 +7,10 @@ Everything after `--` goes to the program (launch/train.py unless --program says
 workers print comes out prefixed `[worker i] `. One failed worker stops the job; with --restarts it starts again on
 fresh ports and the trainer resumes from its last checkpoint. Ctrl-C or SIGTERM reaches the workers as SIGTERM, so
 they checkpoint before they exit.
+
+The workers run in a private network namespace whose only interface is loopback (TensorFlow's servers would otherwise
+listen, unauthenticated, on every interface of the host); this needs util-linux unshare/nsenter and root or
+unprivileged user namespaces. Without them the job runs after a one-line warning, or fails with --require_isolation.
 """
 
 import os
@@ -24,6 +28,9 @@ _RESTARTS = flags.DEFINE_integer("restarts", 0, "Times the whole job is started 
 _PROGRAM = flags.DEFINE_string("program", os.path.join(REPO_ROOT, "launch", "train.py"),
                                "Python program each worker runs (default: launch/train.py of this repository).")
 _GRACE_S = flags.DEFINE_float("grace_s", 10.0, "Seconds workers get to exit after SIGTERM before SIGKILL.")
+_REQUIRE_ISOLATION = flags.DEFINE_boolean(
+    "require_isolation", False, "Exit 2 instead of running the workers with their ports reachable from the network "
+    "when no private network namespace can be made for them.")
 
 
 def _problems():
@@ -45,7 +52,7 @@ def main(argv):
     if problems:
         return 2
     return local_cluster.run_local_cluster(_NUM_WORKERS.value, _PROGRAM.value, argv[1:], restarts=_RESTARTS.value,
-                                           grace_s=_GRACE_S.value)
+                                           grace_s=_GRACE_S.value, require_isolation=_REQUIRE_ISOLATION.value)
 
 
 if __name__ == "__main__":
