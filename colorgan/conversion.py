@@ -81,6 +81,10 @@ class ConversionConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        for flag, value in (("--output_dir", self.output_dir), ("--tfds_data_dir", self.tfds_data_dir)):
+            if not _utf8(value):  # TensorFlow's file API would fail on it half way, naming no flag
+                raise ValueError(f"{flag}={_shown(value)}: not valid UTF-8 (TensorFlow opens files by UTF-8 names); "
+                                 "rename it")
         if os.path.exists(self.output_dir) and not os.path.isdir(self.output_dir):
             raise ValueError(f"--output_dir={self.output_dir}: exists and is not a directory")
         # An output inside an input would feed its own files (previews, shards) back in as examples; nested inputs
@@ -217,6 +221,22 @@ def _inside(path, root):
 
 def _stderr(message):
     print(f"make_tfrecords: {message}", file=sys.stderr, flush=True)
+
+
+def _utf8(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(text):
+    """A path for a message: undecodable bytes (surrogate escapes) as \\xNN."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("ascii")
 
 
 def _read_json(path):

@@ -163,3 +163,11 @@ def test_bad_config_is_one_clear_line(photo_dir, tmp_path, overrides, message):
     with pytest.raises(ValueError) as info:
         conversion.run(_config(photo_dir, str(tmp_path), **overrides))
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_non_utf8_output_dir_is_refused_naming_the_flag(photo_dir, tmp_path):
+    output_dir = os.fsdecode(os.fsencode(str(tmp_path)) + b"/out\xff")
+    with pytest.raises(ValueError) as info:
+        _run(_config(photo_dir, output_dir))
+    assert str(info.value).startswith(f"--output_dir={tmp_path}/out\\xff: not valid UTF-8")
+    assert os.listdir(tmp_path) == []

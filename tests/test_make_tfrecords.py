@@ -166,3 +166,18 @@ def test_sigterm_and_ctrl_c_stop_cleanly_and_the_rerun_resumes(big_photo_dir, tm
     assert _gone(children)
     result = run_script(SCRIPT, *flags_, check=True)
     assert "resuming: reusing" in result.stderr and (output / records.MANIFEST_FILENAME).exists()
+
+
+def _error_lines(stderr):
+    return [line for line in stderr.splitlines() if line.startswith("make_tfrecords: error")]
+
+
+def test_a_non_utf8_output_dir_is_one_line_naming_the_flag(photo_dir, tmp_path):
+    output = os.fsencode(tmp_path) + b"/out\xff"
+    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, SCRIPT), f"--input_dir={photo_dir}",
+                             b"--output_dir=" + output], capture_output=True, timeout=300)
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 2 and "Traceback" not in stderr
+    assert _error_lines(stderr) == [f"make_tfrecords: error: --output_dir={tmp_path}/out\\xff: not valid UTF-8 "
+                                    "(TensorFlow opens files by UTF-8 names); rename it"]
+    assert os.listdir(tmp_path) == []
