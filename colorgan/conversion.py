@@ -161,21 +161,34 @@ def _run(config, log):
 
     os.makedirs(config.output_dir, exist_ok=True)
     state_dir = os.path.join(config.output_dir, STATE_DIRNAME)
-    existing = _existing_manifest(config.output_dir)
-    if existing is not None:
+    kind, existing, why = _inspect_manifest(config.output_dir)
+    path = records.manifest_path(config.output_dir)
+    if kind == "foreign":
+        raise OutputExistsError(f"--output_dir={config.output_dir} holds {path}, which this tool did not write "
+                                f"({why}); move it away or choose another --output_dir: --overwrite never replaces it")
+    if kind == "damaged":
+        _refuse_or_clear(config, log, f"holds a damaged dataset manifest {path} ({why})")
+    elif kind == "other version":
+        _refuse_or_clear(config, log, f"holds a dataset of another format ({why})")
+    elif kind == "ours":
         if _identity(existing) == identity:
             shutil.rmtree(state_dir, ignore_errors=True)
             log(f"up to date: {config.output_dir} ({_counts(existing)})")
             _require_examples(config.output_dir, existing)
             return existing
-        _refuse_or_clear(config, f"holds a dataset made with other flags or inputs ({_diff(_identity(existing), identity)})")
-    saved_plan = _read_json(os.path.join(state_dir, PLAN_FILENAME))
+        _refuse_or_clear(config, log, f"holds a dataset made with other flags or inputs "
+                                      f"({_diff(_identity(existing), identity)})")
+    saved_plan = _read_plan(state_dir)
+    if saved_plan is _DAMAGED:
+        _refuse_or_clear(config, log, f"holds an unfinished conversion whose plan "
+                                      f"{os.path.join(state_dir, PLAN_FILENAME)} is damaged")
+        saved_plan = None
     if saved_plan is not None and saved_plan["identity"] != identity:
-        _refuse_or_clear(config, f"holds an unfinished conversion with other flags or inputs "
-                                 f"({_diff(saved_plan['identity'], identity)})")
+        _refuse_or_clear(config, log, f"holds an unfinished conversion with other flags or inputs "
+                                      f"({_diff(saved_plan['identity'], identity)})")
         saved_plan = None
     if saved_plan is None and _shard_files(config.output_dir):
-        _refuse_or_clear(config, "holds shard files without a manifest")
+        _refuse_or_clear(config, log, "holds shard files without a manifest")
     os.makedirs(state_dir, exist_ok=True)
 
     options = config.prep_options()
@@ -239,16 +252,108 @@ def _shown(text):
         return text.encode("utf-8", "backslashreplace").decode("ascii")
 
 
+_DAMAGED = object()
+
+
 def _read_json(path):
+    """The JSON in one of this tool's state files; None when absent, _DAMAGED when not JSON."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
     except FileNotFoundError:
         return None
+    except ValueError:
+        return _DAMAGED
 
 
-def _existing_manifest(output_dir):
-    return _read_json(records.manifest_path(output_dir))
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _json_kind(value):
+    kinds = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return kinds.get(type(value), "number")
+
+
+def _inspect_manifest(output_dir):
+    """(kind, manifest, why) for the output's manifest.json. kind: None (absent); "ours" (a well-formed dataset
+    manifest); "other version" and "damaged" (ours: --overwrite may replace it); "foreign" (never touched).
+
+    Ours is told by our marker, `format_version`. A file that cannot be identified by its content (not JSON, not an
+    object) counts as ours only in a folder that also holds our state folder or shard files: a manifest of ours is
+    written atomically, so only a damaged disk or copy truncates it, and then its shards are around."""
+    path = records.manifest_path(output_dir)
+    if not os.path.lexists(path):
+        return None, None, None
+    if os.path.isdir(path):
+        return "foreign", None, "a directory"
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        return "foreign", None, f"unreadable: {e.strerror or e}"
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return _ours_by_context(output_dir, "not valid JSON: not UTF-8 text")
+    except json.JSONDecodeError as e:
+        return _ours_by_context(output_dir, f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}")
+    if not isinstance(manifest, dict):
+        return _ours_by_context(output_dir, f"a JSON {_json_kind(manifest)}")
+    if "format_version" not in manifest:
+        return "foreign", None, "a JSON object without format_version"
+    if manifest["format_version"] != records.FORMAT_VERSION:
+        return "other version", None, (f"format_version {manifest['format_version']!r}, this colorgan writes "
+                                       f"{records.FORMAT_VERSION}")
+    problem = _manifest_problem(manifest)
+    return ("damaged", None, problem) if problem else ("ours", manifest, None)
+
+
+def _ours_by_context(output_dir, why):
+    ours = os.path.isdir(os.path.join(output_dir, STATE_DIRNAME)) or _shard_files(output_dir)
+    return ("damaged" if ours else "foreign"), None, why
+
+
+def _manifest_problem(manifest):
+    """What makes a manifest with our marker unusable here, or None: the fields this tool reads back."""
+    for key in ("image_size", "resize", "encoding"):
+        if key not in manifest:
+            return f"no {key!r}"
+    if not isinstance(manifest.get("flags"), dict):
+        return "'flags' is not an object"
+    source = manifest.get("source")
+    if not isinstance(source, dict) or not isinstance(source.get("fingerprint"), str):
+        return "'source' has no fingerprint"
+    splits = manifest.get("splits")
+    if not isinstance(splits, dict):
+        return "'splits' is not an object"
+    for split in records.SPLITS:
+        entry = splits.get(split)
+        if not isinstance(entry, dict) or not _is_count(entry.get("num_examples")) or not isinstance(
+                entry.get("shards"), list):
+            return f"splits.{split} is damaged"
+        for i, shard in enumerate(entry["shards"]):
+            if not (isinstance(shard, dict) and isinstance(shard.get("file"), str)
+                    and records.is_shard_filename(shard["file"]) and isinstance(shard.get("sha256"), str)
+                    and _is_count(shard.get("bytes")) and _is_count(shard.get("num_examples"))):
+                return f"splits.{split}.shards[{i}] is damaged"
+    skipped = manifest.get("skipped")
+    if not isinstance(skipped, list) or not all(isinstance(e, dict) and isinstance(e.get("reason"), str)
+                                                for e in skipped):
+        return "'skipped' is damaged"
+    return None
+
+
+def _read_plan(state_dir):
+    """The saved plan of an unfinished conversion: None (none), _DAMAGED, or {"identity", "num_shards"}."""
+    plan = _read_json(os.path.join(state_dir, PLAN_FILENAME))
+    if plan is None or plan is _DAMAGED:
+        return plan
+    if not (isinstance(plan, dict) and isinstance(plan.get("identity"), dict)
+            and isinstance(plan.get("num_shards"), dict)
+            and all(_is_count(plan["num_shards"].get(split)) for split in records.SPLITS)):
+        return _DAMAGED
+    return plan
 
 
 def _identity(manifest):
@@ -267,10 +372,12 @@ def _shard_files(output_dir):
     return [name for name in os.listdir(output_dir) if records.is_shard_filename(name)]
 
 
-def _refuse_or_clear(config, why):
-    """Without --overwrite nothing is touched; with it, only this tool's own files are removed."""
+def _refuse_or_clear(config, log, why):
+    """Without --overwrite nothing is touched; with it, only this tool's own files are removed (callers have made
+    sure a manifest.json there is ours)."""
     if not config.overwrite:
         raise OutputExistsError(f"--output_dir={config.output_dir} {why}; pass --overwrite to replace it")
+    log(f"--overwrite: replacing this tool's files: {config.output_dir} {why}")
     manifest = records.manifest_path(config.output_dir)
     if os.path.exists(manifest):
         os.remove(manifest)  # First, so an interrupted overwrite never looks finished.
@@ -316,7 +423,9 @@ def _finished_record(output_dir, state_dir, shard):
     """The saved record of a shard finished by an earlier run, if the file on disk still matches it."""
     record = _read_json(os.path.join(state_dir, shard.filename + ".json"))
     path = os.path.join(output_dir, shard.filename)
-    if record is None or not os.path.exists(path):
+    if not (isinstance(record, dict) and _is_count(record.get("bytes")) and _is_count(record.get("num_examples"))
+            and isinstance(record.get("sha256"), str) and isinstance(record.get("skipped"), list)
+            and record.get("file") == shard.filename) or not os.path.exists(path):
         return None
     size, sha256 = records.file_digest(path)
     return record if (size, sha256) == (record["bytes"], record["sha256"]) else None

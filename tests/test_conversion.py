@@ -165,6 +165,68 @@ def test_bad_config_is_one_clear_line(photo_dir, tmp_path, overrides, message):
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+WEB_APP_MANIFEST = '{"name": "My app", "icons": [{"src": "icon.png"}], "start_url": "/"}\n'
+
+
+@pytest.mark.parametrize("content, reason", [
+    (WEB_APP_MANIFEST, "a JSON object without format_version"),
+    ("[1, 2, 3]\n", "a JSON array"),
+    ("42\n", "a JSON number"),
+    ('{"name": "My app", "icons": [', "not valid JSON"),
+    (b"\xff\xfe\x00binary", "not valid JSON"),
+    (None, "a directory"),
+])
+def test_overwrite_never_replaces_a_manifest_this_tool_did_not_write(photo_dir, tmp_path, content, reason):
+    path = tmp_path / records.MANIFEST_FILENAME
+    if content is None:
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    for overwrite in (False, True):
+        with pytest.raises(conversion.OutputExistsError) as info:
+            _run(_config(photo_dir, str(tmp_path), overwrite=overwrite))
+        message = str(info.value)
+        assert f"holds {path}, which this tool did not write ({reason}" in message and "\n" not in message
+        assert "--overwrite never replaces it" in message
+    assert path.is_dir() if content is None else path.read_bytes() == (
+        content if isinstance(content, bytes) else content.encode())
+    assert _tree_files(tmp_path) == [records.MANIFEST_FILENAME]
+
+
+def _damage(path, how):
+    text = path.read_text()
+    manifest = json.loads(text)
+    if how == "truncated":
+        path.write_text(text[:len(text) // 2])
+    elif how == "array":
+        path.write_text("[]")
+    elif how == "splits":
+        manifest["splits"] = 3
+        path.write_text(json.dumps(manifest))
+    elif how == "shard entry":
+        del manifest["splits"]["train"]["shards"][0]["bytes"]
+        path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("how", ["truncated", "array", "splits", "shard entry"])
+def test_a_damaged_manifest_of_ours_is_named_and_replaced_only_with_overwrite(photo_dir, tmp_path, how):
+    """Ours: the marker (format_version) is there, or the file cannot be identified (not JSON, not an object) in a
+    folder that holds our shards or state folder."""
+    reference, _ = _run(_config(photo_dir, str(tmp_path), min_shards=2))
+    path = tmp_path / records.MANIFEST_FILENAME
+    _damage(path, how)
+    damaged = path.read_bytes()
+    with pytest.raises(conversion.OutputExistsError) as info:
+        _run(_config(photo_dir, str(tmp_path), min_shards=2))
+    message = str(info.value)
+    assert f"holds a damaged dataset manifest {path} (" in message and "pass --overwrite" in message
+    assert "\n" not in message and path.read_bytes() == damaged
+    manifest, _ = _run(_config(photo_dir, str(tmp_path), min_shards=2, overwrite=True))
+    assert manifest == reference == records.read_manifest(str(tmp_path))
+
+
 def test_a_non_utf8_output_dir_is_refused_naming_the_flag(photo_dir, tmp_path):
     output_dir = os.fsdecode(os.fsencode(str(tmp_path)) + b"/out\xff")
     with pytest.raises(ValueError) as info:

@@ -172,6 +172,18 @@ def _error_lines(stderr):
     return [line for line in stderr.splitlines() if line.startswith("make_tfrecords: error")]
 
 
+def test_a_manifest_that_is_not_a_json_object_is_one_line_even_with_overwrite(photo_dir, tmp_path):
+    manifest = tmp_path / records.MANIFEST_FILENAME
+    manifest.write_text("[]\n")
+    result = run_script(SCRIPT, f"--input_dir={photo_dir}", f"--output_dir={tmp_path}", "--image_size=32",
+                        "--overwrite")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert _error_lines(result.stderr) == [
+        f"make_tfrecords: error: --output_dir={tmp_path} holds {manifest}, which this tool did not write (a JSON "
+        "array); move it away or choose another --output_dir: --overwrite never replaces it"]
+    assert manifest.read_text() == "[]\n" and sorted(os.listdir(tmp_path)) == [records.MANIFEST_FILENAME]
+
+
 def test_a_non_utf8_output_dir_is_one_line_naming_the_flag(photo_dir, tmp_path):
     output = os.fsencode(tmp_path) + b"/out\xff"
     result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, SCRIPT), f"--input_dir={photo_dir}",
