@@ -3,7 +3,8 @@
 Workers (separate processes, no TensorFlow) decode, resize and encode; this process serializes and writes, in a
 fixed order, so the output is byte-identical whatever the number of workers. Work is planned as shards written one
 after another to temporary names; a finished shard is renamed and recorded in a state folder, which lets a killed run
-resume where it stopped. The manifest is written last: its presence means the dataset is complete.
+resume where it stopped. The manifest is written last: its presence means the dataset is complete. A lock file
+keeps a second run out of an output while one writes it.
 """
 
 import collections
@@ -23,10 +24,12 @@ import time
 import tensorflow as tf
 
 from colorgan import imaging
+from colorgan import output_lock
 from colorgan import records
 from colorgan import sources
 
 STATE_DIRNAME = ".make_tfrecords_state"
+LOCK_FILENAME = ".make_tfrecords.lock"
 # Bounds that keep the manifest valid JSON (no Infinity) and records of a trainable size.
 MAX_SHARD_SIZE_MB = 65536
 MAX_IMAGE_SIZE = 4096
@@ -57,6 +60,7 @@ class ConversionConfig:
     min_size: int = 0  # 0: half of image_size
     num_workers: int = 0  # 0: all usable cores
     overwrite: bool = False
+    break_lock: bool = False
     progress_interval_s: float = 1.0
 
     def validate(self):
@@ -135,7 +139,7 @@ class Shard:
 
 
 class OutputExistsError(ValueError):
-    """The output directory holds other data and --overwrite was not given."""
+    """The output directory holds other data and --overwrite was not given (or cannot replace it)."""
 
 
 def make_source(config):
@@ -155,11 +159,27 @@ def _run(config, log):
     log = log or _stderr
     config.validate()
     source = make_source(config)
+    created = not os.path.isdir(config.output_dir)
+    try:
+        os.makedirs(config.output_dir, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--output_dir={config.output_dir}: cannot create it ({e.strerror or e})") from None
+    lock = output_lock.OutputLock(os.path.join(config.output_dir, LOCK_FILENAME),
+                                  subject=f"--output_dir={config.output_dir}", log=log, break_lock=config.break_lock)
+    try:
+        with lock:  # released on every way out: return, error, Stopped
+            return _run_locked(config, source, log)
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(config.output_dir)  # only when the run left it empty
+
+
+def _run_locked(config, source, log):
     listing = source.list()
     log(f"found {len(listing.candidates)} candidate images ({len(listing.skipped)} other files skipped)")
     identity = {"flags": config.output_flags(source), "source_fingerprint": listing.fingerprint}
 
-    os.makedirs(config.output_dir, exist_ok=True)
     state_dir = os.path.join(config.output_dir, STATE_DIRNAME)
     kind, existing, why = _inspect_manifest(config.output_dir)
     path = records.manifest_path(config.output_dir)

@@ -34,7 +34,10 @@ _NUM_SHARDS = flags.DEFINE_integer("num_shards", 0, "Fix the shard count of each
 _MAX_PIXELS = flags.DEFINE_integer("max_pixels", 100_000_000, "Skip images with more pixels (decompression bombs).")
 _MIN_SIZE = flags.DEFINE_integer("min_size", 0, "Skip images whose shorter side is smaller (0: image_size / 2).")
 _NUM_WORKERS = flags.DEFINE_integer("num_workers", 0, "Decoding processes (0: all usable cores).")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an output made with other flags or inputs.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an output made with other flags or inputs (only this "
+                                "tool's files: a manifest.json it did not write is never replaced).")
+_BREAK_LOCK = flags.DEFINE_bool("break_lock", False, "Take the output's lock even if another run, maybe on another "
+                                "host, seems to hold it: only when no run is writing there.")
 
 
 def _input_dirs():
@@ -69,10 +72,12 @@ def main(argv):
         min_size=_MIN_SIZE.value,
         num_workers=_NUM_WORKERS.value,
         overwrite=_OVERWRITE.value,
+        break_lock=_BREAK_LOCK.value,
     )
+    # run() holds the output's lock and releases it on every way out, these included.
     try:
         conversion.run(config)
-    except ValueError as e:  # Bad flags, existing output, unreadable source: one line, no traceback.
+    except ValueError as e:  # Bad flags, existing or locked output, unreadable source: one line.
         print(f"make_tfrecords: error: {e}", file=sys.stderr)
         return 2
     except conversion.Stopped as e:

@@ -165,6 +165,71 @@ def test_bad_config_is_one_clear_line(photo_dir, tmp_path, overrides, message):
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+LOCK = ".make_tfrecords.lock"  # spelled out, not conversion.LOCK_FILENAME: a renamed lock file is a format change
+
+
+@pytest.fixture
+def live_pid():
+    """The pid of a process that stays alive for the test (a `sleep`)."""
+    import subprocess
+
+    process = subprocess.Popen(["sleep", "600"])
+    yield process.pid
+    process.kill()
+    process.wait()
+
+
+def _dead_pid():
+    import subprocess
+
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def _write_lock(output_dir, pid, host):
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, LOCK), "w", encoding="utf-8") as f:
+        json.dump({"pid": pid, "host": host}, f)
+
+
+def test_a_live_holders_lock_is_refused_and_a_dead_ones_is_taken_over(photo_dir, tmp_path, live_pid):
+    import socket
+
+    host = socket.gethostname()
+    _write_lock(tmp_path, live_pid, host)
+    with pytest.raises(ValueError) as info:
+        _run(_config(photo_dir, str(tmp_path)))
+    message = str(info.value)
+    assert f"pid {live_pid} on host {host}" in message and str(tmp_path / LOCK) in message and "\n" not in message
+    assert _tree_files(tmp_path) == [LOCK]  # nothing else written, the holder's lock left alone
+
+    dead = _dead_pid()
+    _write_lock(tmp_path, dead, host)
+    manifest, messages = _run(_config(photo_dir, str(tmp_path)))
+    assert any(f"taking over the lock {tmp_path / LOCK} of pid {dead} on host {host}" in m for m in messages)
+    assert LOCK not in _tree_files(tmp_path)  # released, and never part of the dataset
+    assert sorted(s["file"] for split in manifest["splits"].values() for s in split["shards"]) == [
+        n for n in _tree_files(tmp_path) if n != records.MANIFEST_FILENAME]
+
+
+def test_another_hosts_lock_is_refused_unless_break_lock(photo_dir, tmp_path):
+    _write_lock(tmp_path, 1, "some-other-host")
+    with pytest.raises(ValueError, match=r"pid 1 on host some-other-host.*--break_lock"):
+        _run(_config(photo_dir, str(tmp_path)))
+    assert _tree_files(tmp_path) == [LOCK]
+    _, messages = _run(_config(photo_dir, str(tmp_path), break_lock=True))
+    assert any(f"breaking the lock {tmp_path / LOCK} of pid 1 on host some-other-host" in m for m in messages)
+    assert LOCK not in _tree_files(tmp_path)
+
+
+def test_the_lock_is_released_when_a_run_fails(photo_dir, tmp_path):
+    _run(_config(photo_dir, str(tmp_path), min_shards=2))
+    with pytest.raises(conversion.OutputExistsError):
+        _run(_config(photo_dir, str(tmp_path), min_shards=3))
+    assert LOCK not in _tree_files(tmp_path)
+
+
 WEB_APP_MANIFEST = '{"name": "My app", "icons": [{"src": "icon.png"}], "start_url": "/"}\n'
 
 

@@ -15,6 +15,7 @@ from colorgan import sample_photos
 from conftest import REPO_ROOT, run_script
 
 SCRIPT = "data_prep/make_tfrecords.py"
+LOCK = ".make_tfrecords.lock"  # spelled out: a renamed lock file is a user-visible change
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,9 @@ def test_killed_run_resumes_to_byte_identical_output(big_photo_dir, tmp_path):
     assert 2 <= len(finished_before) < 24
     stamps = {name: os.stat(resumed / name).st_mtime_ns for name in finished_before}
 
+    assert (resumed / LOCK).exists()  # a SIGKILLed run cannot remove its lock: the rerun takes it over
     result = run_script(SCRIPT, *_flags(big_photo_dir, resumed), check=True)
+    assert f"make_tfrecords: taking over the lock {resumed / LOCK} of pid {process.pid} on host " in result.stderr
     assert f"resuming: reusing {len(finished_before)} finished shards" in result.stderr
     assert stamps == {name: os.stat(resumed / name).st_mtime_ns for name in finished_before}
     names = sorted(os.listdir(reference))
@@ -111,6 +114,7 @@ def test_a_conversion_that_writes_no_example_is_an_error(tmp_path):
         assert result.returncode == 2 and "Traceback" not in result.stderr
         assert (f"make_tfrecords: error: {tmp_path / 'out'}: no example written, every file was skipped (not an "
                 "image: 1)") in result.stderr
+        assert not (tmp_path / "out" / LOCK).exists()
 
 
 def _start_two_workers_and_wait_for_a_shard(photos, output):
@@ -164,12 +168,67 @@ def test_sigterm_and_ctrl_c_stop_cleanly_and_the_rerun_resumes(big_photo_dir, tm
     assert f"make_tfrecords: stopped by {signal.Signals(signum).name}; finished shards are kept: run the same " \
            "command to resume" in stderr
     assert _gone(children)
+    assert not (output / LOCK).exists()  # released on the way out
     result = run_script(SCRIPT, *flags_, check=True)
     assert "resuming: reusing" in result.stderr and (output / records.MANIFEST_FILENAME).exists()
 
 
+
 def _error_lines(stderr):
     return [line for line in stderr.splitlines() if line.startswith("make_tfrecords: error")]
+
+
+def _shards_match_manifest(output):
+    manifest = records.read_manifest(str(output))
+    shards = [shard for split in manifest["splits"].values() for shard in split["shards"]]
+    return bool(shards) and all(
+        records.file_digest(output / shard["file"]) == (shard["bytes"], shard["sha256"]) for shard in shards)
+
+
+def test_a_second_run_into_the_same_output_is_refused_while_the_first_runs(big_photo_dir, tmp_path):
+    """Two runs into one folder: without a lock one died with a FileNotFoundError traceback and the other could
+    exit 0 with a manifest whose sha256 did not match a shard. The first run is paused (SIGSTOP) after its first
+    shard so it surely holds the output while the second one starts."""
+    import socket
+
+    output = tmp_path / "out"
+    first = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, SCRIPT), *_flags(big_photo_dir, output)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    state_dir = output / conversion.STATE_DIRNAME
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None:
+        if state_dir.is_dir() and any(n.endswith(".tfrecord.json") for n in os.listdir(state_dir)):
+            break
+        time.sleep(0.005)
+    first.send_signal(signal.SIGSTOP)
+    try:
+        assert not (output / records.MANIFEST_FILENAME).exists(), "the first run finished too soon"
+        second = run_script(SCRIPT, *_flags(big_photo_dir, output))
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, first_stderr = first.communicate(timeout=300)
+    assert (second.returncode, first.returncode) == (2, 0), (second.stderr[-2000:], first_stderr[-2000:])
+    assert _error_lines(second.stderr) == [
+        f"make_tfrecords: error: --output_dir={output} is locked by pid {first.pid} on host {socket.gethostname()} "
+        f"({output / LOCK}); wait for that run to finish, or pass --break_lock if no run is writing there"]
+    assert "Traceback" not in second.stderr + first_stderr
+    assert _shards_match_manifest(output)
+    assert not (output / LOCK).exists() and not state_dir.exists()
+
+
+def test_a_lock_from_another_host_is_refused_unless_break_lock(photo_dir, tmp_path):
+    (tmp_path / LOCK).write_text('{"host": "build-7", "pid": 4242}\n')
+    flags_ = [f"--input_dir={photo_dir}", f"--output_dir={tmp_path}", "--image_size=32", "--num_workers=1"]
+    refused = run_script(SCRIPT, *flags_)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert _error_lines(refused.stderr) == [
+        f"make_tfrecords: error: --output_dir={tmp_path} is locked by pid 4242 on host build-7 ({tmp_path / LOCK}); "
+        "wait for that run to finish, or pass --break_lock if no run is writing there"]
+    assert os.listdir(tmp_path) == [LOCK]
+    broken = run_script(SCRIPT, *flags_, "--break_lock", check=True)
+    assert f"make_tfrecords: breaking the lock {tmp_path / LOCK} of pid 4242 on host build-7 (--break_lock)" in \
+        broken.stderr
+    assert _shards_match_manifest(tmp_path) and not (tmp_path / LOCK).exists()
 
 
 def test_a_manifest_that_is_not_a_json_object_is_one_line_even_with_overwrite(photo_dir, tmp_path):
@@ -193,3 +252,4 @@ def test_a_non_utf8_output_dir_is_one_line_naming_the_flag(photo_dir, tmp_path):
     assert _error_lines(stderr) == [f"make_tfrecords: error: --output_dir={tmp_path}/out\\xff: not valid UTF-8 "
                                     "(TensorFlow opens files by UTF-8 names); rename it"]
     assert os.listdir(tmp_path) == []
+
