@@ -11,6 +11,7 @@ import collections
 import concurrent.futures
 import contextlib
 import dataclasses
+import errno
 import json
 import math
 import multiprocessing
@@ -142,6 +143,10 @@ class OutputExistsError(ValueError):
     """The output directory holds other data and --overwrite was not given (or cannot replace it)."""
 
 
+class DiskFullError(ValueError):
+    """The output's file system filled up; what cannot be resumed was removed, finished shards are kept."""
+
+
 def make_source(config):
     if config.input_dirs:
         return sources.FolderSource(config.input_dirs)
@@ -169,6 +174,11 @@ def _run(config, log):
     try:
         with lock:  # released on every way out: return, error, Stopped
             return _run_locked(config, source, log)
+    except OSError as e:
+        if not _disk_full(e):
+            raise
+        raise DiskFullError(f"{config.output_dir}: no space left on device ({e.filename or e}); free space and run "
+                            "the same command again") from None
     finally:
         if created:
             with contextlib.suppress(OSError):
@@ -209,29 +219,43 @@ def _run_locked(config, source, log):
         saved_plan = None
     if saved_plan is None and _shard_files(config.output_dir):
         _refuse_or_clear(config, log, "holds shard files without a manifest")
-    os.makedirs(state_dir, exist_ok=True)
 
-    options = config.prep_options()
-    by_split = _split_candidates(listing.candidates, config.val_fraction)
-    with _WorkerPool(config.workers()) as pool:
-        if saved_plan is None:
-            num_shards = {split: _plan_shard_count(config, pool, source, items) for split, items in by_split.items()}
-            records.write_json_atomic(os.path.join(state_dir, PLAN_FILENAME),
-                                      {"identity": identity, "num_shards": num_shards})
-        else:
-            num_shards = saved_plan["num_shards"]
-        shards = [shard for split in records.SPLITS for shard in _shards(split, by_split[split], num_shards[split])]
-        finished = {shard.filename: _finished_record(config.output_dir, state_dir, shard) for shard in shards}
-        pending = [shard for shard in shards if finished[shard.filename] is None]
-        if len(pending) < len(shards):
-            log(f"resuming: reusing {len(shards) - len(pending)} finished shards")
-        writer = _ShardWriter(config.output_dir, state_dir, options, log, config.progress_interval_s,
-                              total=len(listing.candidates), done=len(listing.candidates) - sum(
-                                  len(s.candidates) for s in pending))
-        finished.update(writer.write(pool, source, pending))
+    shards, finished, writer, writing = [], {}, None, STATE_DIRNAME
+    try:
+        os.makedirs(state_dir, exist_ok=True)
+        options = config.prep_options()
+        by_split = _split_candidates(listing.candidates, config.val_fraction)
+        with _WorkerPool(config.workers()) as pool:
+            if saved_plan is None:
+                num_shards = {split: _plan_shard_count(config, pool, source, items)
+                              for split, items in by_split.items()}
+                writing = PLAN_FILENAME
+                records.write_json_atomic(os.path.join(state_dir, PLAN_FILENAME),
+                                          {"identity": identity, "num_shards": num_shards})
+            else:
+                num_shards = saved_plan["num_shards"]
+            shards = [shard for split in records.SPLITS for shard in _shards(split, by_split[split], num_shards[split])]
+            finished = {shard.filename: _finished_record(config.output_dir, state_dir, shard) for shard in shards}
+            pending = [shard for shard in shards if finished[shard.filename] is None]
+            if len(pending) < len(shards):
+                log(f"resuming: reusing {len(shards) - len(pending)} finished shards")
+            writer = _ShardWriter(config.output_dir, state_dir, options, log, config.progress_interval_s,
+                                  total=len(listing.candidates), done=len(listing.candidates) - sum(
+                                      len(s.candidates) for s in pending))
+            finished.update(writer.write(pool, source, pending))
 
-    manifest = _manifest(config, identity, shards, finished, listing.skipped)
-    records.write_json_atomic(records.manifest_path(config.output_dir), manifest)
+        manifest = _manifest(config, identity, shards, finished, listing.skipped)
+        writing = records.MANIFEST_FILENAME
+        records.write_json_atomic(records.manifest_path(config.output_dir), manifest)
+    except (OSError, tf.errors.OpError) as e:
+        if not _disk_full(e):
+            raise
+        if writer is not None:
+            finished.update(writer.finished)
+            if writer.abandoned is not None:
+                writing = writer.abandoned[0]
+        raise _disk_full_error(config, state_dir, listing.candidates, shards, finished,
+                               writer and writer.abandoned, writing) from None
     shutil.rmtree(state_dir, ignore_errors=True)
     log(_summary(config.output_dir, manifest))
     _require_examples(config.output_dir, manifest)
@@ -546,9 +570,24 @@ class _ShardWriter:
         self.output_dir, self.state_dir, self.options, self.log = output_dir, state_dir, options, log
         self.progress_interval_s = progress_interval_s
         self.total, self.done = total, done
+        self.finished = {}  # filename -> record, of the shards this writer finished
+        self.current = None
+        self.abandoned = None  # (filename, bytes written, candidates added) of the shard an error interrupted
 
     def write(self, pool, source, pending):
-        finished = {}
+        """Writes the pending shards; returns their records. On any error (a full disk, Stopped) the shard being
+        written is closed and its partial file removed: a rerun starts that shard again anyway."""
+        try:
+            self._write(pool, source, pending)
+        except BaseException:
+            if self.current is not None:
+                self.abandoned = self.current.abandon()
+                self.current = None
+            raise
+        return self.finished
+
+    def _write(self, pool, source, pending):
+        finished = self.finished
         start = last_report = time.monotonic()
         processed = 0
         for split in records.SPLITS:
@@ -556,21 +595,21 @@ class _ShardWriter:
             owners = [(shard, candidate) for shard in shards for candidate in shard.candidates]
             payloads = source.payloads([candidate for _, candidate in owners])
             tasks = ((payload, self.options) for payload in payloads)
-            current = None
             for (shard, candidate), result in zip(owners, pool.map(imaging.prepare_task, tasks)):
-                if current is None or current.shard is not shard:
-                    if current is not None:
-                        finished[current.shard.filename] = current.close()
-                    current = _OpenShard(self.output_dir, self.state_dir, shard)
-                current.add(candidate, result, self.options)
+                if self.current is None or self.current.shard is not shard:
+                    if self.current is not None:
+                        finished[self.current.shard.filename] = self.current.close()
+                    self.current = None  # closed: an error in the next one's opening leaves nothing to abandon
+                    self.current = _OpenShard(self.output_dir, self.state_dir, shard)
+                self.current.add(candidate, result, self.options)
                 processed += 1
                 now = time.monotonic()
                 if now - last_report >= self.progress_interval_s:
                     last_report = now
                     self._progress(processed, now - start)
-            if current is not None:
-                finished[current.shard.filename] = current.close()
-        return finished
+            if self.current is not None:
+                finished[self.current.shard.filename] = self.current.close()
+                self.current = None
 
     def _progress(self, processed, elapsed):
         rate = processed / max(elapsed, 1e-9)
@@ -618,6 +657,15 @@ class _OpenShard:
         records.write_json_atomic(self.record_path, record)
         return record
 
+    def abandon(self):
+        """Closes and removes the partial file; returns (filename, bytes it had, candidates added)."""
+        with contextlib.suppress(tf.errors.OpError, OSError):
+            self.writer.close()  # before the removal: an open file keeps its space
+        size = os.path.getsize(self.tmp_path) if os.path.exists(self.tmp_path) else 0
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.tmp_path)
+        return self.shard.filename, size, self.num_examples + len(self.skipped)
+
 
 def _manifest(config, identity, shards, finished, listing_skipped):
     splits = {}
@@ -652,3 +700,48 @@ def _summary(output_dir, manifest):
     skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())) or "none"
     return (f"wrote {_counts(manifest)} examples in {shard_counts} shards ({total_bytes / 2**20:.1f} MiB) "
             f"to {output_dir}; skipped {sum(reasons.values())}: {skipped}")
+
+
+def _disk_full(error):
+    """Whether an error means the output's file system is full (TensorFlow reports ENOSPC as RESOURCE_EXHAUSTED)."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(error, tf.errors.ResourceExhaustedError)
+
+
+def _disk_full_error(config, state_dir, candidates, shards, finished, abandoned, writing):
+    """Removes what a rerun could not reuse (partial and temporary files, shards without their record), keeps the
+    finished shards, and returns the one-line error with the space still needed."""
+    output_dir = config.output_dir
+    for directory, leftover in ((state_dir, lambda n: n.endswith(".partial") or ".tmp-" in n),
+                                (output_dir, lambda n: n.startswith(records.MANIFEST_FILENAME + ".tmp-"))):
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(directory):
+                if leftover(name):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(os.path.join(directory, name))
+    unfinished = [shard for shard in shards if finished.get(shard.filename) is None]
+    for shard in unfinished:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(output_dir, shard.filename))
+    free = shutil.disk_usage(output_dir).free / 2**20
+    remaining = sum(len(shard.candidates) for shard in unfinished) if shards else len(candidates)
+    if remaining == 0:
+        return DiskFullError(f"{output_dir}: no space left on device while writing {writing} ({free:.1f} MiB free); "
+                             "every shard is finished and kept: free some space and run the same command to finish")
+    # Bytes per candidate so far: finished shards, else the shard that was interrupted, else raw pixels (an upper
+    # bound for either codec).
+    done = [record for record in finished.values() if record is not None]
+    written = sum(record["bytes"] for record in done)
+    counted = sum(record["num_examples"] + len(record["skipped"]) for record in done)
+    if abandoned is not None:
+        written, counted = written + abandoned[1], counted + abandoned[2]
+    if written and counted:
+        needed = f"about {written / counted * remaining / 2**20:.1f} MiB more are needed"
+    else:
+        needed = f"up to {(4 * config.image_size**2 + 1024) * remaining / 2**20:.1f} MiB more are needed"
+    left = (f"{len(unfinished)} unfinished shard{'s' * (len(unfinished) != 1)}" if shards
+            else f"{remaining} images")
+    return DiskFullError(f"{output_dir}: no space left on device while writing {writing}; {needed} for {left} "
+                         f"({free:.1f} MiB free); finished shards are kept: free space and run the same command to "
+                         "resume")

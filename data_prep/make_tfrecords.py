@@ -77,7 +77,7 @@ def main(argv):
     # run() holds the output's lock and releases it on every way out, these included.
     try:
         conversion.run(config)
-    except ValueError as e:  # Bad flags, existing or locked output, unreadable source: one line.
+    except ValueError as e:  # Bad flags, existing or locked output, full disk, unreadable source: one line.
         print(f"make_tfrecords: error: {e}", file=sys.stderr)
         return 2
     except conversion.Stopped as e:
