@@ -2,8 +2,10 @@
 
 No file I/O and no clocks: `trainer.py` runs the loop around `train_step` (intervals, checkpoints, recovery). Losses
 are per-example and averaged over the global batch (`tf.nn.compute_average_loss`), so results do not depend on the
-number of replicas. The counters live here because they are part of the checkpoint: `step` counts applied updates,
-`batches_consumed` the data position (it runs ahead of `step` after a skipped non-finite batch).
+number of replicas. Nor does the step's noise: every random draw (dropout, noisy labels) comes from `noise`, per
+example of the global batch, and batch norm is synchronised across replicas. The counters
+live here because they are part of the checkpoint: `step` counts applied updates, `batches_consumed` the data
+position (it runs ahead of `step` after a skipped non-finite batch) and the seed of the step's draws.
 """
 
 import keras
@@ -11,6 +13,7 @@ import tensorflow as tf
 
 from colorgan import losses
 from colorgan import models
+from colorgan import noise
 
 
 def model_hparams(config):
@@ -30,7 +33,8 @@ class Gan:
         self.color_space = models.GENERATORS[config.generator].color_space
         hparams = model_hparams(config)
         with strategy.scope():
-            self.generator = models.build_generator(config.generator, config.image_size, **hparams)
+            self.generator = models.build_generator(config.generator, config.image_size, for_training=True,
+                                                    **hparams)
             self.discriminator = models.build_discriminator(
                 config.discriminator, config.image_size, color_space=self.color_space, **hparams)
             self.g_optimizer = self._optimizer(config.g_learning_rate, "g")
@@ -45,16 +49,18 @@ class Gan:
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_consumed")
             self.nan_restores = tf.Variable(0, dtype=tf.int64, trainable=False, name="nan_restores")
-            self.label_noise = tf.random.Generator.from_seed(config.seed + 1)
         # XLA compiles the replica's arithmetic only; all-reduce and optimizer updates stay outside the cluster,
-        # which is what lets --xla run under every strategy (cf. tensorflow/models#10752).
-        self._losses_and_gradients = tf.function(self._compute_losses_and_gradients, jit_compile=config.xla)
+        # which is what lets --xla run under every strategy (cf. tensorflow/models#10752). Without XLA the pass is
+        # traced inline: synchronised batch norm all-reduces inside it, which a nested tf.function cannot hold
+        # (merge_call), and why train_config refuses --xla with --norm=batch.
+        self._losses_and_gradients = (tf.function(self._compute_losses_and_gradients, jit_compile=True)
+                                      if config.xla else self._compute_losses_and_gradients)
 
     def checkpoint_objects(self):
         """What a checkpoint holds, by the names checkpoints have always used (older runs restore unchanged)."""
         objects = dict(generator=self.generator, discriminator=self.discriminator, g_optimizer=self.g_optimizer,
                        d_optimizer=self.d_optimizer, step=self.step, batches_consumed=self.batches_consumed,
-                       nan_restores=self.nan_restores, label_noise=self.label_noise)
+                       nan_restores=self.nan_restores)
         if self.ema_generator is not None:
             objects["ema_generator"] = self.ema_generator
         return objects
@@ -85,8 +91,9 @@ class Gan:
 
         A non-finite loss on any replica skips the update everywhere. The branch is taken in cross-replica context
         because Keras's optimizer.apply synchronises (merge_call), which a cond inside a replica may not hold."""
+        step_seed = noise.step_seed(self.config.seed, self.batches_consumed)
         g_loss, d_loss, non_finite, g_grads, d_grads = self.strategy.run(self._replica_gradients,
-                                                                         args=(inputs, targets, ready))
+                                                                         args=(inputs, targets, ready, step_seed))
         finite = self.strategy.reduce(tf.distribute.ReduceOp.SUM, non_finite, axis=None) < 0.5
 
         def apply():
@@ -106,16 +113,13 @@ class Gan:
             return self.discriminator([inputs, targets], training=training)
         return self.discriminator(targets, training=training)
 
-    def _replica_gradients(self, inputs, targets, ready):
+    def _replica_gradients(self, inputs, targets, ready, step_seed):
         """This replica's losses (its share of the global mean), whether they are non-finite, and gradients."""
         with tf.control_dependencies([ready]):
             inputs, targets = tf.identity(inputs), tf.identity(targets)
-        labels = ()
-        if self.config.noisy_labels:
-            # Drawn outside the (possibly XLA-compiled) gradient function, which should hold no RNG state.
-            score_shape = tf.concat([tf.shape(inputs)[:1], self.discriminator.output_shape[1:]], axis=0)
-            labels = losses.noisy_labels(score_shape, self.label_noise)
-        g_loss, d_loss, g_grads, d_grads = self._losses_and_gradients(inputs, targets, labels)
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        first_example = tf.cast(replica, tf.int32) * tf.shape(inputs)[0]
+        g_loss, d_loss, g_grads, d_grads = self._losses_and_gradients(inputs, targets, step_seed, first_example)
         non_finite = tf.cast(~(tf.math.is_finite(g_loss) & tf.math.is_finite(d_loss)), tf.float32)
         return g_loss, d_loss, non_finite, g_grads, d_grads
 
@@ -124,13 +128,18 @@ class Gan:
         self._apply(self.g_optimizer, g_grads, self.generator.trainable_variables, context)
         self._apply(self.d_optimizer, d_grads, self.discriminator.trainable_variables, context)
 
-    def _compute_losses_and_gradients(self, inputs, targets, labels):
-        """Forward and backward pass of both networks on this replica's examples (optionally XLA-compiled)."""
+    def _compute_losses_and_gradients(self, inputs, targets, step_seed, first_example):
+        """Forward and backward pass of both networks on this replica's examples, which start at `first_example`
+        of the global batch (optionally XLA-compiled)."""
         config = self.config
         adversarial = losses.adversarial_loss(config.adversarial_loss,
                                               from_logits=self.discriminator_spec.outputs_logits)
-        real_labels, fake_labels = labels if labels else (None, None)
-        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+        with noise.example_noise(step_seed, first_example, self.global_batch) as draws, \
+                tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            real_labels = fake_labels = None
+            if config.noisy_labels:
+                score_shape = tf.concat([tf.shape(inputs)[:1], self.discriminator.output_shape[1:]], axis=0)
+                real_labels, fake_labels = losses.noisy_labels(score_shape, draws)
             generated = self.generator(inputs, training=True)
             real_scores = self._discriminate(inputs, targets, training=True)
             fake_scores = self._discriminate(inputs, generated, training=True)

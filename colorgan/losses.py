@@ -115,11 +115,11 @@ def adversarial_loss(name, from_logits=True):
     raise ValueError(f"unknown adversarial loss {name!r}; choose one of {', '.join(ADVERSARIAL_LOSSES)}")
 
 
-def noisy_labels(shape, generator):
-    """(real_labels, fake_labels) of `shape`: real uniform in [0.9, 1.0], fake in [0, 0.1], drawn from the given
-    tf.random.Generator so they are reproducible and part of the checkpointable state."""
-    real = generator.uniform(shape, minval=REAL_LABEL_RANGE[0], maxval=REAL_LABEL_RANGE[1], dtype=tf.float32)
-    fake = generator.uniform(shape, minval=FAKE_LABEL_RANGE[0], maxval=FAKE_LABEL_RANGE[1], dtype=tf.float32)
+def noisy_labels(shape, draws):
+    """(real_labels, fake_labels) of `shape`: real uniform in [0.9, 1.0], fake in [0, 0.1], drawn from a
+    `noise.ExampleNoise`, so they are a function of (seed, data position, example) and need no state."""
+    real = draws.uniform("real_labels", shape, minval=REAL_LABEL_RANGE[0], maxval=REAL_LABEL_RANGE[1])
+    fake = draws.uniform("fake_labels", shape, minval=FAKE_LABEL_RANGE[0], maxval=FAKE_LABEL_RANGE[1])
     return real, fake
 
 

@@ -10,8 +10,10 @@ import itertools
 from typing import Callable
 
 import keras
+import tensorflow as tf
 
 from colorgan import color
+from colorgan import noise
 
 NORMS = ("batch", "instance", "none")
 MAX_UNET_DEPTH = 8
@@ -37,22 +39,26 @@ _PATCHGAN_WIDTH_MULTIPLIERS = (1, 2, 4)
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorSpec:
-    """builder(image_size, *, base_width, depth, norm) -> keras.Model; color_space: what the model predicts;
-    has_depth: its depth follows the image size unless set (the U-Net), so inference at another size must fix it."""
+    """builder(image_size, *, base_width, depth, norm, dropout, for_training) -> keras.Model; color_space:
+    what the model predicts; has_depth: its depth follows the image size unless set (the U-Net), so inference at
+    another size must fix it; has_norm: it normalises as `norm` says."""
 
     builder: Callable[..., keras.Model]
     color_space: color.ColorSpace
     has_depth: bool = False
+    has_norm: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
 class DiscriminatorSpec:
     """builder(image_size, *, color_space, base_width, norm) -> keras.Model. conditional: it takes [inputs, targets]
-    rather than targets alone; outputs_logits: its scores are logits, not probabilities."""
+    rather than targets alone; outputs_logits: its scores are logits, not probabilities; has_norm: it normalises as
+    `norm` says."""
 
     builder: Callable[..., keras.Model]
     conditional: bool
     outputs_logits: bool
+    has_norm: bool = False
 
 
 # ------------------------------------------------------------------------------------------------ the seed pair
@@ -133,11 +139,34 @@ def _check_norm(norm):
 
 def _normalization(norm, name):
     if norm == "batch":
-        return keras.layers.BatchNormalization(name=name)
+        # Statistics over the global batch, all-reduced across replicas: per-replica statistics would make one
+        # flagfile train another model on each replica count (8 GPUs at batch 32 would see 4 examples each).
+        return keras.layers.BatchNormalization(synchronized=True, name=name)
     return keras.layers.GroupNormalization(groups=-1, name=name)  # One group per channel: instance norm.
 
 
-def _down_block(x, filters, norm, name):
+@keras.saving.register_keras_serializable(package="colorgan")
+class TrainingLeakyReLU(keras.layers.LeakyReLU):
+    """Keras's LeakyReLU whose gradient reads the activation's output, not its input: the same numbers (with a
+    positive slope, y > 0 exactly where x > 0), but the backward pass no longer keeps the pre-activation, so
+    Grappler can fuse Conv2D + BiasAdd + LeakyRelu. With Keras's gradient, TF 2.21's oneDNN remapper fuses
+    _FusedConv2D + LeakyRelu anyway when the activation has no control edges (the innermost U-Net block and
+    PatchGAN's last block when they have a bias) and fails ("remapper failed: INVALID_ARGUMENT: Mutation::Apply
+    error: fanout '...LeakyReluGrad' exist for missing node '...BiasAdd'"). Only the trainer's models use it:
+    saved and exported models keep Keras's LeakyReLU (no weights either way, so checkpoints map)."""
+
+    def call(self, inputs):
+        slope = self.negative_slope
+
+        @tf.custom_gradient
+        def leaky_relu(x):
+            y = tf.nn.leaky_relu(x, alpha=slope)
+            return y, lambda dy: tf.raw_ops.LeakyReluGrad(gradients=dy, features=y, alpha=slope)
+
+        return leaky_relu(inputs)
+
+
+def _down_block(x, filters, norm, name, activation_layer=keras.layers.LeakyReLU):
     """4x4 stride-2 convolution, normalization, LeakyReLU(0.2): the pix2pix encoder block (Ck / C-k)."""
     side = -(-x.shape[1] // 2)
     # Instance norm of a 1x1 activation is its beta whatever the input: it would cut the bottleneck off.
@@ -146,17 +175,32 @@ def _down_block(x, filters, norm, name):
                             kernel_initializer=_initializer(), name=f"{name}_conv")(x)
     if normalized:
         x = _normalization(norm, f"{name}_norm")(x)
-    return keras.layers.LeakyReLU(negative_slope=_PIX2PIX_LEAKY_SLOPE, name=f"{name}_act")(x)
+    return activation_layer(negative_slope=_PIX2PIX_LEAKY_SLOPE, name=f"{name}_act")(x)
 
 
-def _up_block(x, filters, norm, dropout_rate, name):
+@keras.saving.register_keras_serializable(package="colorgan")
+class ExampleDropout(keras.layers.Dropout):
+    """Dropout whose mask, in the training step, comes from `noise.current()`: a function of (seed, data position,
+    example index in the global batch), so resume and replica count leave it unchanged. Outside a training step
+    (a model called on its own) it is Keras's Dropout. Only the trainer's models use it: saved and exported models
+    keep Keras's Dropout (the same op positions, so checkpoints map), and load without colorgan."""
+
+    def call(self, inputs, training=False):
+        draws = noise.current()
+        if not training or not self.rate or draws is None:
+            return super().call(inputs, training=training)
+        keep = draws.uniform(self.name, tf.shape(inputs)) >= self.rate
+        return tf.where(keep, inputs / (1.0 - self.rate), tf.zeros_like(inputs))
+
+
+def _up_block(x, filters, norm, dropout_rate, dropout_layer, name):
     """4x4 stride-2 transposed convolution, normalization, optional dropout (pix2pix's noise), ReLU."""
     x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=norm == "none",
                                      kernel_initializer=_initializer(), name=f"{name}_deconv")(x)
     if norm != "none":
         x = _normalization(norm, f"{name}_norm")(x)
     if dropout_rate:
-        x = keras.layers.Dropout(dropout_rate, name=f"{name}_dropout")(x)
+        x = dropout_layer(dropout_rate, name=f"{name}_dropout")(x)
     return keras.layers.ReLU(name=f"{name}_act")(x)
 
 
@@ -174,10 +218,12 @@ def unet_depth(image_size, depth=0):
     return depth
 
 
-def unet_generator(image_size, *, color_space="lab", base_width=64, depth=0, norm="batch", dropout=0.5):
+def unet_generator(image_size, *, color_space="lab", base_width=64, depth=0, norm="batch", dropout=0.5,
+                   for_training=False):
     """pix2pix U-Net (Isola et al. 2017). lab: L in [-1, 1] [b, s, s, 1] -> ab [b, s, s, 2], tanh; rgb: gray in
     [0, 1] -> RGB [b, s, s, 3], sigmoid, since RGB targets lie in [0, 1]. `dropout` is pix2pix's noise source in
-    the innermost decoder blocks (0.5 there; 0 makes the generator deterministic)."""
+    the innermost decoder blocks (0.5 there; 0 makes the generator deterministic); for_training: the trainer's
+    model, with ExampleDropout and TrainingLeakyReLU (others get Keras's own layers, which load without colorgan)."""
     space = _color_space("unet", color_space)
     _check_norm(norm)
     depth = unet_depth(image_size, depth)
@@ -186,12 +232,13 @@ def unet_generator(image_size, *, color_space="lab", base_width=64, depth=0, nor
     skips = []
     for index in range(depth):
         x = _down_block(x, base_width * _UNET_WIDTH_MULTIPLIERS[index], norm if index else "none",
-                        name=f"down{index + 1}")
+                        name=f"down{index + 1}",
+                        activation_layer=TrainingLeakyReLU if for_training else keras.layers.LeakyReLU)
         skips.append(x)
     # Each decoder block mirrors an encoder block: same width, then joined with that block's activation.
     for index, skip in enumerate(reversed(skips[:-1])):
         x = _up_block(x, skip.shape[-1], norm, dropout if index < _UNET_DROPOUT_BLOCKS else 0.0,
-                      name=f"up{index + 1}")
+                      ExampleDropout if for_training else keras.layers.Dropout, name=f"up{index + 1}")
         x = keras.layers.Concatenate(name=f"up{index + 1}_skip")([x, skip])
     outputs = keras.layers.Conv2DTranspose(
         space.channels, 4, strides=2, padding="same", activation=space.output_activation,
@@ -218,13 +265,15 @@ def patchgan_discriminator(image_size, *, color_space="rgb", base_width=64, norm
     targets = keras.Input((image_size, image_size, space.channels), name="targets")
     x = keras.layers.Concatenate(name="pair")([inputs, targets])
     for index, multiplier in enumerate(_PATCHGAN_WIDTH_MULTIPLIERS):
-        x = _down_block(x, base_width * multiplier, norm if index else "none", name=f"down{index + 1}")
+        # Only the trainer builds, and nothing exports, a PatchGAN: always its training layers.
+        x = _down_block(x, base_width * multiplier, norm if index else "none", name=f"down{index + 1}",
+                        activation_layer=TrainingLeakyReLU)
     x = keras.layers.ZeroPadding2D(name="pad1")(x)
     x = keras.layers.Conv2D(base_width * 8, 4, use_bias=norm == "none", kernel_initializer=_initializer(),
                             name="conv")(x)
     if norm != "none":
         x = _normalization(norm, "conv_norm")(x)
-    x = keras.layers.LeakyReLU(negative_slope=_PIX2PIX_LEAKY_SLOPE, name="conv_act")(x)
+    x = TrainingLeakyReLU(negative_slope=_PIX2PIX_LEAKY_SLOPE, name="conv_act")(x)
     x = keras.layers.ZeroPadding2D(name="pad2")(x)
     logits = keras.layers.Conv2D(1, 4, kernel_initializer=_initializer(), dtype="float32", name="logits")(x)
     return keras.Model([inputs, targets], logits, name="patchgan")
@@ -238,9 +287,9 @@ def _seed_generator_builder(image_size, **_):
 
 
 def _unet_builder(color_space):
-    def build(image_size, *, base_width, depth, norm, dropout):
+    def build(image_size, *, base_width, depth, norm, dropout, for_training):
         return unet_generator(image_size, color_space=color_space, base_width=base_width, depth=depth, norm=norm,
-                              dropout=dropout)
+                              dropout=dropout, for_training=for_training)
 
     return build
 
@@ -258,13 +307,15 @@ def _patchgan_builder(image_size, *, color_space, base_width, norm):
 
 GENERATORS = {
     "seed": GeneratorSpec(_seed_generator_builder, color_space=color.COLOR_SPACES["rgb"]),
-    "unet": GeneratorSpec(_unet_builder("lab"), color_space=color.COLOR_SPACES["lab"], has_depth=True),
-    "unet_rgb": GeneratorSpec(_unet_builder("rgb"), color_space=color.COLOR_SPACES["rgb"], has_depth=True),
+    "unet": GeneratorSpec(_unet_builder("lab"), color_space=color.COLOR_SPACES["lab"], has_depth=True,
+                          has_norm=True),
+    "unet_rgb": GeneratorSpec(_unet_builder("rgb"), color_space=color.COLOR_SPACES["rgb"], has_depth=True,
+                              has_norm=True),
 }
 DISCRIMINATORS = {
     # The training view: logits, whose sigmoid is the faithful model's output (seed_discriminator).
     "seed": DiscriminatorSpec(_seed_discriminator_builder, conditional=False, outputs_logits=True),
-    "patchgan": DiscriminatorSpec(_patchgan_builder, conditional=True, outputs_logits=True),
+    "patchgan": DiscriminatorSpec(_patchgan_builder, conditional=True, outputs_logits=True, has_norm=True),
 }
 
 
@@ -281,11 +332,12 @@ def _spec(registry, kind, name):
     return registry[name]
 
 
-def build_generator(name, image_size, *, base_width=64, depth=0, norm="batch", dropout=0.5, **unused):
+def build_generator(name, image_size, *, base_width=64, depth=0, norm="batch", dropout=0.5,
+                    for_training=False, **unused):
     """The generator registered as `name`. `unused` takes the trainer's other settings, so one set of keyword
-    arguments serves every model."""
+    arguments serves every model. for_training: the trainer's model (see unet_generator)."""
     return _spec(GENERATORS, "generator", name).builder(image_size, base_width=base_width, depth=depth, norm=norm,
-                                                        dropout=dropout)
+                                                        dropout=dropout, for_training=for_training)
 
 
 def build_discriminator(name, image_size, *, color_space="rgb", base_width=64, depth=0, norm="batch", **unused):

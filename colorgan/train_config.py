@@ -113,6 +113,12 @@ class TrainConfig:
         if num_replicas:
             check(self.batch_size % num_replicas == 0,
                   f"--batch_size={self.batch_size}: not divisible by the {num_replicas} replicas")
+        batch_norm = self.norm == "batch" and any(
+            name in registry and registry[name].has_norm
+            for registry, name in ((models.GENERATORS, self.generator), (models.DISCRIMINATORS, self.discriminator)))
+        check(not (self.xla and batch_norm),
+              "--xla with --norm=batch: batch statistics are all-reduced across replicas inside the forward pass, "
+              "which the XLA-compiled pass cannot hold; use --norm=instance or drop --xla")
         check(not (self.precision == "mixed_float16" and self.clip_norm > 0),
               "--clip_norm with --precision=mixed_float16: loss-scaled gradients cannot be clipped across "
               "replicas here; use mixed_bfloat16 (no loss scaling) or --clip_norm=0")

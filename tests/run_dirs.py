@@ -19,7 +19,8 @@ def make_run(model_dir, generator="unet", step=7, ema=False, seed=0, **overrides
     """Writes a run of `generator` at `step`; returns (model_dir, the Keras generator holding its weights)."""
     config = dataclasses.replace(train_config.TrainConfig(), data_dir="unused", model_dir=str(model_dir),
                                  generator=generator, ema_decay=0.9 if ema else 0.0, **{**TINY, **overrides})
-    keras_generator = models.build_generator(config.generator, config.image_size, **gan.model_hparams(config))
+    keras_generator = models.build_generator(config.generator, config.image_size, for_training=True,
+                                             **gan.model_hparams(config))
     rng = np.random.default_rng(seed)
     weights = []
     for weight in keras_generator.weights:

@@ -26,9 +26,10 @@ SCRIPT = "launch/export.py"
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """(run dir, export dir) of a tiny Lab U-Net run whose checkpoint holds EMA weights, exported at 64 px."""
+    """(run dir, export dir) of a tiny Lab U-Net run with dropout whose checkpoint holds EMA weights, exported at
+    64 px."""
     root = tmp_path_factory.mktemp("export")
-    model_dir, _ = run_dirs.make_run(root / "run", "unet", step=7, ema=True)
+    model_dir, _ = run_dirs.make_run(root / "run", "unet", step=7, ema=True, dropout=0.5)
     run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={root / 'export'}", "--render_size=64", check=True)
     return model_dir, str(root / "export")
 
@@ -87,6 +88,9 @@ with open(sys.argv[2], "rb") as f:
     encoded = f.read()
 png = loaded.signatures["serving_default"](image_bytes=tf.constant([encoded]))["image_bytes"][0]
 print("shape", tuple(tf.io.decode_png(png).shape))
+import keras
+generator = keras.models.load_model(sys.argv[1] + "/generator.keras")  # Keras's own layers only
+print("keras output", generator.output_shape)
 print("colorgan loaded", "colorgan" in sys.modules)
 '''
 
@@ -100,7 +104,8 @@ def test_the_export_loads_and_runs_where_colorgan_cannot_be_imported(exported, t
     result = subprocess.run([sys.executable, "-S", str(script), export_dir, str(tmp_path / "photo.png"), *packages],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.splitlines()[-2:] == ["shape (30, 50, 3)", "colorgan loaded False"]
+    assert result.stdout.splitlines()[-3:] == ["shape (30, 50, 3)", "keras output (None, 64, 64, 2)",
+                                               "colorgan loaded False"]
 
 
 def test_saved_model_cli_runs_the_bytes_signature(exported, tmp_path):

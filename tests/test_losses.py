@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from colorgan import losses
+from colorgan import noise
 
 
 def softplus(x):
@@ -119,33 +120,33 @@ def test_half_precision_scores_give_float32_losses():
                                rtol=1e-6)
 
 
+def _draws(seed, position, first_example=0, global_batch=4):
+    return noise.ExampleNoise(noise.step_seed(seed, position), first_example, global_batch)
+
+
 def test_noisy_labels_ranges_shape_and_determinism():
     shape = tf.shape(tf.zeros([4, 3, 3, 1]))
-    real, fake = losses.noisy_labels(shape, tf.random.Generator.from_seed(7))
+    real, fake = losses.noisy_labels(shape, _draws(7, 0))
     assert real.shape == fake.shape == (4, 3, 3, 1)
     assert real.dtype == fake.dtype == tf.float32
     assert 0.9 <= real.numpy().min() and real.numpy().max() <= 1.0
     assert 0.0 <= fake.numpy().min() and fake.numpy().max() <= 0.1
     assert np.unique(real.numpy()).size > 1  # noisy, not a constant
-    again_real, again_fake = losses.noisy_labels(shape, tf.random.Generator.from_seed(7))
+    again_real, again_fake = losses.noisy_labels(shape, _draws(7, 0))
     np.testing.assert_array_equal(again_real.numpy(), real.numpy())
     np.testing.assert_array_equal(again_fake.numpy(), fake.numpy())
-    other_real, _ = losses.noisy_labels(shape, tf.random.Generator.from_seed(8))
-    assert not np.array_equal(other_real.numpy(), real.numpy())
+    for other in (_draws(8, 0), _draws(7, 1)):  # another seed, another data position
+        other_real, _ = losses.noisy_labels(shape, other)
+        assert not np.array_equal(other_real.numpy(), real.numpy())
+    # The real and fake labels are separate streams, not one draw rescaled.
+    assert not np.allclose((real.numpy() - 0.9), fake.numpy(), atol=1e-6)
 
 
-def test_noisy_labels_inside_a_compiled_step():
-    generator = tf.random.Generator.from_seed(3)
-    loss = losses.adversarial_loss("non_saturating")
-
-    @tf.function
-    def step(real, fake):
-        real_labels, fake_labels = losses.noisy_labels(tf.shape(real), generator)
-        return loss.discriminator(real, fake, real_labels, fake_labels)
-
-    first, second = step(column(1.0, 2.0), column(-1.0, 0.0)), step(column(1.0, 2.0), column(-1.0, 0.0))
-    assert first.shape == (2,) and np.all(np.isfinite(first.numpy()))
-    assert not np.array_equal(first.numpy(), second.numpy())  # the generator's state advances between steps
+def test_noisy_labels_of_an_example_do_not_depend_on_the_replica_holding_it():
+    real, fake = losses.noisy_labels([4, 2, 2, 1], _draws(7, 3))
+    halves = [losses.noisy_labels([2, 2, 2, 1], _draws(7, 3, first_example=first)) for first in (0, 2)]
+    np.testing.assert_array_equal(np.concatenate([h[0].numpy() for h in halves]), real.numpy())
+    np.testing.assert_array_equal(np.concatenate([h[1].numpy() for h in halves]), fake.numpy())
 
 
 def test_reconstruction_losses_on_hand_values():

@@ -4,9 +4,11 @@ outputs under mixed precision, and the registry the trainer builds from."""
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from colorgan import color
 from colorgan import models
+from colorgan import noise
 
 RNG = np.random.default_rng(0)
 # The TensorFlow pix2pix tutorial's generator (3 input and 3 output channels, 256 px, width 64, depth 8) as its
@@ -176,6 +178,43 @@ def test_unet_dropout_on_the_three_innermost_decoder_blocks_only():
     model = models.unet_generator(64, base_width=2, depth=6)
     dropouts = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     assert dropouts == ["up1_dropout", "up2_dropout", "up3_dropout"]
+
+
+def test_training_leaky_relu_has_keras_values_and_gradients():
+    """Its gradient reads the output instead of the input (so Grappler's fusion succeeds): the same numbers."""
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 5, 5, 3)), tf.float32)
+    upstream = tf.constant(np.random.default_rng(1).normal(size=(2, 5, 5, 3)), tf.float32)
+    results = []
+    for layer in (keras.layers.LeakyReLU(negative_slope=0.2), models.TrainingLeakyReLU(negative_slope=0.2)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        results.append((y.numpy(), tape.gradient(y, x, output_gradients=upstream).numpy()))
+    np.testing.assert_array_equal(results[1][0], results[0][0])
+    np.testing.assert_array_equal(results[1][1], results[0][1])
+    np.testing.assert_allclose(np.unique((results[1][1] / upstream.numpy()).round(5)), [0.2, 1.0])
+
+
+def test_trainer_dropout_masks_each_example_by_its_index_in_the_global_batch():
+    """In the training step, an example's dropout mask depends on (seed, data position, its global index) only:
+    the same rows on one replica holding 4 examples or two holding 2 each; another position, other masks."""
+    model = models.unet_generator(32, base_width=4, depth=3, norm="none", for_training=True)
+    assert [type(layer) for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [
+        models.ExampleDropout] * 2
+    layer = models.ExampleDropout(0.5, name="up1_dropout")
+    ones = tf.ones([4, 3, 3, 8])
+
+    def drop(position, first_example, rows):
+        with noise.example_noise(noise.step_seed(5, position), first_example, 4):
+            return layer(ones[rows], training=True).numpy()
+
+    whole = drop(7, 0, slice(0, 4))
+    assert set(np.unique(whole)) == {0.0, 2.0} and 0.3 < np.mean(whole == 0) < 0.7
+    np.testing.assert_array_equal(np.concatenate([drop(7, 0, slice(0, 2)), drop(7, 2, slice(2, 4))]), whole)
+    np.testing.assert_array_equal(drop(7, 0, slice(0, 4)), whole)
+    assert np.mean(drop(8, 0, slice(0, 4)) != whole) > 0.3
+    assert not np.array_equal(whole[0], whole[1])  # each example its own mask
+    np.testing.assert_array_equal(layer(ones, training=False).numpy(), ones.numpy())
 
 
 # ------------------------------------------------------------------------------------------------ PatchGAN

@@ -57,3 +57,18 @@ def test_validation_reports_one_line_per_bad_flag(tmp_path):
         "here; use mixed_bfloat16 (no loss scaling) or --clip_norm=0",
     ]
     assert all("\n" not in p for p in problems)
+
+
+@pytest.mark.parametrize("generator, discriminator, norm, refused", [
+    ("unet", "patchgan", "batch", True), ("seed", "patchgan", "batch", True), ("unet", "seed", "batch", True),
+    ("unet", "patchgan", "instance", False), ("seed", "seed", "batch", False)])
+def test_xla_with_synchronised_batch_norm_is_refused_where_a_model_normalises(
+        tmp_path, generator, discriminator, norm, refused):
+    """Synchronised batch norm all-reduces inside the forward pass, which an XLA-compiled pass cannot hold. The
+    seed models ignore --norm, so its default ("batch") must not refuse --xla with them."""
+    (tmp_path / "manifest.json").write_text("{}")
+    config = dataclasses.replace(train_config.TrainConfig(), data_dir=str(tmp_path), model_dir=str(tmp_path / "m"),
+                                 generator=generator, discriminator=discriminator, norm=norm, xla=True)
+    message = ("--xla with --norm=batch: batch statistics are all-reduced across replicas inside the forward pass, "
+               "which the XLA-compiled pass cannot hold; use --norm=instance or drop --xla")
+    assert config.validate() == ([message] if refused else [])

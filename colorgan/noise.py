@@ -1,0 +1,52 @@
+"""The training step's random draws (dropout masks, noisy labels) as pure functions of where they are drawn.
+
+A draw depends only on the run's --seed, the data position (`batches_consumed`: a skipped non-finite batch still
+advances it, while the step number repeats), a name telling independent draws apart, and the example's index in the
+global batch. Nothing is stateful, so a resumed run draws exactly what an uninterrupted one would, and 1 or N
+replicas draw the same numbers for every example: each replica draws a tensor shaped like the global batch and
+keeps its own rows, the rows the input pipeline gave it (replica r holds examples r*B .. r*B+B-1).
+"""
+
+import contextlib
+import threading
+import zlib
+
+import tensorflow as tf
+
+_active = threading.local()  # MirroredStrategy traces each replica's function in a thread of its own.
+
+
+class ExampleNoise:
+    """Uniform draws for one replica's rows of the global batch at one data position."""
+
+    def __init__(self, step_seed, first_example, global_batch):
+        self.step_seed, self.first_example, self.global_batch = step_seed, first_example, global_batch
+
+    def uniform(self, name, shape, minval=0.0, maxval=1.0):
+        """float32 uniform in [minval, maxval) of `shape` ([this replica's batch, ...]); `name` selects the stream."""
+        seed = tf.random.experimental.stateless_fold_in(self.step_seed, zlib.crc32(name.encode()) & 0x7FFFFFFF)
+        shape = tf.convert_to_tensor(shape, tf.int32)
+        values = tf.random.stateless_uniform(tf.concat([[self.global_batch], shape[1:]], axis=0), seed,
+                                             minval=minval, maxval=maxval, dtype=tf.float32)
+        return values[self.first_example:self.first_example + shape[0]]
+
+
+def step_seed(seed, batches_consumed):
+    """The seed of every draw at one data position."""
+    return tf.stack([tf.constant(seed, tf.int64), tf.cast(batches_consumed, tf.int64)])
+
+
+@contextlib.contextmanager
+def example_noise(seed, first_example, global_batch):
+    """Makes an ExampleNoise the one `current()` returns while the training step's models are traced."""
+    previous = getattr(_active, "noise", None)
+    _active.noise = ExampleNoise(seed, first_example, global_batch)
+    try:
+        yield _active.noise
+    finally:
+        _active.noise = previous
+
+
+def current():
+    """The ExampleNoise of the step being traced in this thread, or None outside one."""
+    return getattr(_active, "noise", None)

@@ -1,0 +1,46 @@
+"""Tests of colorgan.gan in process: one step of the GAN on a fixed batch, under a one-device strategy."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from colorgan import gan
+from colorgan import train_config
+from run_dirs import TINY
+
+
+def _first_step(**overrides):
+    """(g_loss, d_loss) of the first step of a freshly initialised tiny U-Net pair on a fixed batch."""
+    config = dataclasses.replace(train_config.TrainConfig(), data_dir="unused", model_dir="unused", generator="unet",
+                                 batch_size=4, **{**TINY, **overrides})
+    keras.utils.set_random_seed(0)  # the same initial weights in every call
+    model = gan.Gan(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
+    # Logits of about 2, not about 0: at logit 0 binary cross-entropy is log 2 whatever the target.
+    model.discriminator.get_layer("logits").bias.assign([2.0])
+    rng = np.random.default_rng(1)
+    inputs = tf.constant(rng.uniform(-1, 1, (4, 32, 32, 1)), tf.float32)
+    targets = tf.constant(rng.uniform(-1, 1, (4, 32, 32, 2)), tf.float32)
+    g_loss, d_loss, finite = tf.function(model.train_step)(inputs, targets, tf.constant(0.0))
+    assert bool(finite) and int(model.batches_consumed.numpy()) == 1
+    return float(g_loss), float(d_loss)
+
+
+def test_noisy_labels_change_the_discriminator_loss_and_are_reproducible():
+    """seed150.cfg depends on --noisy_labels: the flag must reach the loss (targets 0.9..1 / 0..0.1, not 1 / 0),
+    and the same seed and data position must draw the same labels."""
+    _, plain = _first_step()
+    _, noisy = _first_step(noisy_labels=True)
+    _, again = _first_step(noisy_labels=True)
+    _, other_seed = _first_step(noisy_labels=True, seed=1)
+    assert abs(noisy - plain) > 1e-3
+    assert noisy == again
+    assert other_seed != noisy
+
+
+def test_dropout_reaches_the_generator_loss_and_is_reproducible():
+    g_plain, _ = _first_step()
+    g_dropout, _ = _first_step(dropout=0.5)
+    assert abs(g_dropout - g_plain) > 1e-4
+    assert _first_step(dropout=0.5)[0] == g_dropout
