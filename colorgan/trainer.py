@@ -21,6 +21,7 @@ from colorgan import evaluation
 from colorgan import gan
 from colorgan import input_pipeline
 from colorgan import metrics_log
+from colorgan import records
 from colorgan import train_config
 
 FLAGFILE_NAME = train_config.FLAGFILE_NAME
@@ -189,10 +190,31 @@ class Trainer:
         already is kept here, the same on every worker, not read from each worker's own directory."""
         if step == self._last_saved_step:
             return
-        self.manager.save(checkpoint_number=step)
+        try:
+            self.manager.save(checkpoint_number=step)
+        except (tf.errors.ResourceExhaustedError, tf.errors.UnknownError, OSError) as e:
+            if "No space left on device" not in str(e):
+                raise
+            self._disk_full(step)
         self._last_saved_step = step
         if not self.is_chief:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
+
+    def _disk_full(self, step):
+        """Removes the half-written checkpoint (it would keep the disk full) and stops in one line; the previous
+        checkpoints are untouched, and the rerun resumes from the newest."""
+        for leftover in tf.io.gfile.glob(os.path.join(self.manager.directory, f"ckpt-{step}[._]*")):
+            if tf.io.gfile.isdir(leftover):
+                tf.io.gfile.rmtree(leftover)
+            else:
+                tf.io.gfile.remove(leftover)
+        needed = sum(variable.numpy().nbytes for held in self.gan.checkpoint_objects().values()
+                     for variable in getattr(held, "variables", [held]))  # models, optimizers; counters themselves
+        intact = self.manager.latest_checkpoint
+        raise TrainingError(
+            f"{self.config.model_dir}: no space left on device while saving the checkpoint of step {step} (it needs "
+            f"about {needed // 1024} KiB); " + (f"{intact} is intact: " if intact else "") +
+            "free space and run the same command to resume")
 
     def train(self):
         """Trains up to config.train_steps; returns the final step (smaller when stopped by SIGTERM or Ctrl-C)."""
@@ -205,8 +227,16 @@ class Trainer:
         previous_handlers = {signum: signal.signal(signum, self.request_stop) for signum in stop_signals}
         try:
             return self._train(config)
-        except tf.errors.DataLossError:
-            raise input_pipeline.name_damaged_shard(config.data_dir, "train", "val") from None
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            # A truncated record, or an image that does not decode in a shard whose hash matches: name the shard.
+            self.log(f"train: a record failed to read or decode; checking the shards of {config.data_dir}")
+            damaged = input_pipeline.find_damaged_shard(config.data_dir, "train", "val")
+            if damaged:
+                raise damaged from None
+            if isinstance(error, tf.errors.DataLossError):
+                raise records.DatasetError(f"{config.data_dir}: a record failed to read, but every shard verifies "
+                                           f"now") from None
+            raise
         finally:
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)

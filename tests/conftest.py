@@ -28,3 +28,28 @@ def run_script(relative_path, *args, timeout=300, check=False):
     if check and result.returncode != 0:
         raise AssertionError(f"{relative_path} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result
+
+
+def skip_unless_ci(reason):
+    """Skips with a one-line reason, except under CI (CI=true), where what the test needs is installed and a skip
+    would hide a failure."""
+    (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(reason)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """mount(size_kib) -> a fresh tmpfs of that size: a disk that fills up. Mounting needs root (CI has it)."""
+    mounts = []
+
+    def mount(size_kib):
+        if os.geteuid() != 0:
+            skip_unless_ci("a full disk is made with a tmpfs mount, which needs root")
+        path = tmp_path / f"small_disk{len(mounts)}"
+        path.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(path)], check=True)
+        mounts.append(path)
+        return path
+
+    yield mount
+    for path in mounts:
+        subprocess.run(["umount", "--lazy", str(path)], check=False)

@@ -145,7 +145,7 @@ def test_damaged_record_is_traced_to_its_shard(data_dir, tmp_path):
     with pytest.raises(tf.errors.DataLossError):
         for _ in dataset.take(100):
             pass
-    error = input_pipeline.name_damaged_shard(str(damaged), "train")
+    error = input_pipeline.find_damaged_shard(str(damaged), "train")
     assert str(error).startswith(f"{damaged / victim}: sha256 ")
 
 

@@ -254,25 +254,6 @@ def test_a_non_utf8_output_dir_is_one_line_naming_the_flag(photo_dir, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 2 MiB tmpfs. Mounting needs root: elsewhere the test is skipped, except in CI (CI=true) where it fails."""
-    mount_point = tmp_path / "small_disk"
-    mount_point.mkdir()
-    if os.geteuid() != 0:
-        problem = "mounting a 2 MiB tmpfs needs root"
-    else:
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
-                                 capture_output=True, text=True)
-        problem = mounted.returncode and f"mount -t tmpfs failed: {mounted.stderr.strip()}"
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{problem} (CI=true: the disk-full test must run in CI)")
-        pytest.skip(problem)
-    yield mount_point
-    subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
-
-
 def test_disk_full_is_one_line_and_keeps_finished_shards_for_the_rerun(small_disk, tmp_path):
     import numpy as np
     from PIL import Image
@@ -282,7 +263,8 @@ def test_disk_full_is_one_line_and_keeps_finished_shards_for_the_rerun(small_dis
     rng = np.random.default_rng(0)
     for i in range(40):  # incompressible: about 65 KB per example as 128 px PNGs, 2.6 MB in all
         Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(photos / f"{i:02d}.png")
-    output = small_disk / "out"
+    disk = small_disk(2 * 1024)
+    output = disk / "out"
     flags_ = [f"--input_dir={photos}", f"--output_dir={output}", "--image_size=128", "--encoding=png",
               "--num_shards=4", "--val_fraction=0", "--num_workers=1"]
     full = run_script(SCRIPT, *flags_)
@@ -296,7 +278,7 @@ def test_disk_full_is_one_line_and_keeps_finished_shards_for_the_rerun(small_dis
     assert 1 <= len(kept) < 4 and not (output / LOCK).exists()
     assert sorted(os.listdir(state_dir)) == sorted([conversion.PLAN_FILENAME] + [f"{n}.json" for n in kept])
 
-    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
+    subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
     resumed = run_script(SCRIPT, *flags_, check=True)
     assert f"resuming: reusing {len(kept)} finished shards" in resumed.stderr
     assert _shards_match_manifest(output) and not state_dir.exists()
