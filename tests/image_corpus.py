@@ -90,3 +90,40 @@ def make_corpus(root):
     os.symlink("..", os.path.join(root, "nested", "loop"))
     expected["nested/loop"] = "symlink loop"
     return expected
+
+
+# Adobe RGB (1998) as its own ICC profile states it: D50-adapted colorants and a pure gamma of 563/256.
+ADOBE_RGB_COLORANTS = ((0.60974, 0.31111, 0.01947), (0.20528, 0.62567, 0.06087), (0.14919, 0.06322, 0.74457))
+ADOBE_RGB_GAMMA_U8F8 = 563
+
+
+def adobe_rgb_icc():
+    """A minimal ICC v2 RGB display profile (matrix/TRC) equivalent to Adobe RGB (1998), a wide-gamut space.
+
+    Written by hand: Pillow can only create sRGB, XYZ and LAB profiles, and tests read no files from elsewhere."""
+
+    def s15(x):
+        return struct.pack(">i", round(x * 65536))
+
+    def xyz(values):
+        return b"XYZ \0\0\0\0" + b"".join(s15(v) for v in values)
+
+    d50 = (0.9642, 1.0, 0.8249)
+    text = b"Adobe RGB (1998) compatible\0"
+    curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, ADOBE_RGB_GAMMA_U8F8)
+    red, green, blue = ADOBE_RGB_COLORANTS
+    tags = {
+        b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 78,
+        b"wtpt": xyz(d50),
+        b"rXYZ": xyz(red), b"gXYZ": xyz(green), b"bXYZ": xyz(blue),
+        b"rTRC": curve, b"gTRC": curve, b"bTRC": curve,
+        b"cprt": b"text\0\0\0\0none\0",
+    }
+    offset, table, body = 128 + 4 + 12 * len(tags), b"", b""
+    for signature, data in tags.items():
+        data += b"\0" * (-len(data) % 4)
+        table += signature + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    header = (struct.pack(">I4sI", offset + len(body), b"\0" * 4, 0x02100000) + b"mntrRGB XYZ " + b"\0" * 12
+              + b"acsp" + b"\0" * 28 + b"".join(s15(v) for v in d50) + b"\0" * 48)
+    return header + struct.pack(">I", len(tags)) + table + body

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageCms, ImageOps
 
 import image_corpus
 from colorgan import imaging
@@ -38,6 +38,52 @@ def test_every_corpus_file_has_its_expected_outcome(corpus):
         else:
             assert isinstance(result, imaging.Skipped), key
             assert result.reason == outcome, (key, result)
+
+
+def _fit(image):
+    return np.asarray(ImageOps.fit(image.convert("RGB"), (64, 64), Image.Resampling.LANCZOS)).astype(int)
+
+
+def test_animated_gif_gives_its_first_frame(corpus):
+    """The corpus GIF's second frame is its first mirrored: a decoder that took another frame, or mixed them, would
+    not give the first frame's pixels."""
+    root, _ = corpus
+    path = os.path.join(root, "animated.gif")
+    with Image.open(path) as gif:
+        assert gif.n_frames == 2
+        first = _fit(gif)
+        gif.seek(1)
+        second = _fit(gif)
+    out = _decode(imaging.prepare_pair(path, LOSSLESS)[0]).astype(int)
+    np.testing.assert_array_equal(out, first)
+    assert np.abs(out - second).mean() > 20  # the frames differ enough to tell which one was taken
+
+
+def test_cmyk_jpeg_gives_the_srgb_colours_it_was_made_from(corpus):
+    """The corpus CMYK JPEG is Pillow's CMYK of the corpus picture: reading it back must give that picture's colours
+    (JPEG at quality 90 and a draft decode cost a level or two), not inverted (Adobe-style) or K-less ones."""
+    root, _ = corpus
+    out = _decode(imaging.prepare_pair(os.path.join(root, "cmyk.jpg"), LOSSLESS)[0]).astype(int)
+    difference = np.abs(out - _fit(Image.fromarray(image_corpus.colourful(180, 140))))
+    assert difference.mean() < 1.5 and difference.max() <= 6, (difference.mean(), difference.max())
+
+
+def test_embedded_wide_gamut_profile_is_converted_to_srgb(tmp_path):
+    """An Adobe RGB photo's numbers mean other colours than sRGB's: they are converted with its profile, as
+    ImageCms itself converts them, not read as if untagged."""
+    icc = image_corpus.adobe_rgb_icc()
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    assert ImageCms.getProfileDescription(profile).strip() == "Adobe RGB (1998) compatible"
+    pixels = image_corpus.colourful(80, 64, seed=2)
+    path = tmp_path / "adobe.png"
+    Image.fromarray(pixels).save(path, icc_profile=icc)
+    expected = np.asarray(ImageCms.profileToProfile(Image.fromarray(pixels), profile, ImageCms.createProfile("sRGB"),
+                                                    outputMode="RGB")).astype(int)
+    assert np.abs(expected - pixels).mean() > 4  # the profile changes the colours: the test can tell
+    out = np.asarray(imaging.load_rgb(str(path), imaging.PrepOptions(image_size=64))).astype(int)
+    assert np.abs(out - expected).max() <= 2
+    stored = _decode(imaging.prepare_pair(str(path), imaging.PrepOptions(image_size=64, encoding="png"))[0])
+    assert np.abs(stored.astype(int) - _fit(Image.fromarray(expected.astype(np.uint8)))).max() <= 2  # and stored
 
 
 def test_png_round_trip_equals_reference_resize_and_gray_is_its_luma():

@@ -132,6 +132,24 @@ def test_cmyk_jpeg_loads_to_the_right_colours(tmp_path):
     np.testing.assert_array_equal(photo.gray, np.asarray(Image.fromarray(photo.rgb).convert("L"), np.float32) / 255)
 
 
+@pytest.mark.parametrize("image_format, extension", [("PNG", ".png"), ("JPEG", ".jpg")])
+def test_wide_gamut_photo_is_converted_to_srgb_with_its_profile(tmp_path, image_format, extension):
+    """An Adobe RGB photo: its colour original (and so its luma) is ImageCms's sRGB conversion of the decoded pixels,
+    not the numbers read as if they were sRGB."""
+    icc = image_corpus.adobe_rgb_icc()
+    path = _save(tmp_path, f"adobe{extension}", Image.fromarray(_rgb(64, 48, seed=2)), format=image_format,
+                 icc_profile=icc, **({"quality": 95} if image_format == "JPEG" else {}))
+    with Image.open(path) as image:
+        assert image.info["icc_profile"] == icc
+        decoded = image.convert("RGB")
+    expected = np.asarray(ImageCms.profileToProfile(decoded, ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                                    ImageCms.createProfile("sRGB"), outputMode="RGB")).astype(int)
+    assert np.abs(expected - np.asarray(decoded)).mean() > 4  # the profile changes the colours: the test can tell
+    photo = photo_io.load_photo(path)
+    assert np.abs(photo.rgb.astype(int) - expected).max() <= 2
+    np.testing.assert_array_equal(photo.gray, np.asarray(Image.fromarray(photo.rgb).convert("L"), np.float32) / 255)
+
+
 def _gray_icc(gamma=2.2):
     """A minimal ICC v2 gray display profile (Pillow can only create RGB, XYZ and LAB ones)."""
 
