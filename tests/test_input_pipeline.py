@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from colorgan import color
 from colorgan import conversion
 from colorgan import input_pipeline
 from colorgan import records
@@ -46,11 +47,21 @@ def test_training_batches_have_the_promised_shapes_and_ranges(data_dir):
     assert rgb.std() > 0.05  # real pixels, not zeros
 
 
-def test_lab_targets(data_dir):
-    (l_norm, ab_norm), = _batches(input_pipeline.make_dataset(data_dir, "train", 4, 32, color_space="lab"), 1)
-    assert l_norm.shape == (4, 32, 32, 1) and ab_norm.shape == (4, 32, 32, 2)
-    assert -1.0 <= l_norm.min() and l_norm.max() <= 1.0 and np.abs(ab_norm).max() <= 1.2
-    assert np.abs(ab_norm).mean() > 0.01  # colour photos have colour
+def test_lab_targets_are_the_chroma_of_the_rgb_batch_of_the_same_seed(data_dir):
+    """The Lab stream is the RGB stream of the same seed in other coordinates: its ab, joined with the L* of the RGB
+    batch, converts back to that RGB batch, so swapped, negated or mis-scaled a/b channels cannot pass. Its L input
+    is the L* of the gray image (what inference on a black-and-white photo feeds), not of the colour one."""
+    def stream(space):
+        return _batches(input_pipeline.make_dataset(data_dir, "train", 4, 32, color_space=space, seed=2,
+                                                    deterministic=True), 2)
+
+    for (l_norm, ab_norm), (gray, rgb) in zip(stream("lab"), stream("rgb")):
+        assert l_norm.shape == (4, 32, 32, 1) and ab_norm.shape == (4, 32, 32, 2)
+        np.testing.assert_allclose(l_norm, color.lab_from_gray(gray).numpy(), atol=1e-5)
+        lightness = color.rgb_to_lab(rgb)[..., :1]
+        back = color.lab_to_rgb(tf.concat([lightness, color.denormalize_ab(ab_norm)], axis=-1)).numpy()
+        np.testing.assert_allclose(back, rgb, atol=1 / 255)
+        assert np.abs(ab_norm).max() <= 1.2 and np.abs(ab_norm).mean() > 0.01  # colour photos have colour
 
 
 def test_gray_stays_the_luma_of_the_augmented_rgb(data_dir):
@@ -102,6 +113,22 @@ def test_starting_at_a_step_resumes_at_the_same_element(data_dir, replicas):
     assert len(resumed) > per_epoch // 3 - start_step * replicas  # crosses into the next epoch
     for (_, expected), (_, actual) in zip(fresh[start_step * replicas:], resumed):
         np.testing.assert_array_equal(actual, expected)
+
+
+def test_random_crop_false_resizes_the_whole_stored_image(data_dir):
+    """Each training square is the stored image resized (antialiased, rounded), maybe mirrored: never a crop."""
+    manifest = records.read_manifest(data_dir)
+    resized = [np.round(tf.image.resize(rgb.astype(np.float32), [32, 32], antialias=True).numpy()).astype(np.uint8)
+               for path in records.shard_paths(data_dir, manifest, "train") for _, _, rgb in records.read_examples(path)]
+    candidates = np.stack(resized + [image[:, ::-1] for image in resized]).astype(int)
+    seen = set()
+    for _, rgb in _batches(input_pipeline.make_dataset(data_dir, "train", 4, 32, seed=4, deterministic=True,
+                                                       random_crop=False), 5):
+        for image in np.round(rgb * 255).astype(int):
+            distances = np.abs(candidates - image).max(axis=(1, 2, 3))
+            assert distances.min() == 0, f"not a resize of any stored image (closest differs by {distances.min()})"
+            seen.add(int(distances.argmin()) % len(resized))
+    assert len(seen) == 20  # 20 different examples, each matched
 
 
 def test_evaluation_is_one_fixed_pass_of_centre_crops(data_dir):
