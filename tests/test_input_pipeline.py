@@ -118,8 +118,10 @@ def test_starting_at_a_step_resumes_at_the_same_element(data_dir, replicas):
 def test_random_crop_false_resizes_the_whole_stored_image(data_dir):
     """Each training square is the stored image resized (antialiased, rounded), maybe mirrored: never a crop."""
     manifest = records.read_manifest(data_dir)
+    paths = records.shard_paths(data_dir, manifest, "train")
+    stored = [rgb for path in paths for _, _, rgb in records.read_examples(path)]
     resized = [np.round(tf.image.resize(rgb.astype(np.float32), [32, 32], antialias=True).numpy()).astype(np.uint8)
-               for path in records.shard_paths(data_dir, manifest, "train") for _, _, rgb in records.read_examples(path)]
+               for rgb in stored]
     candidates = np.stack(resized + [image[:, ::-1] for image in resized]).astype(int)
     seen = set()
     for _, rgb in _batches(input_pipeline.make_dataset(data_dir, "train", 4, 32, seed=4, deterministic=True,
