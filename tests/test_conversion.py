@@ -1,9 +1,14 @@
 """Tests of colorgan.conversion: whole conversions, in process, over real photos and the awkward-file corpus."""
 
+import dataclasses
 import filecmp
 import json
 import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,7 +17,9 @@ from PIL import Image, ImageOps
 
 import image_corpus
 from colorgan import conversion
+from colorgan import imaging
 from colorgan import records
+from conftest import REPO_ROOT
 
 
 def _config(input_dir, output_dir, **overrides):
@@ -128,6 +135,138 @@ def test_other_flags_are_refused_without_overwrite_and_nothing_is_touched(photo_
     (tmp_path / "unrelated.txt").write_text("user data")
     _run(_config(photo_dir, str(tmp_path), image_size=64, overwrite=True))
     assert (tmp_path / "unrelated.txt").read_text() == "user data"
+
+
+def test_changed_input_files_are_refused_naming_what_differs(photo_dir, tmp_path):
+    """Same flags, but one photo's content changed since the output was made: the output no longer shows the
+    inputs, so the rerun is refused (not reported up to date) and names the inputs as what differs."""
+    photos, output = tmp_path / "photos", tmp_path / "out"
+    shutil.copytree(photo_dir, photos)
+    _run(_config(str(photos), str(output), min_shards=2))
+    before = {name: (output / name).read_bytes() for name in _tree_files(output)}
+    victim = photos / sorted(os.listdir(photos))[0]
+    mtime_ns = victim.stat().st_mtime_ns
+    Image.fromarray(image_corpus.colourful(160, 120, seed=9)).save(victim, format="JPEG", quality=90)
+    os.utime(victim, ns=(mtime_ns + 10**9, mtime_ns + 10**9))  # a new time even where the clock is coarse
+    with pytest.raises(conversion.OutputExistsError) as info:
+        _run(_config(str(photos), str(output), min_shards=2))
+    assert str(info.value) == (f"--output_dir={output} holds a dataset made with other flags or inputs (differs "
+                               "in: input files); pass --overwrite to replace it")
+    assert before == {name: (output / name).read_bytes() for name in _tree_files(output)}
+
+
+def _stop_after(monkeypatch, images):
+    """Makes the (inline, one-worker) conversion stop as SIGTERM would once `images` images are prepared."""
+    prepare = imaging.prepare_task
+    calls = []
+
+    def prepare_then_stop(task):
+        calls.append(task)
+        if len(calls) > images:
+            raise conversion.Stopped(signal.SIGTERM)
+        return prepare(task)
+
+    monkeypatch.setattr(imaging, "prepare_task", prepare_then_stop)
+
+
+def test_resume_rewrites_a_finished_shard_whose_bytes_changed(photo_dir, tmp_path, monkeypatch):
+    """An interrupted run leaves finished shards with their records in the state folder; the rerun reuses only those
+    whose bytes still match their record, so a shard changed since (a bad disk, a stray edit) is written again and
+    the output is byte-identical to an uninterrupted run."""
+    config = dict(num_shards=4, val_fraction=0.0, min_shards=1)
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    _run(_config(photo_dir, str(reference), **config))
+
+    with monkeypatch.context() as patch:
+        _stop_after(patch, 25)  # 4 shards of 10: two finished, the third interrupted
+        with pytest.raises(conversion.Stopped):
+            _run(_config(photo_dir, str(resumed), **config))
+    finished = sorted(n for n in _tree_files(resumed) if records.is_shard_filename(n))
+    assert finished == [records.shard_filename("train", i, 4) for i in range(2)]
+    state = sorted(os.listdir(resumed / conversion.STATE_DIRNAME))
+    assert state == sorted([conversion.PLAN_FILENAME] + [f"{n}.json" for n in finished])
+    tampered = resumed / finished[0]
+    data = bytearray(tampered.read_bytes())
+    data[len(data) // 2] ^= 0x01  # same size: only the checksum can tell
+    tampered.write_bytes(bytes(data))
+    untouched_stamp = os.stat(resumed / finished[1]).st_mtime_ns
+
+    _, messages = _run(_config(photo_dir, str(resumed), **config))
+    assert "resuming: reusing 1 finished shards" in messages
+    assert os.stat(resumed / finished[1]).st_mtime_ns == untouched_stamp  # the intact one was kept as it was
+    names = _tree_files(reference)
+    assert names == _tree_files(resumed)
+    assert filecmp.cmpfiles(reference, resumed, names, shallow=False)[0] == names
+
+
+def _mean_error(data_dir, reference_dir):
+    """Mean absolute difference of a dataset's colour images from those of a lossless one of the same photos."""
+    def images(directory):
+        manifest = records.read_manifest(directory)
+        paths = [path for split in records.SPLITS for path in records.shard_paths(directory, manifest, split)]
+        return {key: rgb.astype(int) for path in paths for key, _, rgb in records.read_examples(path)}
+
+    got, lossless = images(data_dir), images(reference_dir)
+    assert sorted(got) == sorted(lossless)
+    return np.mean([np.abs(got[key] - lossless[key]).mean() for key in got])
+
+
+def test_jpeg_quality_trades_size_for_fidelity(photo_dir, tmp_path):
+    def dataset(name, **overrides):
+        manifest, _ = _run(_config(photo_dir, str(tmp_path / name), min_shards=1, **overrides))
+        return sum(shard["bytes"] for split in manifest["splits"].values() for shard in split["shards"]), manifest
+
+    dataset("png", encoding="png")
+    low_bytes, low = dataset("q30", jpeg_quality=30)
+    high_bytes, high = dataset("q95", jpeg_quality=95)
+    assert (low["flags"]["jpeg_quality"], high["flags"]["jpeg_quality"]) == (30, 95)
+    assert low_bytes < 0.6 * high_bytes, (low_bytes, high_bytes)
+    low_error, high_error = (_mean_error(str(tmp_path / name), str(tmp_path / "png")) for name in ("q30", "q95"))
+    assert low_error > 1.5 * high_error, (low_error, high_error)
+
+
+def _help_sections(text):
+    """{section: {flag name: its help block}} of absl's --helpfull output."""
+    sections, section, flag = {}, None, None
+    for line in text.splitlines():
+        if line and not line.startswith(" ") and line.endswith(":"):
+            section, flag = line[:-1], None
+            sections[section] = {}
+        elif section is not None and (match := re.match(r"^  --(?:\[no\])?(\w+):", line)):
+            flag = match.group(1)
+            sections[section][flag] = line
+        elif section is not None and flag is not None and line.startswith("    "):
+            sections[section][flag] += "\n" + line
+    return sections
+
+
+def test_make_tfrecords_helpfull_lists_every_option_with_its_default_and_imports_no_tensorflow():
+    """Every ConversionConfig setting is a flag of the script with the library's default. The script is imported
+    again by each spawned worker, so it must not import TensorFlow at module level (its --helpfull shows that)."""
+    script = os.path.join(REPO_ROOT, "data_prep", "make_tfrecords.py")
+    result = subprocess.run([sys.executable, "-X", "importtime", script, "--helpfull"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode in (0, 1), result.stderr[-2000:]  # absl exits 1 after printing help
+    [flags_] = [flags_ for section, flags_ in _help_sections(result.stdout).items()
+                if section.endswith("make_tfrecords.py")]  # the script's own flags, named by its path
+    renamed = {"input_dirs": "input_dir"}
+    not_flags = {"progress_interval_s"}
+    defaults = conversion.ConversionConfig(output_dir="")
+    for field in dataclasses.fields(conversion.ConversionConfig):
+        if field.name in not_flags:
+            continue
+        name = renamed.get(field.name, field.name)
+        assert name in flags_, f"--{name} is not listed"
+        if field.name in renamed:
+            continue
+        default = getattr(defaults, field.name)
+        shown = str(default).lower() if isinstance(default, bool) else str(default)
+        assert f"(default: '{shown}')" in flags_[name], flags_[name]
+    assert set(flags_) == {renamed.get(f.name, f.name) for f in dataclasses.fields(conversion.ConversionConfig)
+                           if f.name not in not_flags}
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert imported and not {module for module in imported if module.split(".")[0] in ("tensorflow", "keras")}
 
 
 def test_shard_size_target_sets_the_shard_count(photo_dir, tmp_path):
