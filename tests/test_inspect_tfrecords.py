@@ -7,6 +7,7 @@ from PIL import Image
 from colorgan import conversion
 from colorgan import records
 from conftest import run_script
+from test_verify import replace_gray_of_one_record
 
 SCRIPT = "data_prep/inspect_tfrecords.py"
 
@@ -39,6 +40,19 @@ def test_damaged_shard_is_named_and_exit_is_non_zero(photo_dir, tmp_path):
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("inspect_tfrecords: error")]
     assert len(errors) == 1 and errors[0].startswith(f"inspect_tfrecords: error: {damaged}: sha256 ")
+
+
+def test_png_gray_that_is_not_the_luma_is_named_and_exit_is_non_zero(photo_dir, tmp_path):
+    """The luma check is the only one that runs on PNG datasets alone: a valid record whose gray image is one level
+    off at one pixel, in a shard whose size and sha256 the manifest matches."""
+    conversion.run(conversion.ConversionConfig(
+        output_dir=str(tmp_path / "data"), input_dirs=(photo_dir,), image_size=32, num_workers=1, min_shards=2,
+        val_fraction=0.2, encoding="png"), log=lambda _: None)
+    shard_file, index, key = replace_gray_of_one_record(tmp_path / "data")
+    result = run_script(SCRIPT, f"--data_dir={tmp_path / 'data'}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("inspect_tfrecords: error")]
+    assert errors == [f"inspect_tfrecords: error: {shard_file}: record {index} ({key}): gray is not the luma of rgb"]
 
 
 def test_missing_manifest_is_one_line(tmp_path):
