@@ -1,14 +1,20 @@
 """Tests of colorgan.train_config: flags from the dataclass, validation lines, and the re-runnable flagfile."""
 
 import dataclasses
+import glob
+import json
 import os
+import re
 
 import pytest
 from absl import flags
 
 from colorgan import train_config
+from conftest import run_script
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Every config shipped, found by globbing: a config added later is checked without anyone listing it here.
+SHIPPED_CONFIGS = sorted(glob.glob(os.path.join(REPO_ROOT, "launch", "configs", "*.cfg")))
 
 
 def _flag_values():
@@ -33,13 +39,47 @@ def test_flagfile_round_trip_reproduces_the_config(tmp_path):
     assert train_config.from_flags(values) == config
 
 
-@pytest.mark.parametrize("name", ["seed150", "unet256", "smoke"])
-def test_shipped_configs_parse_and_command_line_overrides_them(name):
+def test_the_configs_folder_holds_the_documented_configs():
+    assert {"seed150", "unet256", "smoke"} <= {os.path.basename(path)[:-len(".cfg")] for path in SHIPPED_CONFIGS}
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=os.path.basename)
+def test_shipped_configs_parse_and_command_line_overrides_them(path):
     values = _flag_values()
-    values(["prog", f"--flagfile={os.path.join(REPO_ROOT, 'launch', 'configs', name + '.cfg')}", "--batch_size=4"])
+    values(["prog", f"--flagfile={path}", "--batch_size=4"])
     config = train_config.from_flags(values)
     assert config.batch_size == 4
     assert config.generator in ("seed", "unet")
+
+
+def check_shipped_config(path, tmp_path):
+    """What a user of a shipped config needs to hold: it passes validation as shipped (given a dataset and a
+    model_dir), and its models build at its image size with its hyperparameters (built, not trained)."""
+    import keras  # noqa: PLC0415 - only the tests that build models pay for Keras.
+
+    from colorgan import gan, models  # noqa: PLC0415
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "manifest.json").write_text(json.dumps({"format_version": 1}))
+    config = train_config.read_flagfile(path, f"--data_dir={data_dir}", f"--model_dir={tmp_path / 'model'}")
+    problems = config.validate()
+    assert problems == [], problems
+    size, hparams = config.image_size, gan.model_hparams(config)
+    space = models.GENERATORS[config.generator].color_space
+    keras.backend.clear_session()
+    try:
+        generator = models.build_generator(config.generator, size, for_training=True, **hparams)
+        assert tuple(generator.output.shape) == (None, size, size, space.channels)
+        discriminator = models.build_discriminator(config.discriminator, size, color_space=space, **hparams)
+        assert discriminator.count_params() > 0
+    finally:
+        keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=os.path.basename)
+def test_shipped_configs_validate_and_build_their_models(path, tmp_path):
+    check_shipped_config(path, tmp_path)
 
 
 def test_validation_reports_one_line_per_bad_flag(tmp_path):
@@ -72,3 +112,22 @@ def test_xla_with_synchronised_batch_norm_is_refused_where_a_model_normalises(
     message = ("--xla with --norm=batch: batch statistics are all-reduced across replicas inside the forward pass, "
                "which the XLA-compiled pass cannot hold; use --norm=instance or drop --xla")
     assert config.validate() == ([message] if refused else [])
+
+
+def test_train_helpfull_lists_every_training_flag_with_its_help():
+    result = run_script("launch/train.py", "--helpfull", timeout=120)
+    assert result.returncode in (0, 1), result.stderr[-2000:]  # absl exits 1 after printing help
+    blocks, name = {}, None  # flag name -> its help block, lines joined
+    for line in result.stdout.splitlines():
+        if match := re.match(r"^  --(?:\[no\])?(\w+): (?:<[^>]*>: )?(.*)", line):
+            name = match.group(1)
+            blocks[name] = match.group(2)
+        elif name and line.startswith("    "):
+            blocks[name] += " " + line.strip()
+        else:
+            name = None
+    missing = sorted(set(train_config.FIELDS) - set(blocks))
+    assert not missing, f"not in launch/train.py --helpfull: {missing}"
+    for name, field in train_config.FIELDS.items():
+        # Compared without whitespace: absl wraps lines, also at hyphens.
+        assert "".join(blocks[name].split()).startswith("".join(field.metadata["help"].split())), (name, blocks[name])
