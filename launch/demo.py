@@ -4,6 +4,7 @@
 """
 
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -20,11 +21,17 @@ _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 0, "Override the config's --t
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from colorgan import demo  # noqa: PLC0415 - data-prep workers re-import this script; keep it light.
+    from colorgan import conversion  # noqa: PLC0415 - data-prep workers re-import this script; keep it light.
+    from colorgan import demo  # noqa: PLC0415
 
-    demo.run(_WORKDIR.value, image_size=_IMAGE_SIZE.value, train_flagfile=_CONFIG.value,
-             train_steps=_TRAIN_STEPS.value or None)
+    try:
+        demo.run(_WORKDIR.value, image_size=_IMAGE_SIZE.value, train_flagfile=_CONFIG.value,
+                 train_steps=_TRAIN_STEPS.value or None)
+    except conversion.Stopped as e:
+        print(f"demo: stopped by {e} while writing the dataset; run the same command to resume", file=sys.stderr)
+        return 128 + e.signum
+    return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    sys.exit(app.run(main))

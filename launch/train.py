@@ -18,6 +18,7 @@ from colorgan import launcher  # noqa: E402 - after the log level.
 from colorgan import train_config  # noqa: E402
 
 train_config.define_flags()
+flags.adopt_module_key_flags(train_config)  # --help lists the training flags, not only --helpfull
 
 
 def main(argv):

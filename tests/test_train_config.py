@@ -114,8 +114,8 @@ def test_xla_with_synchronised_batch_norm_is_refused_where_a_model_normalises(
     assert config.validate() == ([message] if refused else [])
 
 
-def test_train_helpfull_lists_every_training_flag_with_its_help():
-    result = run_script("launch/train.py", "--helpfull", timeout=120)
+def test_train_help_lists_every_training_flag_with_its_help():
+    result = run_script("launch/train.py", "--help", timeout=120)
     assert result.returncode in (0, 1), result.stderr[-2000:]  # absl exits 1 after printing help
     blocks, name = {}, None  # flag name -> its help block, lines joined
     for line in result.stdout.splitlines():
@@ -127,7 +127,7 @@ def test_train_helpfull_lists_every_training_flag_with_its_help():
         else:
             name = None
     missing = sorted(set(train_config.FIELDS) - set(blocks))
-    assert not missing, f"not in launch/train.py --helpfull: {missing}"
+    assert not missing, f"not in launch/train.py --help: {missing}"
     for name, field in train_config.FIELDS.items():
         # Compared without whitespace: absl wraps lines, also at hyphens.
         assert "".join(blocks[name].split()).startswith("".join(field.metadata["help"].split())), (name, blocks[name])
