@@ -7,7 +7,6 @@ run first drops the lines past its checkpoint, so the file always describes the 
 
 import json
 import os
-import sys
 
 import numpy as np
 import tensorflow as tf
@@ -64,17 +63,17 @@ class MetricsLogger:
         return self._summary_writer
 
     def truncate_after(self, step):
-        """Drops the lines of steps past `step` (written after the checkpoint a resumed run starts from)."""
-        if not self.enabled or not os.path.exists(self.path):
-            return
+        """Drops the lines of steps past `step` (written after the checkpoint a resumed run starts from) and lines that
+        are not JSON objects (a writer killed mid-line); returns the numbers of the latter, for the caller to report."""
         dropped = []
+        if not self.enabled or not os.path.exists(self.path):
+            return dropped
         kept = [entry for entry in read_metrics(self.path, on_bad_line=dropped.append) if entry.get("step", 0) <= step]
-        if dropped:
-            print(f"train: {self.path}: dropped line(s) {dropped}, not JSON objects", file=sys.stderr, flush=True)
         tmp = f"{self.path}.tmp-{os.getpid()}"
         with open(tmp, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(entry, sort_keys=True) + "\n" for entry in kept)
         os.replace(tmp, self.path)
+        return dropped
 
     def _append(self, kind, step, values):
         if not self.enabled:

@@ -129,8 +129,13 @@ class Trainer:
         step = int(self.gan.step.numpy())
         self._last_saved_step = step if restored else None
         # Lines past the checkpoint describe weights that are gone; a run (re)starting at step 0 logs afresh.
-        self.metrics.truncate_after(step if step else -1)
+        self._truncate_metrics(step if step else -1)
         return step
+
+    def _truncate_metrics(self, step):
+        dropped = self.metrics.truncate_after(step)
+        if dropped:
+            self.log(f"train: {self.metrics.path}: dropped line(s) {dropped}, not JSON objects")
 
     def _check_same_settings(self, path):
         """Refuses, in one line, to resume a run under settings that change what its checkpoints hold or mean
@@ -296,7 +301,7 @@ class Trainer:
         self._restore(latest)
         self.gan.nan_restores.assign(restores)
         self.gan.batches_consumed.assign(resume_position)
-        self.metrics.truncate_after(int(self.gan.step.numpy()))
+        self._truncate_metrics(int(self.gan.step.numpy()))
         self.log(f"train: non-finite loss in {bad_stretch}; restored {latest}, continuing at data position "
                  f"{resume_position} ({restores}/{self.config.max_nan_restores})")
         self.metrics.event(int(self.gan.step.numpy()), {"nan_restores": restores, "data_position": resume_position})

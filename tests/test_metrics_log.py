@@ -65,7 +65,7 @@ def test_disabled_logger_writes_nothing(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_a_resumed_run_drops_damaged_lines_instead_of_failing(tmp_path, capsys):
+def test_a_resumed_run_drops_damaged_lines_instead_of_failing(tmp_path):
     log = metrics_log.MetricsLogger(str(tmp_path))
     for step in (1, 2, 3):
         log.train(step, {"g_loss": 1.0})
@@ -75,6 +75,5 @@ def test_a_resumed_run_drops_damaged_lines_instead_of_failing(tmp_path, capsys):
     path.write_bytes(lines[0] + b"\xff garbage\n" + b"".join(lines[1:]))
     with pytest.raises(ValueError, match=rf"{path}:2: not a JSON object"):
         metrics_log.read_metrics(str(path))
-    log.truncate_after(2)
+    assert log.truncate_after(2) == [2]  # the line numbers, for the trainer's log
     assert [entry["step"] for entry in metrics_log.read_metrics(str(path))] == [1, 2]
-    assert "dropped line(s) [2], not JSON objects" in capsys.readouterr().err
