@@ -165,6 +165,16 @@ def from_flags(flag_values=flags.FLAGS):
     return TrainConfig(**{name: flag_values[name].value for name in FIELDS})
 
 
+def checkpoint_differences(config, saved):
+    """How `config` differs from a run's `saved` config in what its checkpoints hold or mean, one phrase per flag:
+    CHECKPOINT_SETTINGS, and an EMA kept or not (its decay may change)."""
+    differences = [f"--{name}={getattr(config, name)} where the run has --{name}={getattr(saved, name)}"
+                   for name in CHECKPOINT_SETTINGS if getattr(config, name) != getattr(saved, name)]
+    if (config.ema_decay > 0) != (saved.ema_decay > 0):
+        differences.append(f"--ema_decay={config.ema_decay} where the run has --ema_decay={saved.ema_decay}")
+    return differences
+
+
 def read_flagfile(path, *overrides):
     """The TrainConfig a flagfile (a launch/ config or a run's flags.cfg) and later `--flag=value` overrides give;
     ValueError naming the file on an unknown or bad flag."""

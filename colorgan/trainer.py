@@ -148,11 +148,7 @@ class Trainer:
             saved = train_config.read_flagfile(flagfile)
         except ValueError:
             return  # an unreadable flags.cfg: the checkpoint's own objects are checked on restore
-        differences = [f"--{name}={getattr(self.config, name)} where the run has --{name}={getattr(saved, name)}"
-                       for name in train_config.CHECKPOINT_SETTINGS
-                       if getattr(self.config, name) != getattr(saved, name)]
-        if (self.config.ema_decay > 0) != (saved.ema_decay > 0):
-            differences.append(f"--ema_decay={self.config.ema_decay} where the run has --ema_decay={saved.ema_decay}")
+        differences = train_config.checkpoint_differences(self.config, saved)
         if differences:
             raise TrainingError(f"{path}: does not match the models and settings asked for (compare {flagfile}): "
                                 f"{'; '.join(differences)}")

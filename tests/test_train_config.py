@@ -131,3 +131,34 @@ def test_train_help_lists_every_training_flag_with_its_help():
     for name, field in train_config.FIELDS.items():
         # Compared without whitespace: absl wraps lines, also at hyphens.
         assert "".join(blocks[name].split()).startswith("".join(field.metadata["help"].split())), (name, blocks[name])
+
+
+# Two valid values of each setting a run's checkpoints depend on.
+CHECKPOINT_SETTING_VALUES = {"generator": ("unet", "seed"), "discriminator": ("patchgan", "seed"),
+                             "base_width": (4, 8), "depth": (3, 2), "norm": ("none", "instance"),
+                             "precision": ("float32", "mixed_bfloat16"), "ema_decay": (0.0, 0.9)}
+
+
+def test_build_md_names_the_settings_a_resume_refuses_to_change():
+    """The promise and the code list the same flags (BUILD.md, "A run resumes only with the settings ...")."""
+    with open(os.path.join(REPO_ROOT, "BUILD.md"), encoding="utf-8") as f:
+        text = " ".join(f.read().split())
+    promise = re.search(r"A run resumes only with the settings that decide what its checkpoints hold or mean: "
+                        r"(.*?), or an EMA where the run had none", text).group(1)
+    assert set(re.findall(r"`--(\w+)`", promise)) == set(train_config.CHECKPOINT_SETTINGS)
+    assert set(CHECKPOINT_SETTING_VALUES) == set(train_config.CHECKPOINT_SETTINGS) | {"ema_decay"}
+
+
+@pytest.mark.parametrize("name", sorted(CHECKPOINT_SETTING_VALUES))
+def test_resuming_with_another_checkpoint_setting_is_a_difference_both_ways(name):
+    base = dataclasses.replace(train_config.TrainConfig(), ema_decay=0.0)
+    first, second = (dataclasses.replace(base, **{name: value}) for value in CHECKPOINT_SETTING_VALUES[name])
+    a, b = CHECKPOINT_SETTING_VALUES[name]
+    assert train_config.checkpoint_differences(second, first) == [f"--{name}={b} where the run has --{name}={a}"]
+    assert train_config.checkpoint_differences(first, second) == [f"--{name}={a} where the run has --{name}={b}"]
+    assert train_config.checkpoint_differences(first, first) == []
+
+
+def test_another_ema_decay_is_no_difference_while_an_ema_is_kept():
+    run = dataclasses.replace(train_config.TrainConfig(), ema_decay=0.999)
+    assert train_config.checkpoint_differences(dataclasses.replace(run, ema_decay=0.99), run) == []
