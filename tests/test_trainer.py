@@ -312,6 +312,19 @@ def test_a_model_dir_that_is_a_file_is_one_line_before_anything_is_built(data_di
         assert "train: OneDeviceStrategy" not in result.stderr  # refused before the strategy and models
 
 
+def test_an_unwritable_model_dir_is_one_line_before_anything_is_built(data_dir, small_disk):
+    """A read-only file system: unwritable even for root (CI runs as root, where permission bits do not stop it)."""
+    disk = small_disk(1024)
+    (disk / "run").mkdir()
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    for model_dir, reason in ((disk / "run", "is not writable"),
+                              (disk / "new" / "run", f"cannot be created: {disk} is not writable")):
+        result = run_script(SCRIPT, f"--data_dir={data_dir}", f"--model_dir={model_dir}", *TINY_UNET)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert f"train: error: --model_dir={model_dir}: {reason}" in result.stderr
+        assert "train: OneDeviceStrategy" not in result.stderr
+
+
 def test_missing_data_dir_is_one_line(tmp_path):
     result = run_script(SCRIPT, f"--data_dir={tmp_path / 'nope'}", f"--model_dir={tmp_path / 'm'}")
     assert result.returncode == 2
