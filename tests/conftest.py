@@ -53,3 +53,19 @@ def small_disk(tmp_path):
     yield mount
     for path in mounts:
         subprocess.run(["umount", "--lazy", str(path)], check=False)
+
+
+@pytest.fixture
+def live_pid():
+    """The pid of a process that stays alive for the test (a `sleep`)."""
+    process = subprocess.Popen(["sleep", "600"])
+    yield process.pid
+    process.kill()
+    process.wait()
+
+
+def dead_pid():
+    """The pid of a process that has exited (and been reaped)."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid

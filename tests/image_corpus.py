@@ -97,33 +97,45 @@ ADOBE_RGB_COLORANTS = ((0.60974, 0.31111, 0.01947), (0.20528, 0.62567, 0.06087),
 ADOBE_RGB_GAMMA_U8F8 = 563
 
 
-def adobe_rgb_icc():
-    """A minimal ICC v2 RGB display profile (matrix/TRC) equivalent to Adobe RGB (1998), a wide-gamut space.
+def _s15(x):
+    return struct.pack(">i", round(x * 65536))
 
-    Written by hand: Pillow can only create sRGB, XYZ and LAB profiles, and tests read no files from elsewhere."""
 
-    def s15(x):
-        return struct.pack(">i", round(x * 65536))
+def _xyz(values):
+    return b"XYZ \0\0\0\0" + b"".join(_s15(v) for v in values)
 
-    def xyz(values):
-        return b"XYZ \0\0\0\0" + b"".join(s15(v) for v in values)
 
+def icc_profile(color_space, description, tags):
+    """A minimal ICC v2 display profile: `color_space` b"RGB " or b"GRAY", a description and the tags of its model
+    (colorants and curves). Written by hand: Pillow can only create sRGB, XYZ and LAB profiles, and tests read no
+    files from elsewhere."""
     d50 = (0.9642, 1.0, 0.8249)
-    text = b"Adobe RGB (1998) compatible\0"
-    curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, ADOBE_RGB_GAMMA_U8F8)
-    red, green, blue = ADOBE_RGB_COLORANTS
-    tags = {
-        b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 78,
-        b"wtpt": xyz(d50),
-        b"rXYZ": xyz(red), b"gXYZ": xyz(green), b"bXYZ": xyz(blue),
-        b"rTRC": curve, b"gTRC": curve, b"bTRC": curve,
-        b"cprt": b"text\0\0\0\0none\0",
-    }
+    text = description.encode() + b"\0"
+    tags = {b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 78, b"wtpt": _xyz(d50), **tags,
+            b"cprt": b"text\0\0\0\0none\0"}
     offset, table, body = 128 + 4 + 12 * len(tags), b"", b""
     for signature, data in tags.items():
         data += b"\0" * (-len(data) % 4)
         table += signature + struct.pack(">II", offset + len(body), len(data))
         body += data
-    header = (struct.pack(">I4sI", offset + len(body), b"\0" * 4, 0x02100000) + b"mntrRGB XYZ " + b"\0" * 12
-              + b"acsp" + b"\0" * 28 + b"".join(s15(v) for v in d50) + b"\0" * 48)
+    header = (struct.pack(">I4sI", offset + len(body), b"\0" * 4, 0x02100000) + b"mntr" + color_space + b"XYZ "
+              + b"\0" * 12 + b"acsp" + b"\0" * 28 + b"".join(_s15(v) for v in d50) + b"\0" * 48)
     return header + struct.pack(">I", len(tags)) + table + body
+
+
+def _gamma_curve(gamma):
+    return b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256))
+
+
+def adobe_rgb_icc():
+    """A matrix/TRC profile equivalent to Adobe RGB (1998), a wide-gamut space."""
+    curve = _gamma_curve(ADOBE_RGB_GAMMA_U8F8 / 256)
+    red, green, blue = ADOBE_RGB_COLORANTS
+    return icc_profile(b"RGB ", "Adobe RGB (1998) compatible",
+                       {b"rXYZ": _xyz(red), b"gXYZ": _xyz(green), b"bXYZ": _xyz(blue),
+                        b"rTRC": curve, b"gTRC": curve, b"bTRC": curve})
+
+
+def gray_icc(gamma=2.2):
+    """A gray display profile with a pure gamma curve."""
+    return icc_profile(b"GRAY", f"gray gamma {gamma:g}", {b"kTRC": _gamma_curve(gamma)})

@@ -20,6 +20,7 @@ from colorgan import conversion
 from colorgan import imaging
 from colorgan import records
 from conftest import REPO_ROOT
+from conftest import dead_pid
 
 
 def _config(input_dir, output_dir, **overrides):
@@ -307,25 +308,6 @@ def test_bad_config_is_one_clear_line(photo_dir, tmp_path, overrides, message):
 LOCK = ".make_tfrecords.lock"  # spelled out, not conversion.LOCK_FILENAME: a renamed lock file is a format change
 
 
-@pytest.fixture
-def live_pid():
-    """The pid of a process that stays alive for the test (a `sleep`)."""
-    import subprocess
-
-    process = subprocess.Popen(["sleep", "600"])
-    yield process.pid
-    process.kill()
-    process.wait()
-
-
-def _dead_pid():
-    import subprocess
-
-    process = subprocess.Popen(["true"])
-    process.wait()
-    return process.pid
-
-
 def _write_lock(output_dir, pid, host):
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, LOCK), "w", encoding="utf-8") as f:
@@ -343,7 +325,7 @@ def test_a_live_holders_lock_is_refused_and_a_dead_ones_is_taken_over(photo_dir,
     assert f"pid {live_pid} on host {host}" in message and str(tmp_path / LOCK) in message and "\n" not in message
     assert _tree_files(tmp_path) == [LOCK]  # nothing else written, the holder's lock left alone
 
-    dead = _dead_pid()
+    dead = dead_pid()
     _write_lock(tmp_path, dead, host)
     manifest, messages = _run(_config(photo_dir, str(tmp_path)))
     assert any(f"taking over the lock {tmp_path / LOCK} of pid {dead} on host {host}" in m for m in messages)

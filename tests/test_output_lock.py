@@ -9,6 +9,7 @@ import time
 import pytest
 
 from colorgan import output_lock
+from conftest import dead_pid
 
 
 def _lock(path, messages=None, **kwargs):
@@ -18,20 +19,6 @@ def _lock(path, messages=None, **kwargs):
 
 def _write(path, **holder):
     path.write_text(json.dumps(holder))
-
-
-@pytest.fixture
-def live_pid():
-    process = subprocess.Popen(["sleep", "600"])
-    yield process.pid
-    process.kill()
-    process.wait()
-
-
-def _dead_pid():
-    process = subprocess.Popen(["true"])
-    process.wait()
-    return process.pid
 
 
 def test_the_lock_file_names_its_holder_and_is_removed_on_release(tmp_path):
@@ -77,7 +64,7 @@ def test_a_lock_whose_process_is_gone_is_taken_over(tmp_path, live_pid, holder):
     path = tmp_path / "lock"
     zombie = None
     if holder == "dead":
-        pid, start = _dead_pid(), None
+        pid, start = dead_pid(), None
     elif holder == "reused pid":  # the pid is alive, but a later process than the one that took the lock
         pid, start = live_pid, output_lock.process_start(live_pid) - 1
     elif holder == "own pid, earlier process":  # a restarted container often gets the pid of the one it replaces
@@ -144,7 +131,7 @@ def test_of_runs_racing_to_take_over_a_stale_lock_exactly_one_wins(tmp_path):
     """Each thread is its own OutputLock (same pid and start: to each other, live holders)."""
     path = tmp_path / "lock"
     for _ in range(20):
-        _write(path, host=output_lock.this_host(), pid=_dead_pid())
+        _write(path, host=output_lock.this_host(), pid=dead_pid())
         barrier = threading.Barrier(6)
         outcomes = []
 

@@ -150,32 +150,8 @@ def test_wide_gamut_photo_is_converted_to_srgb_with_its_profile(tmp_path, image_
     np.testing.assert_array_equal(photo.gray, np.asarray(Image.fromarray(photo.rgb).convert("L"), np.float32) / 255)
 
 
-def _gray_icc(gamma=2.2):
-    """A minimal ICC v2 gray display profile (Pillow can only create RGB, XYZ and LAB ones)."""
-
-    def s15(x):
-        return struct.pack(">i", round(x * 65536))
-
-    d50 = s15(0.9642) + s15(1.0) + s15(0.8249)
-    text = b"gray gamma 2.2\0"
-    tags = {
-        b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 78,
-        b"wtpt": b"XYZ \0\0\0\0" + d50,
-        b"kTRC": b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)),
-        b"cprt": b"text\0\0\0\0none\0",
-    }
-    offset, table, body = 128 + 4 + 12 * len(tags), b"", b""
-    for signature, data in tags.items():
-        data += b"\0" * (-len(data) % 4)
-        table += signature + struct.pack(">II", offset + len(body), len(data))
-        body += data
-    header = (struct.pack(">I4sI", offset + len(body), b"\0" * 4, 0x02100000) + b"mntrGRAYXYZ " + b"\0" * 12
-              + b"acsp" + b"\0" * 28 + d50 + b"\0" * 48)
-    return header + struct.pack(">I", len(tags)) + table + body
-
-
 def test_gray_png_with_gray_icc_profile_keeps_its_values_and_the_output_has_no_profile(tmp_path):
-    icc = _gray_icc()
+    icc = image_corpus.gray_icc()
     assert ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip() == "gray gamma 2.2"
     gray = np.asarray(Image.fromarray(_rgb()).convert("L"))
     path = _save(tmp_path, "gray_icc.png", Image.fromarray(gray), icc_profile=icc)
