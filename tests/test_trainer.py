@@ -358,7 +358,8 @@ def test_a_poisoned_batch_is_skipped_and_counted(data_dir, tmp_path, monkeypatch
     monkeypatch.setattr(input_pipeline, "make_dataset", make_dataset)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     logs = []
-    run = trainer.Trainer(_config(data_dir, tmp_path, train_steps=6), strategy, log=logs.append)
+    run = trainer.Trainer(_config(data_dir, tmp_path, train_steps=6, keep_checkpoints=2), strategy,
+                          log=logs.append)
     assert run.train() == 6
     assert int(run.gan.nan_restores.numpy()) == 1
     # Batch 3 poisoned step 4: the run went back to the checkpoint of step 2 and continued from batch 4, so steps
@@ -366,6 +367,24 @@ def test_a_poisoned_batch_is_skipped_and_counted(data_dir, tmp_path, monkeypatch
     assert int(run.gan.batches_consumed.numpy()) == 8
     assert all(np.isfinite(w).all() for w in run.gan.generator.get_weights())
     assert any("non-finite" in line for line in logs)
+    # What the run leaves (BUILD.md): the event line, train lines with their fields, the same scalars for
+    # TensorBoard, and only --keep_checkpoints checkpoints.
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [line for line in lines if line["kind"] == "event"] == [
+        {"kind": "event", "step": 2, "nan_restores": 1, "data_position": 4}]
+    train_lines = [line for line in lines if line["kind"] == "train"]
+    assert [line["step"] for line in train_lines] == [1, 2, 3, 4, 5, 6]
+    assert all(line["examples_per_sec"] > 0 and 0 <= line["input_wait_fraction"] <= 1 for line in train_lines)
+    board = {}
+    for path in (tmp_path / "tensorboard").rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tensor.tensor_shape.dim == []:  # scalars (sample sheets are images)
+                    board[(value.tag, event.step)] = float(tf.make_ndarray(value.tensor))
+    for line in train_lines:
+        assert board[("train/g_loss", line["step"])] == pytest.approx(line["g_loss"], rel=1e-6)
+    assert board[("event/nan_restores", 2)] == 1
+    assert sorted(path.name for path in tmp_path.glob("ckpt-*.index")) == ["ckpt-4.index", "ckpt-6.index"]
 
 
 def test_too_many_non_finite_batches_stop_with_a_clear_error(data_dir, tmp_path, monkeypatch):
