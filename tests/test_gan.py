@@ -74,3 +74,18 @@ def test_mixed_float16_gradients_are_those_of_the_scaled_loss():
     sizeable = np.abs(reference) > 1e-3 * np.abs(reference).max()
     ratio = np.median(scaled[sizeable] / reference[sizeable])
     assert abs(ratio / scale - 1) < 0.02, ratio
+
+
+def test_xla_compiles_the_replica_pass_and_nothing_else():
+    """--xla: the step's graph calls the forward/backward pass as a function marked for XLA compilation
+    (_XlaMustCompile); without the flag no function is."""
+
+    def must_compile(**overrides):
+        model, inputs, targets = _gan(**overrides)
+        graph = tf.function(model.train_step).get_concrete_function(inputs, targets, tf.constant(0.0)).graph
+        library = graph.as_graph_def().library.function
+        return sorted(f.signature.name for f in library if f.attr["_XlaMustCompile"].b)
+
+    compiled = must_compile(xla=True)
+    assert len(compiled) == 1 and "compute_losses_and_gradients" in compiled[0]
+    assert must_compile() == []
