@@ -155,11 +155,11 @@ def test_a_checkpoint_of_other_models_is_refused_in_one_line(data_dir, tmp_path)
     assert "Traceback" not in result.stderr and _step(tmp_path) == 1
 
 
+# End to end for two settings a restore alone would let through (float32 and mixed_bfloat16 hold the same variables;
+# a restore ignores an EMA the new settings do not build); every setting, both ways, is tested in test_train_config.
 @pytest.mark.parametrize("first, then, message", [
-    ([], ["--precision=mixed_float16"], "--precision=mixed_float16 where the run has --precision=float32"),
     ([], ["--precision=mixed_bfloat16"], "--precision=mixed_bfloat16 where the run has --precision=float32"),
     (["--ema_decay=0.9"], [], "--ema_decay=0.0 where the run has --ema_decay=0.9"),
-    ([], ["--ema_decay=0.9"], "--ema_decay=0.9 where the run has --ema_decay=0.0"),
 ])
 def test_resuming_with_settings_that_change_the_checkpoint_is_refused(data_dir, tmp_path, first, then, message):
     _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=1", *first)
