@@ -117,6 +117,16 @@ def test_a_conversion_that_writes_no_example_is_an_error(tmp_path):
         assert not (tmp_path / "out" / LOCK).exists()
 
 
+def _wait_for_a_finished_shard(process, output, timeout=120):
+    """Returns once a run into `output` has recorded a finished shard in its state folder (or has ended)."""
+    state_dir = output / conversion.STATE_DIRNAME
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if state_dir.is_dir() and any(n.endswith(".tfrecord.json") for n in os.listdir(state_dir)):
+            return
+        time.sleep(0.005)
+
+
 def _start_two_workers_and_wait_for_a_shard(photos, output):
     """A make_tfrecords run with 2 worker processes, in its own session (so a signal can go to its whole process
     group, as a terminal's Ctrl-C does), once it has finished a shard; returns (process, its child pids)."""
@@ -126,12 +136,7 @@ def _start_two_workers_and_wait_for_a_shard(photos, output):
               "--num_workers=2"]
     process = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, SCRIPT), *flags_], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
-    state_dir = output / conversion.STATE_DIRNAME
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if state_dir.is_dir() and any(n.endswith(".tfrecord.json") for n in os.listdir(state_dir)):
-            break
-        time.sleep(0.005)
+    _wait_for_a_finished_shard(process, output)
     children = [child.pid for child in psutil.Process(process.pid).children(recursive=True)]
     assert len(children) >= 2  # the workers (and the resource tracker)
     return process, flags_, children
@@ -194,12 +199,7 @@ def test_a_second_run_into_the_same_output_is_refused_while_the_first_runs(big_p
     output = tmp_path / "out"
     first = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, SCRIPT), *_flags(big_photo_dir, output)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    state_dir = output / conversion.STATE_DIRNAME
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and first.poll() is None:
-        if state_dir.is_dir() and any(n.endswith(".tfrecord.json") for n in os.listdir(state_dir)):
-            break
-        time.sleep(0.005)
+    _wait_for_a_finished_shard(first, output)
     first.send_signal(signal.SIGSTOP)
     try:
         assert not (output / records.MANIFEST_FILENAME).exists(), "the first run finished too soon"
@@ -213,7 +213,7 @@ def test_a_second_run_into_the_same_output_is_refused_while_the_first_runs(big_p
         f"({output / LOCK}); wait for that run to finish, or pass --break_lock if no run is writing there"]
     assert "Traceback" not in second.stderr + first_stderr
     assert _shards_match_manifest(output)
-    assert not (output / LOCK).exists() and not state_dir.exists()
+    assert not (output / LOCK).exists() and not (output / conversion.STATE_DIRNAME).exists()
 
 
 def test_a_lock_from_another_host_is_refused_unless_break_lock(photo_dir, tmp_path):
