@@ -17,9 +17,8 @@ def image_grid(rows, titles=(), padding=4):
         raise ValueError("image_grid needs at least one image")
     height, width = rows[0][0].shape[:2]
     columns = max(len(row) for row in rows)
-    top = _TITLE_HEIGHT + padding if titles else 0
-    canvas = Image.new("RGB", (padding + columns * (width + padding), top + padding + len(rows) * (height + padding)),
-                       _BACKGROUND)
+    right, bottom = cell_origin(len(rows), columns, (height, width), bool(titles), padding)
+    canvas = Image.new("RGB", (right, bottom), _BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     for c, title in enumerate(titles):
         draw.text((padding + c * (width + padding), padding), title, fill=_TEXT)
@@ -27,8 +26,16 @@ def image_grid(rows, titles=(), padding=4):
         for c, cell in enumerate(row):
             if cell.shape[:2] != (height, width):
                 raise ValueError(f"image_grid: cell ({r}, {c}) is {cell.shape[:2]}, expected {(height, width)}")
-            canvas.paste(Image.fromarray(cell), (padding + c * (width + padding), top + padding + r * (height + padding)))
+            canvas.paste(Image.fromarray(cell), cell_origin(r, c, (height, width), bool(titles), padding))
     return canvas
+
+
+def cell_origin(row, column, cell_size, titled, padding=4):
+    """(x, y) of a cell's top-left corner in an `image_grid` of (height, width) cells; for row and column one past
+    the last, the grid's (width, height)."""
+    height, width = cell_size
+    top = _TITLE_HEIGHT + padding if titled else 0
+    return padding + column * (width + padding), top + padding + row * (height + padding)
 
 
 def row_sheet(images, titles, max_height):
