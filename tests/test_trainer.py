@@ -17,12 +17,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
+from PIL import Image
 
 from colorgan import conversion
 from colorgan import input_pipeline
+from colorgan import metrics_log
 from colorgan import records
 from colorgan import train_config
 from colorgan import trainer
+from colorgan import visualize
 from conftest import REPO_ROOT, run_script
 
 SCRIPT = "launch/train.py"
@@ -109,11 +112,13 @@ def _shipped(config, *overrides):
 
 
 @pytest.mark.parametrize("config, overrides", [
-    ("smoke.cfg", []), ("unet256.cfg", []), ("seed150.cfg", SEED150_ON_TINY_MODELS)])
+    ("smoke.cfg", []), ("unet256.cfg", []), ("seed150.cfg", SEED150_ON_TINY_MODELS),
+    ("smoke.cfg", ["--precision=mixed_float16", "--ema_decay=0.9"]),
+], ids=["smoke", "unet256", "seed150", "smoke+mixed_float16+ema"])
 def test_resumed_run_equals_an_uninterrupted_one_with_each_shipped_config(data_dir, tmp_path, config, overrides):
     """Two half runs, one step per compiled call, give the weights of one whole run taking its four steps in one
     call, bit for bit (atol 0, every variable of the checkpoint: weights, optimizer moments, batch-norm statistics,
-    EMA, counters including batches_consumed), with dropout and label noise on."""
+    EMA, loss scale, counters including batches_consumed), with dropout and label noise on."""
     args = _shipped(config, *overrides)
     runs = [_train(data_dir, tmp_path / "straight", *args, "--train_steps=4", "--steps_per_loop=4", "--log_every=4",
                    "--checkpoint_every=4"),
@@ -123,7 +128,15 @@ def test_resumed_run_equals_an_uninterrupted_one_with_each_shipped_config(data_d
     # A failed Grappler fusion (the LeakyRelu gradient with --norm=none, as in the seed150 case) is not noise.
     assert not [run.stderr for run in runs if "remapper failed" in run.stderr]
     assert _step(tmp_path / "resumed") == 4
-    _assert_same_weights(_weights(tmp_path / "straight"), _weights(tmp_path / "resumed"), atol=0)
+    straight = _weights(tmp_path / "straight")
+    _assert_same_weights(straight, _weights(tmp_path / "resumed"), atol=0)
+    if "--precision=mixed_float16" in overrides:
+        # The dynamic loss scale (it halves on each overflow) and the EMA are checkpointed state that moved.
+        scales = [value for name, value in straight.items() if name.endswith("dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE")]
+        assert len(scales) == 2 and any(value < 2.0**15 for value in scales), scales
+        start = _weights(tmp_path / "resumed" / "ckpt-0")
+        averages = [name for name in straight if name.startswith("ema_generator/")]
+        assert averages and sum(not np.array_equal(start[n], straight[n]) for n in averages) > len(averages) // 2
     lines = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines if line["kind"] == "train"] == [1, 2, 3, 4]
 
@@ -339,6 +352,26 @@ def _config(data_dir, model_dir, **overrides):
     return dataclasses.replace(base, **overrides)
 
 
+def test_eval_batches_and_sample_rows_bound_what_an_evaluation_reads_and_shows(data_dir, tmp_path):
+    """The val split holds 10 examples: 2 global batches of 4. --eval_batches=1 evaluates the first only, and the
+    sheet shows --sample_rows=3 rows, gray | generated | real, the real column being the first val images."""
+    run = trainer.Trainer(_config(data_dir, tmp_path, eval_batches=1, sample_rows=3),
+                          tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+    result = run.evaluate()
+    first, both = (run.evaluator.run(iter(run._dataset(training=False)), batches) for batches in (1, 2))
+    assert (first.count, both.count) == (4, 8)
+    assert result["psnr"] == pytest.approx(first.means["psnr"], rel=1e-6)
+    assert result["psnr"] != pytest.approx(both.means["psnr"], rel=1e-4)
+    sheet = np.asarray(Image.open(tmp_path / "samples" / "step_0000000.png").convert("RGB"))
+    _, real = next(iter(input_pipeline.make_dataset(data_dir, "val", 4, 32, training=False)))
+    real = metrics_log.to_u8(real.numpy()[:3])
+    expected = visualize.image_grid([[image] * 3 for image in real], titles=metrics_log.SAMPLE_TITLES)
+    assert sheet.shape == np.asarray(expected).shape  # three rows of three
+    for row, image in enumerate(real):  # the real column holds the first three val images
+        left, top = visualize.cell_origin(row, 2, image.shape[:2], titled=True)
+        np.testing.assert_array_equal(sheet[top:top + 32, left:left + 32], image)
+
+
 def test_a_poisoned_batch_is_skipped_and_counted(data_dir, tmp_path, monkeypatch):
     poisoned_position = 3  # the 4th global batch
     real_make_dataset = input_pipeline.make_dataset
@@ -404,10 +437,13 @@ def test_too_many_non_finite_batches_stop_with_a_clear_error(data_dir, tmp_path,
     assert int(run.gan.step.numpy()) == 0
 
 
-def test_seed_models_build_and_step_at_a_small_size(photo_dir, tmp_path):
+def test_seed_models_build_and_step_at_a_small_size_from_png_records(photo_dir, tmp_path):
+    """The seed pair at 96 px, the smallest its discriminator takes, trained from lossless PNG records (the other
+    tests train from JPEG ones)."""
     seed_data = str(tmp_path / "data96")
     conversion.run(conversion.ConversionConfig(output_dir=seed_data, input_dirs=(photo_dir,), image_size=96,
-                                               num_workers=1, min_shards=2), log=lambda _: None)
+                                               encoding="png", num_workers=1, min_shards=2), log=lambda _: None)
+    assert records.read_manifest(seed_data)["encoding"] == "png"
     config = _config(seed_data, tmp_path / "model", generator="seed", discriminator="seed", image_size=96,
                      batch_size=2, train_steps=2, noisy_labels=True, reconstruction_loss="mse", clip_norm=1.0)
     run = trainer.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
@@ -416,6 +452,8 @@ def test_seed_models_build_and_step_at_a_small_size(photo_dir, tmp_path):
     after = run.gan.generator.get_weights()
     assert any(not np.array_equal(a, b) for a, b in zip(before, after))
     assert all(np.isfinite(w).all() for w in after)
+    evaluation_line = [json.loads(line) for line in (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()][-1]
+    assert evaluation_line["kind"] == "eval" and evaluation_line["colorfulness_real"] > 5  # real colour photos
 
 
 @pytest.mark.parametrize("variant", [
