@@ -115,6 +115,27 @@ def test_starting_at_a_step_resumes_at_the_same_element(data_dir, replicas):
         np.testing.assert_array_equal(actual, expected)
 
 
+def test_an_unordered_stream_resumes_exact_to_the_epoch(data_dir):
+    """deterministic=False lets parallel reads reorder examples within an epoch, so a resume mid-epoch may see other
+    examples for the rest of that epoch, but never crosses its edge: after the rest of the epoch (no example
+    twice), each later epoch of the resumed stream holds every example exactly once."""
+    per_epoch = input_pipeline.examples_per_pipeline(data_dir, "train")
+    batch = next(size for size in (5, 3, 2) if per_epoch % size == 0)  # batches that end at the epoch's edge
+    batches_per_epoch = per_epoch // batch
+    start = batches_per_epoch + batches_per_epoch // 2 + 1  # inside the second epoch
+    left_in_epoch = 2 * batches_per_epoch - start
+    dataset = input_pipeline.make_dataset(data_dir, "train", batch, STORED, seed=13, deterministic=False,
+                                          start_position=start)
+    hashes = [_flip_invariant_hash(rgb) for _, batch_rgb in _batches(dataset, left_in_epoch + 2 * batches_per_epoch)
+              for rgb in batch_rgb]
+    rest, later = hashes[:left_in_epoch * batch], hashes[left_in_epoch * batch:]
+    every_example = collections.Counter(_flip_invariant_hash(rgb / 255.0) for path in records.shard_paths(
+        data_dir, records.read_manifest(data_dir), "train") for _, _, rgb in records.read_examples(path))
+    assert len(set(rest)) == len(rest) and set(rest) <= set(every_example)
+    for epoch in (later[:per_epoch], later[per_epoch:]):
+        assert collections.Counter(epoch) == every_example
+
+
 def test_random_crop_false_resizes_the_whole_stored_image(data_dir):
     """Each training square is the stored image resized (antialiased, rounded), maybe mirrored: never a crop."""
     manifest = records.read_manifest(data_dir)
