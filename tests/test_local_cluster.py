@@ -310,10 +310,42 @@ def test_two_tensorflow_workers_all_reduce_in_a_namespace_that_is_only_loopback(
         skip_unless_ci(no_namespace)
 
 
+def _split_val_unevenly(data_dir, sizes):
+    """Rewrites the one-shard val split as shards of `sizes` examples (its first ones), so that the workers, each
+    reading its own shards, hold different numbers of val batches."""
+    import tensorflow as tf
+
+    from colorgan import records
+
+    manifest_path = os.path.join(data_dir, "manifest.json")
+    with open(manifest_path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    [shard] = manifest["splits"]["val"]["shards"]
+    serialized = [record.numpy() for record in tf.data.TFRecordDataset(os.path.join(data_dir, shard["file"]))]
+    assert len(serialized) >= sum(sizes)
+    os.remove(os.path.join(data_dir, shard["file"]))
+    shards, start = [], 0
+    for index, size in enumerate(sizes):
+        name = f"val-{index:05d}-of-{len(sizes):05d}.tfrecord"
+        with tf.io.TFRecordWriter(os.path.join(data_dir, name)) as writer:
+            for record in serialized[start:start + size]:
+                writer.write(record)
+        size_bytes, sha256 = records.file_digest(os.path.join(data_dir, name))
+        shards.append({"bytes": size_bytes, "file": name, "num_examples": size, "sha256": sha256})
+        start += size
+    manifest["splits"]["val"] = {"num_examples": sum(sizes), "shards": shards}
+    with open(manifest_path, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+
+
 def test_two_worker_training_equals_one_process_with_the_same_global_batch(photo_dir, tmp_path):
     """launch/local_cluster.py + launch/train.py --strategy=multi_worker: two real worker processes, one replica
     each, all-reducing over 127.0.0.1. One train shard, so both workers read the same seeded stream and each keeps
-    every other example: every global batch holds the same examples as the single process's."""
+    every other example: every global batch holds the same examples as the single process's.
+
+    Evaluation too: val is two shards of 6 and 4 examples, one per worker, so worker 0 holds 3 val batches of 2 and
+    worker 1 holds 2; both evaluate 2 (the minimum: a third would wait forever in a collective), which are the 8
+    examples the single process's 2 batches of 4 interleave from the same shards. So the eval lines agree."""
     import numpy as np
     import tensorflow as tf
 
@@ -322,12 +354,13 @@ def test_two_worker_training_equals_one_process_with_the_same_global_batch(photo
     data_dir = str(tmp_path / "data")
     conversion.run(conversion.ConversionConfig(output_dir=data_dir, input_dirs=(photo_dir,), image_size=40,
                                                num_workers=1, num_shards=1, val_fraction=0.25), log=lambda _: None)
+    _split_val_unevenly(data_dir, (6, 4))
     train_flags = [f"--data_dir={data_dir}", "--generator=unet", "--discriminator=patchgan", "--image_size=32",
                    "--base_width=4", "--depth=3", "--norm=none", "--dropout=0", "--batch_size=4", "--train_steps=3",
                    "--log_every=1", "--eval_every=0", "--checkpoint_every=2", "--shuffle_buffer=64",
                    "--deterministic", "--seed=3"]
     cluster = run_script(SCRIPT, "--num_workers=2", "--", "--strategy=multi_worker",
-                         f"--model_dir={tmp_path / 'cluster'}", *train_flags, timeout=600)
+                         f"--model_dir={tmp_path / 'cluster'}", *train_flags, timeout=300)
     assert cluster.returncode == 0, cluster.stdout[-3000:]
     assert "[worker 0] train: CollectiveAllReduceStrategy with 2 replica(s), task worker 0 of 2 workers" in (
         cluster.stdout)
@@ -348,6 +381,51 @@ def test_two_worker_training_equals_one_process_with_the_same_global_batch(photo
     assert not list((tmp_path / "cluster").glob("workers_tmp/*"))
     lines = [json.loads(line) for line in (tmp_path / "cluster" / "metrics.jsonl").read_text().splitlines()]
     assert [(line["kind"], line["step"]) for line in lines] == [("train", 1), ("train", 2), ("train", 3), ("eval", 3)]
+    single_eval = json.loads((tmp_path / "single" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert single_eval["kind"] == "eval" and single_eval.keys() == lines[-1].keys()
+    for name in single_eval.keys() - {"kind", "step"}:
+        np.testing.assert_allclose(lines[-1][name], single_eval[name], rtol=1e-4, err_msg=name)
+
+
+def test_sigterm_to_one_training_worker_stops_both_at_the_same_step(photo_dir, tmp_path):
+    """One host preempted: only worker 1 gets SIGTERM. The workers agree through an all-reduce, so both checkpoint
+    at the same step (their saves are collective) and exit 143, resumable; the launcher passes 143 on."""
+    import psutil
+
+    from colorgan import conversion
+
+    data_dir = str(tmp_path / "data")
+    conversion.run(conversion.ConversionConfig(output_dir=data_dir, input_dirs=(photo_dir,), image_size=40,
+                                               num_workers=1, num_shards=2, val_fraction=0.25), log=lambda _: None)
+    model_dir = tmp_path / "model"
+    launcher = subprocess.Popen(
+        [sys.executable, os.path.join(REPO_ROOT, SCRIPT), "--num_workers=2", "--grace_s=60", "--",
+         "--strategy=multi_worker", f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--generator=unet",
+         "--discriminator=patchgan", "--image_size=32", "--base_width=4", "--depth=3", "--norm=none",
+         "--batch_size=4", "--train_steps=100000", "--checkpoint_every=100000", "--log_every=2", "--eval_every=0",
+         "--shuffle_buffer=64"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        metrics = model_dir / "metrics.jsonl"
+        deadline = time.monotonic() + 300
+        while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2) and time.monotonic() < deadline:
+            assert launcher.poll() is None, launcher.stdout.read()[-3000:]
+            time.sleep(0.05)
+        victim = next(child for child in psutil.Process(launcher.pid).children()
+                      if '"index": 1' in child.environ().get("TF_CONFIG", ""))
+        victim.send_signal(signal.SIGTERM)
+        output, _ = launcher.communicate(timeout=300)
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 143, output[-3000:]
+    stops = {worker: (reason, int(step)) for worker, reason, step in re.findall(
+        r"\[worker (\d)\] train: stop requested \((SIGTERM|by another worker)\); checkpointing at step (\d+)", output)}
+    assert stops.keys() == {"0", "1"}, output[-3000:]
+    assert stops["1"][0] == "SIGTERM" and stops["0"][0] == "by another worker"
+    stopped_at = stops["0"][1]
+    assert stops["1"][1] == stopped_at >= 4
+    assert "Traceback" not in output
+    assert _checkpoint_step(model_dir) == stopped_at
 
 
 def test_a_killed_training_worker_restarts_the_job_from_its_checkpoint(photo_dir, tmp_path):
