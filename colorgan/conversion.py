@@ -11,7 +11,6 @@ import collections
 import concurrent.futures
 import contextlib
 import dataclasses
-import errno
 import json
 import math
 import multiprocessing
@@ -28,6 +27,7 @@ from colorgan import imaging
 from colorgan import output_lock
 from colorgan import records
 from colorgan import sources
+from colorgan import storage
 
 STATE_DIRNAME = ".make_tfrecords_state"
 LOCK_FILENAME = ".make_tfrecords.lock"
@@ -175,7 +175,7 @@ def _run(config, log):
         with lock:  # released on every way out: return, error, Stopped
             return _run_locked(config, source, log)
     except OSError as e:
-        if not _disk_full(e):
+        if not storage.is_disk_full(e):
             raise
         raise DiskFullError(f"{config.output_dir}: no space left on device ({e.filename or e}); free space and run "
                             "the same command again") from None
@@ -248,7 +248,7 @@ def _run_locked(config, source, log):
         writing = records.MANIFEST_FILENAME
         records.write_json_atomic(records.manifest_path(config.output_dir), manifest)
     except (OSError, tf.errors.OpError) as e:
-        if not _disk_full(e):
+        if not storage.is_disk_full(e):
             raise
         if writer is not None:
             finished.update(writer.finished)
@@ -700,13 +700,6 @@ def _summary(output_dir, manifest):
     skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())) or "none"
     return (f"wrote {_counts(manifest)} examples in {shard_counts} shards ({total_bytes / 2**20:.1f} MiB) "
             f"to {output_dir}; skipped {sum(reasons.values())}: {skipped}")
-
-
-def _disk_full(error):
-    """Whether an error means the output's file system is full (TensorFlow reports ENOSPC as RESOURCE_EXHAUSTED)."""
-    if isinstance(error, OSError):
-        return error.errno in (errno.ENOSPC, errno.EDQUOT)
-    return isinstance(error, tf.errors.ResourceExhaustedError)
 
 
 def _disk_full_error(config, state_dir, candidates, shards, finished, abandoned, writing):

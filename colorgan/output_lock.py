@@ -11,7 +11,6 @@ exclusive create: one writer per output is then the user's to ensure.
 """
 
 import contextlib
-import errno
 import json
 import os
 import secrets
@@ -19,6 +18,8 @@ import signal
 import socket
 import threading
 import time
+
+from colorgan import storage
 
 # While a lock file is being created its creator has not written it yet: readers wait this long for its content.
 EMPTY_LOCK_WAIT_S = 2.0
@@ -164,7 +165,7 @@ class OutputLock:
                     os.close(fd)
             except OSError as e:
                 os.unlink(self.path)
-                if e.errno in (errno.ENOSPC, errno.EDQUOT):  # the caller reports a full disk its own way
+                if storage.is_disk_full(e):  # the caller reports a full disk its own way
                     raise OSError(e.errno, e.strerror, self.path) from None
                 raise OutputLockedError(f"{self.subject}: cannot write the lock file {self.path} "
                                         f"({e.strerror or e})") from None

@@ -22,6 +22,7 @@ from colorgan import gan
 from colorgan import input_pipeline
 from colorgan import metrics_log
 from colorgan import records
+from colorgan import storage
 from colorgan import train_config
 
 FLAGFILE_NAME = train_config.FLAGFILE_NAME
@@ -193,8 +194,8 @@ class Trainer:
             return
         try:
             self.manager.save(checkpoint_number=step)
-        except (tf.errors.ResourceExhaustedError, tf.errors.UnknownError, OSError) as e:
-            if "No space left on device" not in str(e):
+        except (tf.errors.OpError, OSError) as e:
+            if not storage.is_disk_full(e):
                 raise
             self._disk_full(step)
         self._last_saved_step = step
