@@ -171,20 +171,19 @@ def run_trainer(variant, data_dir, model_dir):
     if problems:
         raise SystemExit("; ".join(problems))
     import numpy as np  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
 
     from colorgan import trainer  # noqa: PLC0415
 
     run = trainer.Trainer(config, strategy, log=lambda _: None)
-    # Private on purpose: Trainer.train() would add restore, evaluation, checkpoints and per-call host syncs for
-    # its log window; the benchmark times the same compiled loop (`_train_loop` over the `_dataset` stream) alone.
+    # Private on purpose: Trainer.train() would add restore, evaluation, checkpoints and log lines; the benchmark
+    # times what train() runs per call (`_run_steps`: the first batch fetched and timed by the host, the compiled
+    # loop, losses read back) over the same `_dataset` stream, alone.
     iterator = iter(run._dataset(training=True))
     per_call = config.steps_per_loop
     start = time.perf_counter()
     warmup = max(1, _WARMUP.value)
     for _ in range(max(1, warmup // per_call)):  # traces, compiles (XLA too) and runs >= 1 step
-        outputs = run._train_loop(iterator, tf.constant(min(per_call, warmup), tf.int64))
-    float(outputs[0])
+        run._run_steps(iterator, min(per_call, warmup))
     warmup_s = time.perf_counter() - start
     calls = max(1, _STEPS.value // per_call)
     wait = 0.0
@@ -192,9 +191,7 @@ def run_trainer(variant, data_dir, model_dir):
     clocks = _Clocks()
     for _ in range(calls):
         start = time.perf_counter()
-        outputs = run._train_loop(iterator, tf.constant(per_call, tf.int64))
-        # What train() does after every call: the losses and input wait come back to the host.
-        g_total, d_total, finite_steps, call_wait = (float(o) for o in outputs)
+        g_total, d_total, finite_steps, call_wait = run._run_steps(iterator, per_call)
         call_seconds.append(time.perf_counter() - start)
         wait += call_wait
     _report(call_seconds, per_call, warmup_s, clocks, input_wait_fraction=min(1.0, wait / sum(call_seconds)),

@@ -84,16 +84,15 @@ class Gan:
 
     # ---------------------------------------------------------------------------------------------- the step
 
-    def train_step(self, inputs, targets, ready):
+    def train_step(self, inputs, targets):
         """One GAN step over the global batch, in cross-replica context; returns (g_loss, d_loss, finite) and
-        advances the counters (and the EMA when the step was applied). `ready`: a tensor the step's arithmetic must
-        follow (the loop's clock reading after get_next, so the input wait does not count compute).
+        advances the counters (and the EMA when the step was applied).
 
         A non-finite loss on any replica skips the update everywhere. The branch is taken in cross-replica context
         because Keras's optimizer.apply synchronises (merge_call), which a cond inside a replica may not hold."""
         step_seed = noise.step_seed(self.config.seed, self.batches_consumed)
         g_loss, d_loss, non_finite, g_grads, d_grads = self.strategy.run(self._replica_gradients,
-                                                                         args=(inputs, targets, ready, step_seed))
+                                                                         args=(inputs, targets, step_seed))
         finite = self.strategy.reduce(tf.distribute.ReduceOp.SUM, non_finite, axis=None) < 0.5
 
         def apply():
@@ -113,10 +112,8 @@ class Gan:
             return self.discriminator([inputs, targets], training=training)
         return self.discriminator(targets, training=training)
 
-    def _replica_gradients(self, inputs, targets, ready, step_seed):
+    def _replica_gradients(self, inputs, targets, step_seed):
         """This replica's losses (its share of the global mean), whether they are non-finite, and gradients."""
-        with tf.control_dependencies([ready]):
-            inputs, targets = tf.identity(inputs), tf.identity(targets)
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         first_example = tf.cast(replica, tf.int32) * tf.shape(inputs)[0]
         g_loss, d_loss, g_grads, d_grads = self._losses_and_gradients(inputs, targets, step_seed, first_example)

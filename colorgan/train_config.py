@@ -64,6 +64,8 @@ class TrainConfig:
     xla: bool = _field(False, "Compile the step with XLA (jit_compile).")
     precision: str = _field("float32", "Compute precision; mixed_float16 adds dynamic loss scaling.", PRECISIONS)
     deterministic: bool = _field(False, "Op determinism, ordered input and fixed seeds: reproducible runs.")
+    profile_steps: str = _field("", "A,B: a TensorFlow profiler trace of training steps A to B (both included) in "
+                                    "MODEL_DIR/tensorboard, for TensorBoard's Profile tab (the [profile] extra).")
     seed: int = _field(0, "Seed of weights, input order, augmentation and noisy labels.")
     # State, logs, pictures.
     checkpoint_every: int = _field(500, "Save a checkpoint every this many steps (and at the end).")
@@ -100,6 +102,8 @@ class TrainConfig:
         for name in ("reconstruction_weight", "clip_norm", "cpu_replicas", "depth", "max_nan_restores",
                      "eval_every", "eval_batches", "seed"):
             check(getattr(self, name) >= 0, f"--{name}={getattr(self, name)}: must be >= 0")
+        check(not self.profile_steps or self.profile_range() is not None,
+              f"--profile_steps={self.profile_steps}: expected two step numbers A,B with 1 <= A <= B")
         check(0 <= self.beta_1 < 1, f"--beta_1={self.beta_1}: must be in [0, 1)")
         check(0 <= self.beta_2 < 1, f"--beta_2={self.beta_2}: must be in [0, 1)")
         check(0 <= self.ema_decay < 1, f"--ema_decay={self.ema_decay}: must be in [0, 1)")
@@ -123,6 +127,14 @@ class TrainConfig:
               "--clip_norm with --precision=mixed_float16: loss-scaled gradients cannot be clipped across "
               "replicas here; use mixed_bfloat16 (no loss scaling) or --clip_norm=0")
         return problems
+
+    def profile_range(self):
+        """(A, B) of --profile_steps, or None when it is empty or not two step numbers 1 <= A <= B."""
+        try:
+            first, last = (int(part) for part in self.profile_steps.split(","))
+        except ValueError:
+            return None
+        return (first, last) if 1 <= first <= last else None
 
 
 def _directory_problem(path):

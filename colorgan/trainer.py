@@ -6,6 +6,7 @@ position), so a restored run continues with exactly the batches an uninterrupted
 DistributedIterator is checkpointed.
 """
 
+import contextlib
 import math
 import os
 import shutil
@@ -68,6 +69,8 @@ class Trainer:
         self.evaluator = evaluation.Evaluator(self.gan.generate_rgb, strategy)
         self._train_loop = tf.function(self._loop, reduce_retracing=True)
         self.stop_signal = None  # the signal that asked this process to stop, if one did
+        # Every worker splits its calls at the range (the calls' stop votes are collectives); the chief traces.
+        self.profiler = _Profiler(config, log, tracing=self.is_chief) if config.profile_steps else None
         self._last_saved_step = None
 
     def _dataset(self, training, start_position=0):
@@ -83,27 +86,33 @@ class Trainer:
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
-    def _loop(self, iterator, steps):
-        """`steps` training steps inside one compiled call; returns summed losses, the count of finite steps and
-        the seconds spent waiting for input: host-clock readings around each get_next, ordered by control
-        dependencies so that the first follows the previous step and the step's arithmetic follows the second."""
+    def _loop(self, iterator, first_inputs, first_targets, steps):
+        """`steps` training steps inside one compiled call: the first on the batch the host fetched, the others on
+        batches fetched in the loop, with nothing host-side between steps (on a GPU, no host round trip or sync per
+        step). Every step runs the same loop body, so where a call starts cannot change a step's arithmetic (what
+        keeps a resumed run exact). Returns summed losses and the count of finite steps."""
         g_total = tf.constant(0.0)
         d_total = tf.constant(0.0)
-        wait = tf.constant(0.0, tf.float64)
         finite_steps = tf.constant(0, tf.int64)
-        for _ in tf.range(steps):
-            with tf.control_dependencies([g_total, d_total, finite_steps]):
-                before = _host_clock()
-            with tf.control_dependencies([before]):
-                inputs, targets = next(iterator)
-            with tf.control_dependencies(tf.nest.flatten(self.strategy.experimental_local_results((inputs, targets)))):
-                after = _host_clock()
-            wait += after - before
-            g_loss, d_loss, all_finite = self.gan.train_step(inputs, targets, after)
+        for index in tf.range(steps):
+            # A cond, not a loop variable: a multi-worker iterator's batches have no static batch size in the graph.
+            inputs, targets = tf.cond(index == 0, lambda: (first_inputs, first_targets), lambda: next(iterator))
+            g_loss, d_loss, all_finite = self.gan.train_step(inputs, targets)
             g_total += g_loss
             d_total += d_loss
             finite_steps += tf.cast(all_finite, tf.int64)
-        return g_total, d_total, finite_steps, wait
+        return g_total, d_total, finite_steps
+
+    def _run_steps(self, iterator, steps):
+        """`steps` steps in one compiled call, on a first batch fetched here. Returns the summed losses, the finite
+        steps and the input wait of the call: the timed fetch's wait, which every step of the call is counted to
+        have (in steady state each get_next waits alike), so a slow input pipeline shows as a fraction near 1 and a
+        fast one near 0, whatever --steps_per_loop."""
+        fetch_start = time.monotonic()
+        inputs, targets = next(iterator)
+        wait = time.monotonic() - fetch_start
+        g_total, d_total, finite_steps = self._train_loop(iterator, inputs, targets, tf.constant(steps, tf.int64))
+        return float(g_total), float(d_total), int(finite_steps), wait * steps
 
     # ------------------------------------------------------------------------------------------- the loop
 
@@ -242,6 +251,8 @@ class Trainer:
         finally:
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
+            if self.profiler:
+                self.profiler.stop()
             self.metrics.close()
 
     def _train(self, config):
@@ -257,16 +268,18 @@ class Trainer:
         while step < config.train_steps and not stopping:
             steps = min(config.steps_per_loop, config.train_steps - step,
                         _until_multiple(step, config.log_every), _until_multiple(step, config.checkpoint_every),
-                        _until_multiple(step, config.eval_every) if config.eval_every else config.steps_per_loop)
+                        _until_multiple(step, config.eval_every) if config.eval_every else config.steps_per_loop,
+                        self.profiler.steps_until_edge(step) if self.profiler else config.steps_per_loop)
             call_start = time.monotonic()
-            g_total, d_total, finite_steps, wait = self._train_loop(iterator, tf.constant(steps, tf.int64))
-            if int(finite_steps) < steps:
+            with self.profiler.call(step, steps) if self.profiler else contextlib.nullcontext():
+                g_total, d_total, finite_steps, wait = self._run_steps(iterator, steps)
+            if finite_steps < steps:
                 iterator = self._recover_from_non_finite(steps)
                 step = int(self.gan.step.numpy())
                 window = _Window()  # the discarded call's losses are not finite
                 start_step, start_time = step, time.monotonic()
                 continue
-            window.add(steps, time.monotonic() - call_start, float(wait), float(g_total), float(d_total))
+            window.add(steps, time.monotonic() - call_start, wait, g_total, d_total)
             step = int(self.gan.step.numpy())
             if step % config.log_every == 0 or step == config.train_steps:
                 self._log_progress(step, window, start_step, start_time)
@@ -348,6 +361,44 @@ class Trainer:
         return min(batches, self.config.eval_batches) if self.config.eval_batches else batches
 
 
+class _Profiler:
+    """--profile_steps=A,B: the TensorFlow profiler records steps A..B, and only those (compiled calls are split at
+    A and B); each call is marked in the trace as a `train` event with its first step (step_num) and step count."""
+
+    def __init__(self, config, log, tracing=True):
+        self.first, self.last = config.profile_range()
+        self.logdir = os.path.join(config.model_dir, metrics_log.TENSORBOARD_DIRNAME)
+        self.log, self.tracing = log, tracing
+        self.running = False
+
+    def steps_until_edge(self, step):
+        """Steps from `step` to the next edge of the range (A - 1, the step before it, and B)."""
+        ahead = [edge - step for edge in (self.first - 1, self.last) if edge > step]
+        return min(ahead) if ahead else math.inf
+
+    @contextlib.contextmanager
+    def call(self, step, steps):
+        """Around a call running steps step+1..step+steps: starts the trace at the range, marks the call, stops
+        after B."""
+        if self.tracing and not self.running and self.first - 1 <= step < self.last:
+            tf.profiler.experimental.start(self.logdir)
+            self.running = True
+            self.log(f"train: profiling steps {step + 1}..{self.last} into {self.logdir}")
+        if not self.running:
+            yield
+            return
+        with tf.profiler.experimental.Trace("train", step_num=step + 1, steps=steps, _r=1):
+            yield
+        if step + steps >= self.last:
+            self.stop()
+
+    def stop(self):
+        if self.running:
+            tf.profiler.experimental.stop()
+            self.running = False
+            self.log(f"train: profile written to {self.logdir} (TensorBoard's Profile tab)")
+
+
 class _Window:
     """Accumulates steps, time and losses between two log lines."""
 
@@ -367,11 +418,6 @@ class _Window:
         return {"g_loss": self.g_total / steps, "d_loss": self.d_total / steps,
                 "examples_per_sec": steps * global_batch / seconds,
                 "input_wait_fraction": min(1.0, self.wait / seconds)}
-
-
-def _host_clock():
-    """Seconds on the host's monotonic clock, as an op. tf.timestamp would do, but op determinism forbids it."""
-    return tf.ensure_shape(tf.py_function(time.perf_counter, [], tf.float64), [])
 
 
 def _until_multiple(step, every):

@@ -30,7 +30,7 @@ def _gan(**overrides):
 def _first_step(**overrides):
     """(g_loss, d_loss) of the first step on the fixed batch."""
     model, inputs, targets = _gan(**overrides)
-    g_loss, d_loss, finite = tf.function(model.train_step)(inputs, targets, tf.constant(0.0))
+    g_loss, d_loss, finite = tf.function(model.train_step)(inputs, targets)
     assert bool(finite) and int(model.batches_consumed.numpy()) == 1
     return float(g_loss), float(d_loss)
 
@@ -82,7 +82,7 @@ def test_xla_compiles_the_replica_pass_and_nothing_else():
 
     def must_compile(**overrides):
         model, inputs, targets = _gan(**overrides)
-        graph = tf.function(model.train_step).get_concrete_function(inputs, targets, tf.constant(0.0)).graph
+        graph = tf.function(model.train_step).get_concrete_function(inputs, targets).graph
         library = graph.as_graph_def().library.function
         return sorted(f.signature.name for f in library if f.attr["_XlaMustCompile"].b)
 

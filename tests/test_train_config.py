@@ -99,6 +99,17 @@ def test_validation_reports_one_line_per_bad_flag(tmp_path):
     assert all("\n" not in p for p in problems)
 
 
+@pytest.mark.parametrize("value, expected", [
+    ("", None), ("3,6", (3, 6)), ("4,4", (4, 4)), ("6,3", None), ("0,2", None), ("3", None), ("a,b", None),
+    ("1,2,3", None)])
+def test_profile_steps_is_a_range_of_steps_or_refused_in_one_line(tmp_path, value, expected):
+    config = dataclasses.replace(train_config.TrainConfig(), data_dir="", model_dir=str(tmp_path),
+                                 profile_steps=value)
+    assert config.profile_range() == expected
+    refusal = f"--profile_steps={value}: expected two step numbers A,B with 1 <= A <= B"
+    assert (refusal in config.validate()) == (bool(value) and expected is None)
+
+
 @pytest.mark.parametrize("generator, discriminator, norm, refused", [
     ("unet", "patchgan", "batch", True), ("seed", "patchgan", "batch", True), ("unet", "seed", "batch", True),
     ("unet", "patchgan", "instance", False), ("seed", "seed", "batch", False)])

@@ -620,3 +620,97 @@ def test_a_checkpoint_written_before_the_trainer_split_still_restores(data_dir, 
     retired = {name for name in before if name.startswith("label_noise/")}  # the noise is stateless now
     assert retired and after.keys() == before.keys() - retired and any("ema_generator" in name for name in after)
     assert any(not np.array_equal(before[n], after[n]) for n in after if "_trainable_variables" in n)
+
+
+HOST_CALLS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
+
+
+def _op_types(graph_def):
+    """Op types of a graph and of every function in its library (a tf.range loop's body lives there, not in
+    get_operations())."""
+    types = {node.op for node in graph_def.node}
+    for function in graph_def.library.function:
+        types.update(node.op for node in function.node_def)
+    return types
+
+
+def test_the_compiled_training_calls_hold_no_host_calls(data_dir, tmp_path):
+    """No py_function in the step or the loop: on a GPU each would be a host round trip and a device sync per step,
+    serialising the next batch's fetch behind the current step (what --steps_per_loop exists to avoid)."""
+    run = trainer.Trainer(_config(data_dir, tmp_path), tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+    iterator = iter(run._dataset(training=True))
+    loop = run._train_loop.get_concrete_function(iterator, *next(iterator), tf.constant(2, tf.int64))
+    types = _op_types(loop.graph.as_graph_def())
+    assert {"Conv2D", "Conv2DBackpropInput", "AssignVariableOp", "IteratorGetNext"} <= types  # the step is there
+    assert not types & HOST_CALLS, types & HOST_CALLS
+
+
+@pytest.mark.parametrize("pipeline, check", [
+    ("slow", lambda fraction: fraction > 0.5),  # 0.3 s per batch against a step of a few ms
+    ("fast", lambda fraction: fraction < 0.1),  # one cached batch, always ready
+])
+def test_input_wait_fraction_tells_a_slow_input_pipeline_from_a_fast_one(data_dir, tmp_path, monkeypatch, pipeline,
+                                                                        check):
+    real_make_dataset = input_pipeline.make_dataset
+
+    def make_dataset(*args, training=True, **kwargs):
+        dataset = real_make_dataset(*args, training=training, **kwargs)
+        if not training:
+            return dataset
+        if pipeline == "fast":
+            return dataset.take(1).cache().repeat()
+
+        def slowly(inputs, targets):
+            time.sleep(0.3)
+            return inputs, targets
+
+        def slow_map(inputs, targets):
+            slow = tf.numpy_function(slowly, [inputs, targets], [tf.float32] * 2, stateful=True)
+            return tf.ensure_shape(slow[0], inputs.shape), tf.ensure_shape(slow[1], targets.shape)
+
+        return dataset.map(slow_map)
+
+    monkeypatch.setattr(input_pipeline, "make_dataset", make_dataset)
+    config = _config(data_dir, tmp_path, base_width=16, train_steps=16, log_every=4, steps_per_loop=4,
+                     checkpoint_every=100)
+    run = trainer.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+    assert run.train() == 16
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    fractions = [line["input_wait_fraction"] for line in lines if line["kind"] == "train"]
+    assert len(fractions) == 4
+    # The first windows hold the tracing, while a slow pipeline fills its buffers: steady state after them.
+    assert all(check(fraction) for fraction in fractions[2:]), fractions
+
+
+def _trace_events(xplane_path):
+    """{event name: [{stat name: value}]} of the host plane of a profiler trace (TensorFlow's own XSpace proto)."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    with open(xplane_path, "rb") as f:
+        space = xplane_pb2.XSpace.FromString(f.read())
+    [host] = [plane for plane in space.planes if plane.name == "/host:CPU"]
+    names = {key: metadata.name for key, metadata in host.event_metadata.items()}
+    stat_names = {key: metadata.name for key, metadata in host.stat_metadata.items()}
+    events = {}
+    for line in host.lines:
+        for event in line.events:
+            stats = {stat_names[stat.metadata_id]: stat.int64_value or stat.uint64_value or stat.str_value
+                     for stat in event.stats}
+            events.setdefault(names[event.metadata_id], []).append(stats)
+    return events
+
+
+def test_profile_steps_traces_exactly_those_steps(data_dir, tmp_path):
+    """--profile_steps=3,6 with 8 steps per call: the calls are split at 2 and 6, and the trace holds the one call
+    of steps 3..6 (its `train` mark) and the step's own ops, nothing of steps 1-2 or 7-8."""
+    logs = []
+    config = _config(data_dir, tmp_path, train_steps=8, steps_per_loop=8, log_every=8, checkpoint_every=8,
+                     profile_steps="3,6")
+    run = trainer.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"), log=logs.append)
+    assert run.train() == 8
+    [trace] = (tmp_path / "tensorboard" / "plugins" / "profile").glob("*/*.xplane.pb")
+    events = _trace_events(trace)
+    assert [(mark["step_num"], mark["steps"]) for mark in events["train"]] == [(3, 4)]
+    convolutions = sum(len(marks) for name, marks in events.items() if "Conv2D" in name.rpartition(":")[2])
+    assert convolutions >= 4 * 6, convolutions  # the ops of the four steps (6 convolutions in each forward pass)
+    assert f"train: profiling steps 3..6 into {tmp_path / 'tensorboard'}" in logs
