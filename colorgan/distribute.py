@@ -41,6 +41,32 @@ def make_strategy(name, cpu_replicas=0, cluster="tf_config"):
     return tf.distribute.MirroredStrategy(devices)
 
 
+def native_bf16(cpu_flags=None, gpu_capabilities=None):
+    """Whether this host computes bfloat16 natively: every GPU of compute capability 8.0+ (Ampere on), or, without
+    GPUs, a CPU with AVX512_BF16 or AMX (what oneDNN's bf16 kernels need). `cpu_flags` (a set) and
+    `gpu_capabilities` (a list of (major, minor)) default to this host's."""
+    if gpu_capabilities is None:
+        gpu_capabilities = [tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
+                            for gpu in tf.config.list_physical_devices("GPU")]
+    if gpu_capabilities:
+        return all(tuple(capability) >= (8, 0) for capability in gpu_capabilities)
+    if cpu_flags is None:
+        cpu_flags = _cpu_flags()
+    return bool(cpu_flags & {"avx512_bf16", "amx_bf16"})
+
+
+def _cpu_flags():
+    """The CPU's feature flags from /proc/cpuinfo (Linux); empty elsewhere."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def is_chief(strategy):
     """Only the chief writes summaries, samples and metrics; every worker takes part in checkpointing."""
     resolver = getattr(strategy, "cluster_resolver", None)

@@ -14,7 +14,7 @@ from colorgan import distribute
 from colorgan import losses
 from colorgan import models
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 # The resolved flags of a run, saved in its model_dir: a re-runnable --flagfile, and what inference rebuilds from.
 FLAGFILE_NAME = "flags.cfg"
 # Settings that decide what a run's checkpoints hold or how their numbers are read: a run resumes only with the
@@ -62,7 +62,10 @@ class TrainConfig:
     cluster: str = _field("tf_config", "How multi_worker finds its peers: TF_CONFIG or Slurm.", distribute.CLUSTERS)
     steps_per_loop: int = _field(1, "Training steps run inside one compiled call.")
     xla: bool = _field(False, "Compile the step with XLA (jit_compile).")
-    precision: str = _field("float32", "Compute precision; mixed_float16 adds dynamic loss scaling.", PRECISIONS)
+    precision: str = _field("float32", "Compute precision; mixed_float16 adds dynamic loss scaling. auto: "
+                            "mixed_bfloat16 where the hardware computes bf16 natively (CPUs with AVX512_BF16 or AMX, "
+                            "GPUs of compute capability 8.0+), else float32; resolved at start-up and saved resolved "
+                            "in flags.cfg, and a resumed run keeps the precision it started with.", PRECISIONS)
     deterministic: bool = _field(False, "Op determinism, ordered input and fixed seeds: reproducible runs.")
     profile_steps: str = _field("", "A,B: a TensorFlow profiler trace of training steps A to B (both included) in "
                                     "MODEL_DIR/tensorboard, for TensorBoard's Profile tab (the [profile] extra).")
@@ -185,6 +188,21 @@ def checkpoint_differences(config, saved):
     if (config.ema_decay > 0) != (saved.ema_decay > 0):
         differences.append(f"--ema_decay={config.ema_decay} where the run has --ema_decay={saved.ema_decay}")
     return differences
+
+
+def resolve_precision(config, native_bf16):
+    """The config with --precision=auto resolved: the precision saved in MODEL_DIR/flags.cfg when the run exists (a
+    resume on other hardware keeps its numbers), else mixed_bfloat16 if `native_bf16()` says the hardware has it,
+    else float32. Other precisions are returned as given."""
+    if config.precision != "auto":
+        return config
+    flagfile = os.path.join(config.model_dir, FLAGFILE_NAME)
+    if os.path.exists(flagfile):
+        try:
+            return dataclasses.replace(config, precision=read_flagfile(flagfile).precision)
+        except ValueError:
+            pass  # an unreadable flags.cfg: decided by the hardware, as for a new run
+    return dataclasses.replace(config, precision="mixed_bfloat16" if native_bf16() else "float32")
 
 
 def read_flagfile(path, *overrides):

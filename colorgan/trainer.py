@@ -54,6 +54,10 @@ class Trainer:
     """Trains a `gan.Gan` built under `strategy` from `config`."""
 
     def __init__(self, config, strategy, log=print):
+        resolved = train_config.resolve_precision(config, distribute.native_bf16)
+        if resolved.precision != config.precision:
+            log(f"train: --precision=auto: {resolved.precision}")
+        config = resolved
         self.config, self.strategy, self.log = config, strategy, log
         self.num_replicas = strategy.num_replicas_in_sync
         self.is_chief = distribute.is_chief(strategy)

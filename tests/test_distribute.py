@@ -49,3 +49,22 @@ def test_single_process_strategies():
     assert distribute.worker_checkpoint_dir("/m", one) == "/m"
     # Without GPUs and without a CPU split, auto means one device.
     assert isinstance(distribute.make_strategy("auto"), tf.distribute.OneDeviceStrategy)
+
+
+@pytest.mark.parametrize("cpu_flags, gpu_capabilities, native", [
+    ({"avx512f", "avx512_bf16"}, [], True),
+    ({"amx_bf16"}, [], True),
+    ({"avx2", "avx512f"}, [], False),
+    (set(), [(8, 0)], True),  # A100
+    (set(), [(9, 0), (9, 0)], True),  # H100s
+    ({"avx512_bf16"}, [(7, 5)], False),  # a T4: the GPU computes, not the CPU
+    (set(), [(8, 6), (7, 0)], False),  # mixed GPUs: bf16 only if every one has it
+])
+def test_native_bf16_reads_the_gpus_else_the_cpu_flags(cpu_flags, gpu_capabilities, native):
+    assert distribute.native_bf16(cpu_flags, gpu_capabilities) is native
+
+
+def test_native_bf16_of_this_host_follows_its_cpu_flags():
+    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+        flags = next(line for line in f if line.startswith("flags")).split(":", 1)[1].split()
+    assert distribute.native_bf16() is bool({"avx512_bf16", "amx_bf16"} & set(flags))

@@ -173,3 +173,20 @@ def test_resuming_with_another_checkpoint_setting_is_a_difference_both_ways(name
 def test_another_ema_decay_is_no_difference_while_an_ema_is_kept():
     run = dataclasses.replace(train_config.TrainConfig(), ema_decay=0.999)
     assert train_config.checkpoint_differences(dataclasses.replace(run, ema_decay=0.99), run) == []
+
+
+@pytest.mark.parametrize("requested, saved, native, resolved", [
+    ("float32", None, True, "float32"),  # only auto is resolved
+    ("mixed_float16", None, True, "mixed_float16"),
+    ("auto", None, True, "mixed_bfloat16"),
+    ("auto", None, False, "float32"),
+    ("auto", "float32", True, "float32"),  # a resume keeps the precision its run started with
+    ("auto", "mixed_bfloat16", False, "mixed_bfloat16"),
+])
+def test_precision_auto_resolves_from_the_run_else_the_hardware(tmp_path, requested, saved, native, resolved):
+    config = dataclasses.replace(train_config.TrainConfig(), data_dir="d", model_dir=str(tmp_path),
+                                 precision=requested)
+    if saved:
+        train_config.write_flagfile(dataclasses.replace(config, precision=saved),
+                                    str(tmp_path / train_config.FLAGFILE_NAME))
+    assert train_config.resolve_precision(config, lambda: native).precision == resolved

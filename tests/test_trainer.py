@@ -101,7 +101,7 @@ def test_two_cpu_replicas_give_the_weights_of_one(data_dir, tmp_path, variant):
 # --norm, EMA, clipping, losses) stays as shipped; only sizes, intervals and the data order's seed are overridden.
 SHIPPED_AT_TEST_SIZE = ["--image_size=32", "--base_width=4", "--depth=3", "--batch_size=4", "--log_every=1",
                         "--eval_every=0", "--checkpoint_every=2", "--steps_per_loop=1", "--shuffle_buffer=64",
-                        "--deterministic", "--seed=3"]
+                        "--deterministic", "--seed=3", "--precision=float32"]  # pinned: auto depends on the host
 # seed150.cfg's random draws (its noisy labels) and optimizer settings on the small U-Net pair: the seed's own
 # models need 92 px and more, which would make this test minutes long.
 SEED150_ON_TINY_MODELS = ["--generator=unet", "--discriminator=patchgan", "--norm=none", "--dropout=0"]
@@ -714,3 +714,15 @@ def test_profile_steps_traces_exactly_those_steps(data_dir, tmp_path):
     convolutions = sum(len(marks) for name, marks in events.items() if "Conv2D" in name.rpartition(":")[2])
     assert convolutions >= 4 * 6, convolutions  # the ops of the four steps (6 convolutions in each forward pass)
     assert f"train: profiling steps 3..6 into {tmp_path / 'tensorboard'}" in logs
+
+
+def test_precision_auto_is_saved_resolved_and_a_resume_keeps_the_runs_precision(data_dir, tmp_path):
+    """A run started on other hardware (the precision auto would not pick here) resumes with --precision=auto in its
+    own precision, not refused as a change; flags.cfg holds the resolved value, never 'auto'."""
+    from colorgan import distribute
+
+    other = "float32" if distribute.native_bf16() else "mixed_bfloat16"
+    _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=1", f"--precision={other}")
+    result = _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=2", "--precision=auto")
+    assert f"train: --precision=auto: {other}" in result.stderr and _step(tmp_path) == 2
+    assert train_config.read_flagfile(str(tmp_path / train_config.FLAGFILE_NAME)).precision == other
