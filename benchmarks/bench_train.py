@@ -51,9 +51,15 @@ _BATCH = flags.DEFINE_integer("batch_size", 8, "Global batch size (the 2-replica
 _SIZE = flags.DEFINE_integer("image_size", 150, "Training image side (the seed's).")
 _CONFIG = flags.DEFINE_string("config", os.path.join(REPO_ROOT, "launch", "configs", "seed150.cfg"),
                               "Trainer flagfile of the seed settings (--batch_size and --image_size above override).")
+_UNET_CONFIG = flags.DEFINE_string("unet_config", os.path.join(REPO_ROOT, "launch", "configs", "smoke.cfg"),
+                                   "Trainer flagfile of the U-Net pair (--unet_size and --unet_batch override).")
+_UNET_SIZE = flags.DEFINE_integer("unet_size", 128, "Training image side of the U-Net variants.")
+_UNET_BATCH = flags.DEFINE_integer("unet_batch", 8, "Global batch size of the U-Net variants.")
+_UNET_STEPS = flags.DEFINE_integer("unet_steps", 60, "Training steps timed per U-Net variant (its steps are short).")
 _SEED = flags.DEFINE_integer("seed", 0, "--seed of every variant (weights, data order, noisy labels).")
 _VARIANTS = flags.DEFINE_list(
-    "variants", "plain,trainer,trainer_steps_per_loop,trainer_xla,trainer_2_replicas", "Variants to run, in order.")
+    "variants", "plain,trainer,trainer_steps_per_loop,trainer_xla,trainer_2_replicas,tutorial_unet,trainer_unet,"
+    "trainer_unet_xla,pipeline_unet", "Variants to run, in order.")
 _REPEATS = flags.DEFINE_integer(
     "repeats", 1, "Rounds over all variants (interleaved, to spread a busy machine's noise); the fastest round of "
     "each variant is reported.")
@@ -62,29 +68,45 @@ _VARIANT = flags.DEFINE_string("variant", "", "Internal: run one variant in this
 _SOURCE = flags.DEFINE_string("source", "", "Internal: photo folder (plain) or dataset directory (trainer).")
 _MODEL_DIR = flags.DEFINE_string("model_dir", "", "Internal: the trainer's model_dir (nothing is saved there).")
 
-# Trainer settings of each variant, over the seed150 config. Never-reached intervals keep checkpoints, evaluation
-# and log lines out of the timed steps (the benchmark drives the compiled loop itself anyway).
+# Trainer settings of each variant, over the seed150 config or (unet) the U-Net config. Never-reached intervals keep
+# checkpoints, evaluation and log lines out of the timed steps (the benchmark drives the compiled loop itself).
+# The U-Net variants run the trainer with its best settings for the hardware: precision auto, all timed steps in
+# one call, and with/without XLA (smoke.cfg's instance norm allows it).
 _TRAINER_VARIANTS = {
     "trainer": dict(strategy="one_device", cpu_replicas=0, steps_per_loop=1, xla=False),
     "trainer_steps_per_loop": dict(strategy="one_device", cpu_replicas=0, steps_per_loop=None, xla=False),
     "trainer_xla": dict(strategy="one_device", cpu_replicas=0, steps_per_loop=1, xla=True),
     "trainer_2_replicas": dict(strategy="mirrored", cpu_replicas=2, steps_per_loop=1, xla=False),
+    "trainer_unet": dict(strategy="one_device", cpu_replicas=0, steps_per_loop=None, xla=False, precision="auto"),
+    "trainer_unet_xla": dict(strategy="one_device", cpu_replicas=0, steps_per_loop=None, xla=True, precision="auto"),
 }
-VARIANTS = ("plain", *_TRAINER_VARIANTS)
+_UNET_VARIANTS = ("tutorial_unet", "trainer_unet", "trainer_unet_xla", "pipeline_unet")
+VARIANTS = ("plain", *_TRAINER_VARIANTS, "tutorial_unet", "pipeline_unet")
 
 
-def _steps_per_loop():
-    return _STEPS_PER_LOOP.value or _STEPS.value
+def _steps(variant):
+    return _UNET_STEPS.value if variant in _UNET_VARIANTS else _STEPS.value
 
 
-def _seed150_config(data_dir, model_dir, **overrides):
-    """The TrainConfig of --config (parsed by the trainer's own flag definitions) with benchmark overrides."""
+def _steps_per_loop(variant):
+    return _STEPS_PER_LOOP.value or _steps(variant)
+
+
+def _batch(variant):
+    return _UNET_BATCH.value if variant in _UNET_VARIANTS else _BATCH.value
+
+
+def _variant_config(variant, data_dir, model_dir, **overrides):
+    """The TrainConfig of the variant's flagfile (--config, or --unet_config for the U-Net variants; parsed by the
+    trainer's own flag definitions) with benchmark overrides."""
     from colorgan import train_config  # noqa: PLC0415
 
-    settings = dict(data_dir=data_dir, model_dir=model_dir, batch_size=_BATCH.value, image_size=_SIZE.value,
-                    seed=_SEED.value, train_steps=10**9, eval_every=0, checkpoint_every=10**9, log_every=10**9,
-                    **overrides)
-    return dataclasses.replace(train_config.read_flagfile(_CONFIG.value), **settings)
+    unet = variant in _UNET_VARIANTS
+    settings = dict(data_dir=data_dir, model_dir=model_dir, batch_size=_batch(variant),
+                    image_size=_UNET_SIZE.value if unet else _SIZE.value, seed=_SEED.value, train_steps=10**9,
+                    eval_every=0, checkpoint_every=10**9, log_every=10**9, **overrides)
+    return dataclasses.replace(train_config.read_flagfile(_UNET_CONFIG.value if unet else _CONFIG.value),
+                               **settings)
 
 
 # ------------------------------------------------------------------------------------------------ plain
@@ -93,21 +115,15 @@ def _seed150_config(data_dir, model_dir, **overrides):
 def run_plain(photo_dir):
     """The seed notebook's training, as one would write it from the notebook; prints the child's JSON."""
     import keras  # noqa: PLC0415 - children only
-    import numpy as np  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
-    from PIL import Image  # noqa: PLC0415
 
     from colorgan import models  # noqa: PLC0415
 
-    config = _seed150_config("", "")  # the same learning rates and betas as the trainer's run (speed-neutral)
+    config = _variant_config("plain", "", "")  # the trainer's learning rates and betas (speed-neutral)
     size, batch = _SIZE.value, _BATCH.value
     start = time.perf_counter()
-    paths = [os.path.join(photo_dir, name) for name in sorted(os.listdir(photo_dir))]
-    rgb = np.stack([np.asarray(Image.open(p).convert("RGB").resize((size, size)), np.float32) / 255.0
-                    for p in paths])
-    gray = np.stack([np.asarray(Image.open(p).convert("L").resize((size, size)), np.float32)[..., None] / 255.0
-                     for p in paths])
-    dataset = tf.data.Dataset.from_tensor_slices((gray, rgb)).shuffle(len(paths), seed=config.seed).batch(
+    gray, rgb = _photos_in_memory(photo_dir, size)
+    dataset = tf.data.Dataset.from_tensor_slices((gray, rgb)).shuffle(len(gray), seed=config.seed).batch(
         batch, drop_remainder=True).repeat()
     load_s = time.perf_counter() - start
 
@@ -138,20 +154,107 @@ def run_plain(photo_dir):
         d_optimizer.apply_gradients(zip(d_grads, discriminator.trainable_variables))
         return g_loss, d_loss
 
-    iterator = iter(dataset)
+    _time_step_loop(train_step, iter(dataset), _steps("plain"), batch, load_s=load_s)
+
+
+def _time_step_loop(train_step, iterator, steps, batch_size, **extra):
+    """Warms up (the first call traces and builds the optimizers), then times `steps` calls of a per-step
+    tf.function from a Python loop, reading the losses back after each (a notebook prints them; the trainer reads
+    its losses after each call too); prints the child's JSON."""
+    import numpy as np  # noqa: PLC0415
+
     start = time.perf_counter()
-    for _ in range(max(1, _WARMUP.value)):  # the first call traces and builds the optimizers
+    for _ in range(max(1, _WARMUP.value)):
         g_loss, _ = train_step(*next(iterator))
     float(g_loss)
     warmup_s = time.perf_counter() - start
     step_seconds = []
     clocks = _Clocks()
-    for _ in range(_STEPS.value):
+    for _ in range(steps):
         start = time.perf_counter()
         g_loss, d_loss = train_step(*next(iterator))
-        losses = float(g_loss), float(d_loss)  # the notebook prints them; the trainer reads its losses back too
+        losses = float(g_loss), float(d_loss)
         step_seconds.append(time.perf_counter() - start)
-    _report(step_seconds, 1, warmup_s, clocks, load_s=load_s, finite=bool(np.isfinite(losses).all()))
+    _report(step_seconds, 1, warmup_s, clocks, batch_size, finite=bool(np.isfinite(losses).all()), **extra)
+
+
+def _photos_in_memory(photo_dir, size):
+    """Every photo resized to size x size: (gray [n, s, s, 1], rgb [n, s, s, 3]) float32 in [0, 1]."""
+    import numpy as np  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415
+
+    paths = [os.path.join(photo_dir, name) for name in sorted(os.listdir(photo_dir))]
+    rgb = np.stack([np.asarray(Image.open(p).convert("RGB").resize((size, size)), np.float32) / 255.0
+                    for p in paths])
+    gray = np.stack([np.asarray(Image.open(p).convert("L").resize((size, size)), np.float32)[..., None] / 255.0
+                     for p in paths])
+    return gray, rgb
+
+
+def run_tutorial_unet(photo_dir):
+    """TensorFlow's pix2pix tutorial training step (tensorflow.org/tutorials/generative/pix2pix) on the U-Net +
+    PatchGAN of --unet_config: one @tf.function step with two GradientTapes, BCE-from-logits GAN losses + 100 x L1,
+    two Adams, float32, called from a per-step Python loop over an in-memory (L, ab) dataset of the same photos."""
+    import keras  # noqa: PLC0415 - children only
+    import tensorflow as tf  # noqa: PLC0415
+
+    from colorgan import color, models  # noqa: PLC0415
+
+    config = _variant_config("tutorial_unet", "", "")
+    size, batch = config.image_size, config.batch_size
+    start = time.perf_counter()
+    gray, rgb = _photos_in_memory(photo_dir, size)
+    lab = color.color_space("lab")
+    inputs, targets = lab.model_input(tf.constant(gray)).numpy(), lab.targets(tf.constant(rgb)).numpy()
+    dataset = tf.data.Dataset.from_tensor_slices((inputs, targets)).shuffle(len(inputs), seed=config.seed).batch(
+        batch, drop_remainder=True).repeat()
+    load_s = time.perf_counter() - start
+
+    keras.utils.set_random_seed(config.seed)
+    generator = models.unet_generator(size, color_space="lab", base_width=config.base_width, depth=config.depth,
+                                      norm=config.norm, dropout=config.dropout)
+    discriminator = models.patchgan_discriminator(size, color_space="lab", base_width=config.base_width,
+                                                  norm=config.norm)
+    g_optimizer = keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1)
+    d_optimizer = keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1)
+    loss_object = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    @tf.function
+    def train_step(input_image, target):
+        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+            gen_output = generator(input_image, training=True)
+            disc_real_output = discriminator([input_image, target], training=True)
+            disc_generated_output = discriminator([input_image, gen_output], training=True)
+            gan_loss = loss_object(tf.ones_like(disc_generated_output), disc_generated_output)
+            gen_total_loss = gan_loss + config.reconstruction_weight * tf.reduce_mean(tf.abs(target - gen_output))
+            disc_loss = (loss_object(tf.ones_like(disc_real_output), disc_real_output)
+                         + loss_object(tf.zeros_like(disc_generated_output), disc_generated_output))
+        generator_gradients = gen_tape.gradient(gen_total_loss, generator.trainable_variables)
+        discriminator_gradients = disc_tape.gradient(disc_loss, discriminator.trainable_variables)
+        g_optimizer.apply_gradients(zip(generator_gradients, generator.trainable_variables))
+        d_optimizer.apply_gradients(zip(discriminator_gradients, discriminator.trainable_variables))
+        return gen_total_loss, disc_loss
+
+    _time_step_loop(train_step, iter(dataset), _steps("tutorial_unet"), batch, load_s=load_s)
+
+
+def run_pipeline_unet(data_dir):
+    """The trainer's input pipeline alone, on the U-Net variants' batches (Lab, --unet_size, --unet_batch, random
+    crops and flips from the records): how fast it can feed them."""
+    from colorgan import input_pipeline  # noqa: PLC0415
+
+    config = _variant_config("pipeline_unet", data_dir, "")
+    iterator = iter(input_pipeline.make_dataset(data_dir, "train", config.batch_size, config.image_size,
+                                                color_space="lab", seed=config.seed))
+    start = time.perf_counter()
+    next(iterator)
+    warmup_s = time.perf_counter() - start
+    batches = 4 * _steps("pipeline_unet")
+    clocks = _Clocks()
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    _report([time.perf_counter() - start], batches, warmup_s, clocks, config.batch_size, finite=True)
 
 
 # ---------------------------------------------------------------------------------------------- trainer
@@ -163,8 +266,8 @@ def run_trainer(variant, data_dir, model_dir):
 
     overrides = dict(_TRAINER_VARIANTS[variant])
     if overrides["steps_per_loop"] is None:
-        overrides["steps_per_loop"] = _steps_per_loop()
-    config = _seed150_config(data_dir, model_dir, **overrides)
+        overrides["steps_per_loop"] = _steps_per_loop(variant)
+    config = _variant_config(variant, data_dir, model_dir, **overrides)
     # First thing touching devices: the CPU is split into replicas before TensorFlow initialises.
     strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
     problems = config.validate(num_replicas=strategy.num_replicas_in_sync)
@@ -185,7 +288,7 @@ def run_trainer(variant, data_dir, model_dir):
     for _ in range(max(1, warmup // per_call)):  # traces, compiles (XLA too) and runs >= 1 step
         run._run_steps(iterator, min(per_call, warmup))
     warmup_s = time.perf_counter() - start
-    calls = max(1, _STEPS.value // per_call)
+    calls = max(1, _steps(variant) // per_call)
     wait = 0.0
     call_seconds = []
     clocks = _Clocks()
@@ -194,8 +297,9 @@ def run_trainer(variant, data_dir, model_dir):
         g_total, d_total, finite_steps, call_wait = run._run_steps(iterator, per_call)
         call_seconds.append(time.perf_counter() - start)
         wait += call_wait
-    _report(call_seconds, per_call, warmup_s, clocks, input_wait_fraction=min(1.0, wait / sum(call_seconds)),
-            replicas=strategy.num_replicas_in_sync, steps_per_loop=per_call,
+    _report(call_seconds, per_call, warmup_s, clocks, config.batch_size,
+            input_wait_fraction=min(1.0, wait / sum(call_seconds)), replicas=strategy.num_replicas_in_sync,
+            steps_per_loop=per_call, precision=run.config.precision,
             finite=bool(np.isfinite([g_total, d_total]).all()) and finite_steps == per_call)
 
 
@@ -221,12 +325,12 @@ class _Clocks:
         return wall, cpu, max(0.0, self._machine_busy() - self.machine - cpu)
 
 
-def _report(call_seconds, steps_per_call, warmup_s, clocks, **extra):
+def _report(call_seconds, steps_per_call, warmup_s, clocks, batch_size, **extra):
     """Prints the child's JSON: rates over all timed calls; the fastest and slowest call per step; CPU seconds per
     step, a figure much less sensitive than wall time to other processes; and how many cores those took meanwhile."""
     wall, cpu, others = clocks.elapsed()
     seconds, steps = sum(call_seconds), len(call_seconds) * steps_per_call
-    print(json.dumps({"images_per_s": steps * _BATCH.value / seconds, "seconds_per_step": seconds / steps,
+    print(json.dumps({"images_per_s": steps * batch_size / seconds, "seconds_per_step": seconds / steps,
                       "fastest_step_s": min(call_seconds) / steps_per_call,
                       "slowest_step_s": max(call_seconds) / steps_per_call, "cpu_seconds_per_step": cpu / steps,
                       "other_processes_cores": others / wall, "steps": steps, "warmup_s": warmup_s, **extra}))
@@ -257,8 +361,9 @@ def _prepare_data(work):
 
 def main(argv):
     del argv
-    if _VARIANT.value == "plain":
-        run_plain(_SOURCE.value)
+    if _VARIANT.value in ("plain", "tutorial_unet", "pipeline_unet"):
+        {"plain": run_plain, "tutorial_unet": run_tutorial_unet, "pipeline_unet": run_pipeline_unet}[
+            _VARIANT.value](_SOURCE.value)
         return
     if _VARIANT.value:
         run_trainer(_VARIANT.value, _SOURCE.value, _MODEL_DIR.value)
@@ -270,17 +375,20 @@ def main(argv):
     work = _WORK_DIR.value or tempfile.mkdtemp(prefix="bench_train_")
     photos, data = _prepare_data(work)
     common = [f"--steps={_STEPS.value}", f"--warmup_steps={_WARMUP.value}", f"--batch_size={_BATCH.value}",
-              f"--image_size={_SIZE.value}", f"--steps_per_loop={_steps_per_loop()}", f"--config={_CONFIG.value}",
+              f"--image_size={_SIZE.value}", f"--steps_per_loop={_STEPS_PER_LOOP.value}", f"--config={_CONFIG.value}",
+              f"--unet_config={_UNET_CONFIG.value}", f"--unet_size={_UNET_SIZE.value}",
+              f"--unet_batch={_UNET_BATCH.value}", f"--unet_steps={_UNET_STEPS.value}",
               f"--seed={_SEED.value}"]
     figures = {"batch_size": _BATCH.value, "image_size": _SIZE.value, "cpus": len(os.sched_getaffinity(0)),
-               "steps_timed": _STEPS.value, "warmup_steps": _WARMUP.value, "steps_per_loop": _steps_per_loop(),
+               "steps_timed": _STEPS.value, "warmup_steps": _WARMUP.value, "steps_per_loop": _steps_per_loop("trainer"),
+               "unet_size": _UNET_SIZE.value, "unet_batch": _UNET_BATCH.value, "unet_steps_timed": _UNET_STEPS.value,
                "repeats": _REPEATS.value, "photos": _NUM_PHOTOS.value}
     results = {}  # variant: (child JSON, peak MiB) of its fastest round
     print(f"{'variant':24s} {'images/s':>9s} {'s/step':>8s} {'min-max s/step':>15s} {'CPU s/step':>10s} "
           f"{'others':>6s} {'warm-up s':>9s} {'input wait':>10s} {'peak RSS':>9s}", flush=True)
     for _ in range(_REPEATS.value):
         for variant in _VARIANTS.value:
-            if variant == "plain":
+            if variant in ("plain", "tutorial_unet"):
                 args = [f"--source={photos}"]
             else:
                 args = [f"--source={data}", f"--model_dir={tempfile.mkdtemp(prefix=f'{variant}_', dir=work)}"]
@@ -315,7 +423,10 @@ def main(argv):
     ratios = (("trainer_vs_plain", "trainer", "plain"),
               ("steps_per_loop_vs_trainer", "trainer_steps_per_loop", "trainer"),
               ("xla_vs_trainer", "trainer_xla", "trainer"),
-              ("two_replicas_vs_one", "trainer_2_replicas", "trainer"))
+              ("two_replicas_vs_one", "trainer_2_replicas", "trainer"),
+              ("trainer_unet_vs_tutorial", "trainer_unet", "tutorial_unet"),
+              ("trainer_unet_xla_vs_tutorial", "trainer_unet_xla", "tutorial_unet"),
+              ("pipeline_unet_vs_trainer_unet", "pipeline_unet", "trainer_unet"))
     if _REPEATS.value > 1:
         print(f"(fastest of {_REPEATS.value} rounds per variant)")
     for name, numerator, denominator in ratios:
@@ -328,6 +439,13 @@ def main(argv):
     if "ratio_trainer_vs_plain" in figures:
         figures["target_trainer_vs_plain_met"] = figures["ratio_trainer_vs_plain"] >= 1.0
         print(f"target trainer >= 1.0x plain: {'met' if figures['target_trainer_vs_plain_met'] else 'NOT met'}")
+    unet_best = max((name for name in ("trainer_unet", "trainer_unet_xla") if name in rate), key=rate.get,
+                    default=None)
+    if unet_best and "tutorial_unet" in rate:
+        figures["trainer_unet_best"] = unet_best
+        figures["target_trainer_unet_vs_tutorial_met"] = rate[unet_best] / rate["tutorial_unet"] >= 1.3
+        print(f"target U-Net trainer ({unet_best}) >= 1.3x the pix2pix tutorial step: "
+              f"{'met' if figures['target_trainer_unet_vs_tutorial_met'] else 'NOT met'}")
     if "ratio_two_replicas_vs_one" in figures:
         cost = 100.0 * (1.0 - rate["trainer_2_replicas"] / rate["trainer"])
         figures["two_replicas_cost_percent"] = round(cost, 1)

@@ -132,7 +132,8 @@ def test_resumed_run_equals_an_uninterrupted_one_with_each_shipped_config(data_d
     _assert_same_weights(straight, _weights(tmp_path / "resumed"), atol=0)
     if "--precision=mixed_float16" in overrides:
         # The dynamic loss scale (it halves on each overflow) and the EMA are checkpointed state that moved.
-        scales = [value for name, value in straight.items() if name.endswith("dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE")]
+        scales = [value for name, value in straight.items()
+                  if name.endswith("dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE")]
         assert len(scales) == 2 and any(value < 2.0**15 for value in scales), scales
         start = _weights(tmp_path / "resumed" / "ckpt-0")
         averages = [name for name in straight if name.startswith("ema_generator/")]
