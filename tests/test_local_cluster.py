@@ -387,11 +387,9 @@ def test_two_worker_training_equals_one_process_with_the_same_global_batch(photo
         np.testing.assert_allclose(lines[-1][name], single_eval[name], rtol=1e-4, err_msg=name)
 
 
-def test_sigterm_to_one_training_worker_stops_both_at_the_same_step(photo_dir, tmp_path):
-    """One host preempted: only worker 1 gets SIGTERM. The workers agree through an all-reduce, so both checkpoint
-    at the same step (their saves are collective) and exit 143, resumable; the launcher passes 143 on."""
-    import psutil
-
+def _start_training_job(photo_dir, tmp_path, launcher_flags, *train_flags):
+    """launch/local_cluster.py running two workers of a tiny U-Net training on two-shard records, its output piped;
+    returns (the launcher's Popen, the model_dir)."""
     from colorgan import conversion
 
     data_dir = str(tmp_path / "data")
@@ -399,12 +397,21 @@ def test_sigterm_to_one_training_worker_stops_both_at_the_same_step(photo_dir, t
                                                num_workers=1, num_shards=2, val_fraction=0.25), log=lambda _: None)
     model_dir = tmp_path / "model"
     launcher = subprocess.Popen(
-        [sys.executable, os.path.join(REPO_ROOT, SCRIPT), "--num_workers=2", "--grace_s=60", "--",
+        [sys.executable, os.path.join(REPO_ROOT, SCRIPT), "--num_workers=2", *launcher_flags, "--",
          "--strategy=multi_worker", f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--generator=unet",
          "--discriminator=patchgan", "--image_size=32", "--base_width=4", "--depth=3", "--norm=none",
-         "--batch_size=4", "--train_steps=100000", "--checkpoint_every=100000", "--log_every=2", "--eval_every=0",
-         "--shuffle_buffer=64"],
+         "--batch_size=4", "--eval_every=0", "--shuffle_buffer=64", *train_flags],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return launcher, model_dir
+
+
+def test_sigterm_to_one_training_worker_stops_both_at_the_same_step(photo_dir, tmp_path):
+    """One host preempted: only worker 1 gets SIGTERM. The workers agree through an all-reduce, so both checkpoint
+    at the same step (their saves are collective) and exit 143, resumable; the launcher passes 143 on."""
+    import psutil
+
+    launcher, model_dir = _start_training_job(photo_dir, tmp_path, ["--grace_s=60"], "--train_steps=100000",
+                                              "--checkpoint_every=100000", "--log_every=2")
     try:
         metrics = model_dir / "metrics.jsonl"
         deadline = time.monotonic() + 300
@@ -433,19 +440,8 @@ def test_a_killed_training_worker_restarts_the_job_from_its_checkpoint(photo_dir
     a collective), starts the job again on fresh ports, and both resume from the chief's checkpoint to the end."""
     import psutil
 
-    from colorgan import conversion
-
-    data_dir = str(tmp_path / "data")
-    conversion.run(conversion.ConversionConfig(output_dir=data_dir, input_dirs=(photo_dir,), image_size=40,
-                                               num_workers=1, num_shards=2, val_fraction=0.25), log=lambda _: None)
-    model_dir = tmp_path / "model"
-    launcher = subprocess.Popen(
-        [sys.executable, os.path.join(REPO_ROOT, SCRIPT), "--num_workers=2", "--restarts=1", "--grace_s=2", "--",
-         "--strategy=multi_worker", f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--generator=unet",
-         "--discriminator=patchgan", "--image_size=32", "--base_width=4", "--depth=3", "--norm=none",
-         "--batch_size=4", "--train_steps=400", "--checkpoint_every=4", "--log_every=4", "--eval_every=0",
-         "--shuffle_buffer=64"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    launcher, model_dir = _start_training_job(photo_dir, tmp_path, ["--restarts=1", "--grace_s=2"],
+                                              "--train_steps=400", "--checkpoint_every=4", "--log_every=4")
     try:
         deadline = time.monotonic() + 300
         while not list(model_dir.glob("ckpt-4.index")) and time.monotonic() < deadline:
