@@ -33,13 +33,14 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO_ROOT, "launch", "configs")
 
 
-def train_for(minutes, model_dir, *flags_):
-    """Runs launch/train.py until `minutes` have passed, then SIGTERM; returns the step it checkpointed."""
+def train_for(minutes, model_dir, *flags_, train_steps=100000000):
+    """Runs launch/train.py until `minutes` have passed (then SIGTERM) or to `train_steps` (minutes=None); returns
+    the step it checkpointed."""
     command = [sys.executable, os.path.join(REPO_ROOT, "launch", "train.py"), *flags_, f"--model_dir={model_dir}",
-               "--train_steps=100000000", "--eval_every=0", "--checkpoint_every=100000000"]
+               f"--train_steps={train_steps}", "--eval_every=0", "--checkpoint_every=100000000"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        process.wait(timeout=minutes * 60)
+        process.wait(timeout=minutes * 60 if minutes else None)
     except subprocess.TimeoutExpired:
         process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate()
@@ -59,22 +60,31 @@ def evaluate(model_dir, photos, output_dir):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def main(argv):
-    del argv
+def prepare(work, crops):
+    """Training records (128 px) from `crops` random crops of the photos not held out, and a folder of the held-out
+    photos; returns (data_dir, held_out_dir)."""
     from PIL import Image  # noqa: PLC0415
 
     from colorgan import conversion, sample_photos  # noqa: PLC0415
 
-    work = _WORK_DIR.value or tempfile.mkdtemp(prefix="bench_quality_")
     photos, held_out, data = (os.path.join(work, name) for name in ("photos", "held_out", "data"))
     if not os.path.isdir(photos):
-        sample_photos.write_photo_folder(photos, num_crops=_CROPS.value, crop_size=256, seed=2,
+        sample_photos.write_photo_folder(photos, num_crops=crops, crop_size=256, seed=2,
                                          names=sample_photos.TRAINING_PHOTO_NAMES)
     os.makedirs(held_out, exist_ok=True)
     for name, pixels in sample_photos.bundled_photos(sample_photos.HELD_OUT_PHOTO_NAMES).items():
         Image.fromarray(pixels).save(os.path.join(held_out, f"{name}.png"))
     conversion.run(conversion.ConversionConfig(output_dir=data, input_dirs=(photos,), image_size=128),
                    log=lambda _: None)
+    return data, held_out
+
+
+def main(argv):
+    del argv
+    from colorgan import sample_photos  # noqa: PLC0415
+
+    work = _WORK_DIR.value or tempfile.mkdtemp(prefix="bench_quality_")
+    data, held_out = prepare(work, _CROPS.value)
     models = {
         "seed": [f"--flagfile={os.path.join(CONFIGS, 'seed150.cfg')}", f"--image_size={_SEED_SIZE.value}",
                  f"--batch_size={_SEED_BATCH.value}"],

@@ -1,4 +1,5 @@
-"""Training throughput: colorgan's Trainer against the seed notebook's plain training step, side by side.
+"""Training throughput: colorgan's Trainer against the seed notebook's plain training step, and its U-Net against
+TensorFlow's pix2pix tutorial step, side by side.
 
   python benchmarks/bench_train.py
 
@@ -13,6 +14,13 @@ photos (random 256 px crops of scikit-image's bundled photos) by each variant:
   trainer_steps_per_loop  the same, with all timed steps in one compiled call (--steps_per_loop)
   trainer_xla             the same as trainer, with --xla (the replica's forward/backward pass XLA-compiled)
   trainer_2_replicas      the same as trainer, with --strategy=mirrored --cpu_replicas=2 (4 examples per replica)
+and the U-Net pair of launch/configs/smoke.cfg at --unet_size 128 px, global batch --unet_batch 8:
+  tutorial_unet           TensorFlow's pix2pix tutorial step (one @tf.function, two GradientTapes, BCE from logits
+                          + 100 x L1, float32, a per-step Python loop) over the photos in memory as (L, ab)
+  trainer_unet            the Trainer with its best settings for the hardware: --precision=auto, all --unet_steps
+                          timed steps in one compiled call
+  trainer_unet_xla        the same with --xla
+  pipeline_unet           the trainer's input pipeline alone, on the same batches (how fast it can feed them)
 Each variant runs in its own fresh process (the CPU must be split into replicas before TensorFlow initialises), is
 warmed up (tracing, compilation and --warmup_steps steps), then timed over --steps training steps; peak RSS is that
 process's own, sampled every 20 ms. Only training steps are timed: no evaluation, checkpoint or log line runs.
