@@ -2,7 +2,11 @@
 
 Lab separates lightness (known from the gray photo) from chroma (what the model must guess), which is why the
 modern design predicts a*b* from L*. Inputs may have any leading batch dimensions; the last one is the channel.
+Images may be float in [0, 1] or uint8 (the input pipeline's): for uint8 the per-channel curves are 256-entry
+lookup tables, computed once by the same float ops, which makes the pipeline's Lab conversion several times cheaper.
 """
+
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -30,13 +34,36 @@ def _srgb_to_linear(rgb):
     return tf.where(rgb <= 0.04045, rgb / 12.92, tf.pow((tf.maximum(rgb, 0.04045) + 0.055) / 1.055, 2.4))
 
 
+@functools.cache
+def _u8_table(curve):
+    """`curve` of the 256 uint8 values / 255, as numpy float32: computed eagerly once, even from inside a traced
+    function (tf.data's maps, compiled steps)."""
+    with tf.init_scope():
+        return curve(tf.range(256, dtype=tf.float32) / 255.0).numpy()
+
+
+def _unit_float(image):
+    """Float [0, 1] from float [0, 1] or uint8."""
+    image = tf.convert_to_tensor(image)
+    return tf.cast(image, tf.float32) / 255.0 if image.dtype == tf.uint8 else tf.cast(image, tf.float32)
+
+
+def _per_value(curve, image):
+    """`curve` of an image: a table lookup for uint8, the float ops otherwise (floats in [0, 1])."""
+    image = tf.convert_to_tensor(image)
+    if image.dtype == tf.uint8:
+        return tf.gather(tf.constant(_u8_table(curve)), tf.cast(image, tf.int32))
+    return curve(tf.cast(image, tf.float32))
+
+
 def _linear_to_srgb(linear):
     return tf.where(linear <= 0.0031308, linear * 12.92,
                     1.055 * tf.pow(tf.maximum(linear, 0.0031308), 1.0 / 2.4) - 0.055)
 
 
 def _f(t):
-    return tf.where(t > _EPSILON, tf.pow(tf.maximum(t, _EPSILON), 1.0 / 3.0), (_KAPPA * t + 16.0) / 116.0)
+    # The cube root as exp(log(t) / 3): a quarter cheaper than pow(t, 1/3) on CPU, within float32 rounding of it.
+    return tf.where(t > _EPSILON, tf.exp(tf.math.log(tf.maximum(t, _EPSILON)) / 3.0), (_KAPPA * t + 16.0) / 116.0)
 
 
 def _f_inverse(f):
@@ -45,9 +72,8 @@ def _f_inverse(f):
 
 
 def rgb_to_lab(rgb):
-    """sRGB in [0, 1] -> L* in [0, 100], a*, b* in about [-110, 110]."""
-    rgb = tf.convert_to_tensor(rgb, tf.float32)
-    xyz = _matmul_channels(_srgb_to_linear(rgb), _RGB_TO_XYZ) / tf.constant(_WHITE)
+    """sRGB in [0, 1] (or uint8) -> L* in [0, 100], a*, b* in about [-110, 110]."""
+    xyz = _matmul_channels(_per_value(_srgb_to_linear, rgb), _RGB_TO_XYZ) / tf.constant(_WHITE)
     fx, fy, fz = tf.unstack(_f(xyz), axis=-1)
     return tf.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
 
@@ -111,7 +137,7 @@ def denormalize_ab(ab_norm):
 
 
 def rgb_to_model_lab(rgb):
-    """sRGB [0, 1] -> (L in [-1, 1] [..., 1], ab in about [-1, 1] [..., 2]): what the Lab models see."""
+    """sRGB [0, 1] (or uint8) -> (L in [-1, 1] [..., 1], ab in about [-1, 1] [..., 2]): what the Lab models see."""
     lab = rgb_to_lab(rgb)
     return normalize_l(lab[..., :1]), normalize_ab(lab[..., 1:])
 
@@ -137,10 +163,15 @@ def lightness_from_gray(gray):
 
 
 def lab_from_gray(gray):
-    """A gray photo [0, 1] [..., 1] -> the normalized L the Lab models take: L* of the neutral colour (g, g, g).
+    """A gray photo [0, 1] (or uint8) [..., 1] -> the normalized L the Lab models take: L* of the neutral colour
+    (g, g, g).
 
     Training feeds exactly this (from the dataset's gray image), so inference on a real black-and-white photo sees
     the same kind of input the model learnt from."""
+    return _per_value(_normalized_lightness_from_gray, gray)
+
+
+def _normalized_lightness_from_gray(gray):
     return normalize_l(lightness_from_gray(gray))
 
 
@@ -156,11 +187,11 @@ class ColorSpace:
     output_activation = ""  # what bounds the generator's output to the targets' range
 
     def model_input(self, gray):
-        """Gray [0, 1] [..., 1] -> the generator's input."""
+        """Gray [0, 1] (or uint8) [..., 1] -> the generator's input."""
         raise NotImplementedError
 
     def targets(self, rgb):
-        """sRGB [0, 1] [..., 3] -> what the generator should output."""
+        """sRGB [0, 1] (or uint8) [..., 3] -> what the generator should output."""
         raise NotImplementedError
 
     def to_rgb(self, inputs, outputs):
@@ -179,10 +210,10 @@ class _Rgb(ColorSpace):
     name, channels, input_name, output_name, output_activation = "rgb", 3, "gray", "rgb", "sigmoid"
 
     def model_input(self, gray):
-        return tf.convert_to_tensor(gray, tf.float32)
+        return _unit_float(gray)
 
     def targets(self, rgb):
-        return tf.convert_to_tensor(rgb, tf.float32)
+        return _unit_float(rgb)
 
     def to_rgb(self, inputs, outputs):
         return tf.clip_by_value(tf.cast(outputs, tf.float32), 0.0, 1.0)

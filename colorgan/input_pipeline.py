@@ -88,9 +88,7 @@ def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None,
 
         rgb = tf.map_fn(square, (epochs, indices, encoded), parallel_iterations=batch_size,
                         fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8))
-        gray = records.luma_u8(rgb)
-        return (space.model_input(tf.cast(gray, tf.float32) / 255.0),
-                space.targets(tf.cast(rgb, tf.float32) / 255.0))
+        return space.model_input(records.luma_u8(rgb)), space.targets(rgb)  # uint8 in: lookup tables
 
     if training:
         first_element = start_position * _replicas_per_pipeline(input_context, pipelines) * batch_size

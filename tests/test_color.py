@@ -99,3 +99,16 @@ def test_conversions_work_inside_tf_function():
     rgb = tf.constant([[0.2, 0.4, 0.6], [1.0, 0.0, 0.0]])
     round_trip = tf.function(lambda x: color.model_lab_to_rgb(*color.rgb_to_model_lab(x)))
     np.testing.assert_allclose(round_trip(rgb).numpy(), rgb.numpy(), atol=1e-4)
+
+
+def test_uint8_images_convert_as_their_float_values_do():
+    """The input pipeline hands uint8 images to the colour maths, which then look their curves up in tables: the
+    same values as the float path on image / 255, for every gray level and for colour pixels."""
+    gray = np.arange(256, dtype=np.uint8).reshape(16, 16, 1)
+    rgb = np.random.default_rng(0).integers(0, 256, (32, 32, 3)).astype(np.uint8)
+    np.testing.assert_allclose(color.lab_from_gray(gray), color.lab_from_gray(gray / np.float32(255)), atol=1e-6)
+    np.testing.assert_allclose(color.rgb_to_lab(rgb), color.rgb_to_lab(rgb / np.float32(255)), atol=1e-4)
+    for name in ("rgb", "lab"):
+        space = color.color_space(name)
+        np.testing.assert_allclose(space.model_input(gray), space.model_input(gray / np.float32(255)), atol=1e-6)
+        np.testing.assert_allclose(space.targets(rgb), space.targets(rgb / np.float32(255)), atol=1e-6)
