@@ -65,7 +65,7 @@ class TrainConfig:
     precision: str = _field("float32", "Compute precision; mixed_float16 adds dynamic loss scaling. auto: "
                             "mixed_bfloat16 where the hardware computes bf16 natively (CPUs with AVX512_BF16 or AMX, "
                             "GPUs of compute capability 8.0+), else float32; resolved at start-up and saved resolved "
-                            "in flags.cfg, and a resumed run keeps the precision it started with.", PRECISIONS)
+                            "in flags.cfg and the checkpoints, and a resumed run keeps the precision it started with.", PRECISIONS)
     deterministic: bool = _field(False, "Op determinism, ordered input and fixed seeds: reproducible runs.")
     profile_steps: str = _field("", "A,B: a TensorFlow profiler trace of training steps A to B (both included) in "
                                     "MODEL_DIR/tensorboard, for TensorBoard's Profile tab (the [profile] extra).")
@@ -190,10 +190,11 @@ def checkpoint_differences(config, saved):
     return differences
 
 
-def resolve_precision(config, native_bf16):
-    """The config with --precision=auto resolved: the precision saved in MODEL_DIR/flags.cfg when the run exists (a
-    resume on other hardware keeps its numbers), else mixed_bfloat16 if `native_bf16()` says the hardware has it,
-    else float32. Other precisions are returned as given."""
+def resolve_precision(config, native_bf16, checkpoint_precision=None):
+    """The config with --precision=auto resolved: the precision of the existing run (from MODEL_DIR/flags.cfg, else
+    `checkpoint_precision`, what its newest checkpoint records), so a resume on other hardware keeps its numbers;
+    for a new run mixed_bfloat16 if `native_bf16()` says the hardware has it, else float32. Other precisions are
+    returned as given."""
     if config.precision != "auto":
         return config
     flagfile = os.path.join(config.model_dir, FLAGFILE_NAME)
@@ -201,7 +202,9 @@ def resolve_precision(config, native_bf16):
         try:
             return dataclasses.replace(config, precision=read_flagfile(flagfile).precision)
         except ValueError:
-            pass  # an unreadable flags.cfg: decided by the hardware, as for a new run
+            pass  # an unreadable flags.cfg: the checkpoint's record, else the hardware decides
+    if checkpoint_precision:
+        return dataclasses.replace(config, precision=checkpoint_precision)
     return dataclasses.replace(config, precision="mixed_bfloat16" if native_bf16() else "float32")
 
 

@@ -27,6 +27,16 @@ from colorgan import storage
 from colorgan import train_config
 
 FLAGFILE_NAME = train_config.FLAGFILE_NAME
+PRECISION_KEY = "precision/.ATTRIBUTES/VARIABLE_VALUE"  # where a checkpoint records its run's precision
+
+
+def recorded_precision(checkpoint_path):
+    """The precision the run of `checkpoint_path` trains in, as its checkpoint records it; None for a checkpoint from
+    before the record was kept, or one that cannot be read (its restore says why)."""
+    try:
+        return tf.train.load_variable(checkpoint_path, PRECISION_KEY).decode()
+    except (tf.errors.OpError, ValueError):
+        return None
 
 
 class TrainingError(RuntimeError):
@@ -54,7 +64,9 @@ class Trainer:
     """Trains a `gan.Gan` built under `strategy` from `config`."""
 
     def __init__(self, config, strategy, log=print):
-        resolved = train_config.resolve_precision(config, distribute.native_bf16)
+        newest = tf.train.latest_checkpoint(config.model_dir)
+        resolved = train_config.resolve_precision(config, distribute.native_bf16,
+                                                  recorded_precision(newest) if newest else None)
         if resolved.precision != config.precision:
             log(f"train: --precision=auto: {resolved.precision}")
         config = resolved
@@ -65,7 +77,9 @@ class Trainer:
         self.per_replica_batch = config.batch_size // self.num_replicas
         configure_process(config)
         self.gan = gan.Gan(config, strategy)
-        self.checkpoint = tf.train.Checkpoint(**self.gan.checkpoint_objects())
+        # The resolved precision is recorded beside the weights: float32 and bf16 runs hold the same variables.
+        self.precision = tf.Variable(config.precision, trainable=False, dtype=tf.string)
+        self.checkpoint = tf.train.Checkpoint(**self.gan.checkpoint_objects(), precision=self.precision)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, distribute.worker_checkpoint_dir(config.model_dir, strategy),
             max_to_keep=config.keep_checkpoints)
@@ -153,8 +167,8 @@ class Trainer:
 
     def _check_same_settings(self, path):
         """Refuses, in one line, to resume a run under settings that change what its checkpoints hold or mean
-        (flags.cfg records the run's settings). A checkpoint's own objects cannot tell all of these apart: float32
-        and mixed_bfloat16 hold the same variables, and a restore ignores an EMA the new settings do not build."""
+        (flags.cfg records the run's settings). A checkpoint's own objects cannot tell all of these apart (a restore
+        ignores an EMA the new settings do not build); its precision record backs this up where flags.cfg is gone."""
         flagfile = os.path.join(self.config.model_dir, FLAGFILE_NAME)
         if not tf.io.gfile.exists(flagfile):
             return
@@ -170,8 +184,14 @@ class Trainer:
     def _restore(self, path):
         """Restores every object of this run from `path`, or fails in one line when the checkpoint was made by other
         models or settings (e.g. another --generator or --ema_decay in the same --model_dir)."""
+        recorded = recorded_precision(path)
+        if recorded is not None and recorded != self.config.precision:
+            raise TrainingError(f"{path}: was trained with --precision={recorded}; this run asks for "
+                                f"--precision={self.config.precision} (a run keeps its precision)")
+        # Checkpoints from before the precision was recorded restore without it.
+        checkpoint = self.checkpoint if recorded else tf.train.Checkpoint(**self.gan.checkpoint_objects())
         try:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
+            checkpoint.restore(path).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:  # e.g. another dtype
             raise TrainingError(f"{path}: does not match the models and settings asked for (compare "
                                 f"{os.path.join(self.config.model_dir, FLAGFILE_NAME)}): "

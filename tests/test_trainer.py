@@ -52,8 +52,8 @@ def _weights(model_dir):
     (A variable is named by its first path in the object graph, so trainable weights appear under the optimizers'
     `_trainable_variables`; batch-norm statistics and the EMA weights under the models.)"""
     reader = tf.train.load_checkpoint(str(model_dir))
-    names = [n for n, _ in tf.train.list_variables(str(model_dir)) if n not in ("_CHECKPOINTABLE_OBJECT_GRAPH",)
-             and not n.startswith("save_counter")]
+    names = [n for n, _ in tf.train.list_variables(str(model_dir))
+             if n not in ("_CHECKPOINTABLE_OBJECT_GRAPH", trainer.PRECISION_KEY) and not n.startswith("save_counter")]
     assert sum("_trainable_variables" in n for n in names) > 10
     return {n: reader.get_tensor(n) for n in names}
 
@@ -731,3 +731,22 @@ def test_precision_auto_is_saved_resolved_and_a_resume_keeps_the_runs_precision(
     result = _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=2", "--precision=auto")
     assert f"train: --precision=auto: {other}" in result.stderr and _step(tmp_path) == 2
     assert train_config.read_flagfile(str(tmp_path / train_config.FLAGFILE_NAME)).precision == other
+
+
+def test_the_checkpoint_records_its_precision_which_a_resume_keeps_without_flags_cfg(data_dir, tmp_path):
+    """With flags.cfg gone (checkpoints copied alone), the checkpoint's own record still keeps the run's precision:
+    --precision=auto resumes in it, and another explicit precision is refused in one line, naming both."""
+    from colorgan import distribute
+
+    other = "float32" if distribute.native_bf16() else "mixed_bfloat16"
+    _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=1", f"--precision={other}")
+    assert trainer.recorded_precision(tf.train.latest_checkpoint(str(tmp_path))) == other
+    os.remove(tmp_path / train_config.FLAGFILE_NAME)
+    result = _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=2", "--precision=auto")
+    assert f"train: --precision=auto: {other}" in result.stderr and _step(tmp_path) == 2
+    os.remove(tmp_path / train_config.FLAGFILE_NAME)
+    changed = "mixed_float16" if other == "float32" else "float32"
+    result = _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=3", f"--precision={changed}", check=False)
+    assert result.returncode != 0 and _step(tmp_path) == 2
+    [error] = [line for line in result.stderr.splitlines() if "was trained with" in line]
+    assert f"--precision={other}; this run asks for --precision={changed}" in error, result.stderr
