@@ -1,16 +1,24 @@
 """Choosing a tf.distribute strategy from flags: one device, all GPUs of a host, or many hosts.
 
 `--cpu_replicas=N` splits the CPU into N logical devices so MirroredStrategy (and its all-reduce) runs on a laptop
-or in CI exactly as it would over N GPUs.
+or in CI exactly as it would over N GPUs. `--cluster=slurm` builds the multi-host cluster from Slurm's environment
+(`slurm_cluster_resolver`).
 """
 
-import json
 import os
+import re
+import shutil
+import subprocess
 
 import tensorflow as tf
+# TF's parsers of Slurm's compressed lists ("node[01-03,07]", "2(x3),1"); TF exports them under no public name.
+from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import expand_hostlist
+from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import expand_tasks_per_node
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
 CLUSTERS = ("tf_config", "slurm")
+PORT_BASE_VARIABLE = "COLORGAN_PORT_BASE"  # Task i of a Slurm node listens on this port + i.
+DEFAULT_PORT_BASE = 8888
 
 
 def split_cpu(replicas):
@@ -25,7 +33,7 @@ def make_strategy(name, cpu_replicas=0, cluster="tf_config"):
     """auto: MirroredStrategy over all GPUs (or the split CPU), else one device. multi_worker reads TF_CONFIG, or
     Slurm's environment with cluster='slurm'."""
     if name == "multi_worker":
-        resolver = (tf.distribute.cluster_resolver.SlurmClusterResolver() if cluster == "slurm"
+        resolver = (slurm_cluster_resolver() if cluster == "slurm"
                     else tf.distribute.cluster_resolver.TFConfigClusterResolver())
         return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     split_cpu(cpu_replicas)
@@ -39,6 +47,113 @@ def make_strategy(name, cpu_replicas=0, cluster="tf_config"):
         # NCCL is GPU-only; CPU replicas reduce through one device.
         return tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
     return tf.distribute.MirroredStrategy(devices)
+
+
+def slurm_cluster_resolver(environ=None, node_addresses=None):
+    """This Slurm job step as a multi-worker cluster, from Slurm's environment alone: TF's SlurmClusterResolver runs
+    `nvidia-smi` to count GPUs (missing on CPU nodes and in many containers) and cannot describe a job without GPUs.
+
+    Worker i is Slurm task i (SLURM_PROCID) at its node's address (`node_addresses(names)` -> {name: address},
+    default `slurm_node_addresses`), port COLORGAN_PORT_BASE (8888) + the task's SLURM_LOCALID. The task keeps its
+    share of the GPUs Slurm gave it (`task_gpus`) and sees only those: CUDA_VISIBLE_DEVICES is set in `environ`
+    (os.environ by default), empty for a job without GPUs, which then trains on the CPUs. Missing, unparsable or
+    inconsistent variables raise ValueError, one line naming the variable."""
+    environ = os.environ if environ is None else environ
+    nodes = _environment_variable(environ, "SLURM_STEP_NODELIST", expand_hostlist)
+    tasks_per_node = _environment_variable(environ, "SLURM_STEP_TASKS_PER_NODE", expand_tasks_per_node)
+    if len(tasks_per_node) != len(nodes):
+        raise ValueError(f"SLURM_STEP_TASKS_PER_NODE={environ['SLURM_STEP_TASKS_PER_NODE']} counts the tasks of "
+                         f"{len(tasks_per_node)} nodes, SLURM_STEP_NODELIST={environ['SLURM_STEP_NODELIST']} names "
+                         f"{len(nodes)}")
+    num_tasks = _environment_variable(environ, "SLURM_STEP_NUM_TASKS", int)
+    if num_tasks != sum(tasks_per_node):
+        raise ValueError(f"SLURM_STEP_NUM_TASKS={num_tasks}, but SLURM_STEP_TASKS_PER_NODE="
+                         f"{environ['SLURM_STEP_TASKS_PER_NODE']} adds up to {sum(tasks_per_node)} tasks")
+    node = _environment_variable(environ, "SLURMD_NODENAME")
+    if node not in nodes:
+        raise ValueError(f"SLURMD_NODENAME={node} is not in SLURM_STEP_NODELIST={environ['SLURM_STEP_NODELIST']}")
+    node_index = nodes.index(node)
+    rank = _environment_variable(environ, "SLURM_PROCID", int)
+    local_id = _environment_variable(environ, "SLURM_LOCALID", int)
+    if not (0 <= local_id < tasks_per_node[node_index] and rank == sum(tasks_per_node[:node_index]) + local_id):
+        raise ValueError(f"SLURM_PROCID={rank} is not task SLURM_LOCALID={local_id} of node {node} in block order "
+                         f"(SLURM_STEP_TASKS_PER_NODE={environ['SLURM_STEP_TASKS_PER_NODE']}): start the step with "
+                         f"srun --distribution=block")
+    port_base = _environment_variable(environ, PORT_BASE_VARIABLE, int, default=DEFAULT_PORT_BASE)
+    if not 0 < port_base <= 65536 - max(tasks_per_node):
+        raise ValueError(f"{PORT_BASE_VARIABLE}={port_base}: ports {port_base} to "
+                         f"{port_base + max(tasks_per_node) - 1} are not all valid TCP ports")
+    addresses = (node_addresses or slurm_node_addresses)(nodes)
+    workers = [f"{_host(addresses[name])}:{port_base + task}" for name, tasks in zip(nodes, tasks_per_node)
+               for task in range(tasks)]
+    gpus = task_gpus(environ, tasks_per_node[node_index], local_id)
+    environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    return tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec({"worker": workers}), task_type="worker", task_id=rank,
+        num_accelerators={"GPU": len(gpus)}, rpc_layer="grpc")
+
+
+def _environment_variable(environ, name, parse=str, default=None):
+    """environ[name] parsed (`default` when unset, if given), or ValueError naming the variable."""
+    if name not in environ and default is not None:
+        return default
+    if name not in environ:
+        raise ValueError(f"{name} is not set: the Slurm cluster exists only in a job step started by srun "
+                         f"(launch/slurm/train.sbatch)")
+    try:
+        return parse(environ[name])
+    except ValueError as e:
+        raise ValueError(f"{name}={environ[name]}: {str(e).splitlines()[0]}") from None
+
+
+def _host(address):
+    """An address as the host part of host:port (IPv6 in brackets)."""
+    return f"[{address}]" if ":" in address else address
+
+
+def slurm_node_addresses(nodes):
+    """{node name: address} as Slurm reports it (slurm.conf's NodeAddr, which defaults to the name), from `scontrol
+    show node`. Where Slurm's client tools are not installed (some containers) the names themselves, left to DNS."""
+    scontrol = shutil.which("scontrol")
+    if scontrol is None:
+        return {name: name for name in nodes}
+    command = ["scontrol", "--oneliner", "show", "node", ",".join(nodes)]
+    try:
+        result = subprocess.run(command, executable=scontrol, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{' '.join(command)}: no answer in 120 s (is slurmctld up?)") from None
+    if result.returncode != 0:
+        why = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[0]
+        raise RuntimeError(f"{' '.join(command)}: {why}")
+    addresses = dict(re.findall(r"^NodeName=(\S+) .*?\bNodeAddr=(\S+)", result.stdout, re.MULTILINE))
+    missing = [name for name in nodes if name not in addresses]
+    if missing:
+        raise RuntimeError(f"{' '.join(command)}: no NodeAddr for {','.join(missing)}")
+    return {name: addresses[name] for name in nodes}
+
+
+def task_gpus(environ, tasks_on_node, local_id):
+    """The GPU ids this Slurm task may use, from Slurm's environment (never nvidia-smi). The node's GPUs are those
+    listed by CUDA_VISIBLE_DEVICES, else SLURM_STEP_GPUS, else 0..SLURM_GPUS_ON_NODE-1, and none without any of
+    them. When the task sees all SLURM_GPUS_ON_NODE of them (--gpus-per-node) the node's tasks share them out
+    evenly and task SLURM_LOCALID takes its share; when Slurm already bound each task its own (--gpus-per-task), it
+    sees 1/tasks_on_node of them and keeps them."""
+    source = next((name for name in ("CUDA_VISIBLE_DEVICES", "SLURM_STEP_GPUS") if name in environ), None)
+    if source:
+        visible = [gpu for gpu in environ[source].split(",") if gpu]
+    else:
+        visible = [str(gpu) for gpu in range(_environment_variable(environ, "SLURM_GPUS_ON_NODE", int, default=0))]
+    on_node = _environment_variable(environ, "SLURM_GPUS_ON_NODE", int, default=len(visible))
+    if len(visible) * tasks_on_node == on_node:
+        return visible
+    if len(visible) != on_node:
+        raise ValueError(f"{source}={environ[source]} lists {len(visible)} GPUs, SLURM_GPUS_ON_NODE={on_node}: neither "
+                         f"all of the node's nor one task's share of them")
+    if on_node % tasks_on_node:
+        raise ValueError(f"SLURM_GPUS_ON_NODE={on_node}: the GPUs do not divide among the {tasks_on_node} tasks of "
+                         f"the node (SLURM_STEP_TASKS_PER_NODE)")
+    share = on_node // tasks_on_node
+    return visible[local_id * share:(local_id + 1) * share]
 
 
 def native_bf16(cpu_flags=None, gpu_capabilities=None):
@@ -92,9 +207,11 @@ def worker_checkpoint_dir(model_dir, strategy):
     return os.path.join(model_dir, "workers_tmp", f"{resolver.task_type}_{resolver.task_id}")
 
 
-def cluster_description():
-    """A line for the logs: what TF_CONFIG says this process is."""
-    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    task = config.get("task", {})
-    workers = len(config.get("cluster", {}).get("worker", []))
-    return f"task {task.get('type', '?')} {task.get('index', '?')} of {workers} workers" if config else "single host"
+def cluster_description(strategy):
+    """A line for the logs: which task of how many workers this process is, as the strategy's cluster resolver
+    (TF_CONFIG or Slurm) says; "single host" for one-process strategies."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    workers = resolver.cluster_spec().as_dict().get("worker", []) if resolver else []
+    if not workers:
+        return "single host"
+    return f"task {resolver.task_type} {resolver.task_id} of {len(workers)} workers"

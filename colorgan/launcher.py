@@ -37,7 +37,7 @@ def train_main(config):
     logging.set_verbosity(logging.WARNING)
 
     print(f"train: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s), "
-          f"{distribute.cluster_description()}", file=sys.stderr, flush=True)
+          f"{distribute.cluster_description(strategy)}", file=sys.stderr, flush=True)
     try:
         run = trainer.Trainer(config, strategy, log=_log)
     except ValueError as e:  # a model that cannot be built at this size, depth or colour space
