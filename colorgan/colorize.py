@@ -7,7 +7,6 @@ be colorized is reported with its reason and the job goes on.
 """
 
 import dataclasses
-import glob
 import os
 import time
 
@@ -16,6 +15,7 @@ import numpy as np
 from colorgan import imaging
 from colorgan import metrics_log
 from colorgan import photo_io
+from colorgan import storage
 from colorgan import visualize
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -56,21 +56,21 @@ class Summary:
 def list_sources(inputs, output_dir):
     """(source path, output path relative to output_dir without extension) for every photo named by `inputs`: a
     file, a folder (walked recursively, structure mirrored, the output folder itself left out) or a glob."""
-    output_root = os.path.realpath(output_dir)
+    output_root = _resolved(output_dir)
     sources = []
     for pattern in inputs:
-        if os.path.isdir(pattern):
-            root = os.path.abspath(pattern)
-            for directory, subdirs, files in os.walk(root):
-                subdirs[:] = sorted(d for d in subdirs if os.path.realpath(os.path.join(directory, d)) != output_root)
+        if storage.isdir(pattern):
+            root = os.path.abspath(pattern) if storage.is_local(pattern) else pattern.rstrip("/")
+            for directory, subdirs, files in storage.walk(root):
+                subdirs[:] = sorted(d for d in subdirs if _resolved(os.path.join(directory, d)) != output_root)
                 for name in sorted(files):
                     if os.path.splitext(name)[1].lower() in imaging.IMAGE_EXTENSIONS and not name.startswith("."):
                         path = os.path.join(directory, name)
                         sources.append((path, os.path.splitext(os.path.relpath(path, root))[0]))
-        elif os.path.isfile(pattern):
+        elif storage.isfile(pattern):
             sources.append((pattern, os.path.splitext(os.path.basename(pattern))[0]))
         else:
-            matches = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+            matches = [p for p in storage.glob(pattern) if storage.isfile(p)]
             if not matches:
                 raise ColorizeError(f"--input={pattern}: no such file or folder, and no file matches it as a glob")
             sources.extend((p, os.path.splitext(os.path.basename(p))[0]) for p in matches)
@@ -82,12 +82,17 @@ def list_sources(inputs, output_dir):
     return sources
 
 
+def _resolved(path):
+    """`path` with symbolic links resolved on a local disk, to compare folders."""
+    return os.path.realpath(path) if storage.is_local(path) else path.rstrip("/")
+
+
 def remove_stale_partials(output_dir):
-    """Deletes temporary files a killed run left (photo_io's '.NAME.<pid>.partial')."""
-    for directory, _, files in os.walk(output_dir):
+    """Deletes temporary files a killed run left (`storage.write_atomic`'s '.NAME.<random>.partial')."""
+    for directory, _, files in storage.walk(output_dir):
         for name in files:
-            if name.startswith(".") and name.endswith(photo_io.PARTIAL_SUFFIX):
-                os.remove(os.path.join(directory, name))
+            if name.startswith(".") and name.endswith(storage.PARTIAL_SUFFIX):
+                storage.remove(os.path.join(directory, name))
 
 
 def colorize_photo(colorizer, photo, output_format="PNG"):
@@ -122,14 +127,14 @@ def run(config, log=print):
         raise ColorizeError(str(e)) from None
     log(f"colorize: {len(sources)} photos with {config.model} ({colorizer.description['generator']}, step "
         f"{colorizer.description['step']}, rendered at {colorizer.render_size} px)")
-    os.makedirs(config.output_dir, exist_ok=True)
+    storage.makedirs(config.output_dir)
     remove_stale_partials(config.output_dir)
     summary = Summary()
     start = time.monotonic()
     for index, (source, relative) in enumerate(sources, start=1):
         image_format, extension = photo_io.output_format(source, config.format)
         output = os.path.join(config.output_dir, relative + extension)
-        if os.path.exists(output) and not config.overwrite:
+        if storage.exists(output) and not config.overwrite:
             summary.done_before += 1
             continue
         try:
@@ -139,7 +144,7 @@ def run(config, log=print):
             log(f"colorize: skipped {source}: {e}")
             continue
         rgb = colorize_photo(colorizer, photo, image_format)
-        os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+        storage.makedirs(storage.parent(output))
         try:
             if config.compare:
                 photo_io.save_photo(compare_sheet(photo.gray, rgb), os.path.join(

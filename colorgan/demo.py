@@ -2,13 +2,16 @@
 colorized full-resolution photos the model never saw (two held-out colour photos and a black-and-white one)."""
 
 import dataclasses
+import io
 import json
 import os
 
 from PIL import Image
 
 from colorgan import conversion
+from colorgan import photo_io
 from colorgan import sample_photos
+from colorgan import storage
 from colorgan import train_config
 from colorgan import verify
 from colorgan import visualize
@@ -24,7 +27,7 @@ def run(workdir, image_size=150, train_flagfile=None, train_steps=None, num_work
     workdir/colorized with compare sheets; returns the paths made."""
     paths = {"photos": os.path.join(workdir, "photos"), "data": os.path.join(workdir, "data"),
              "preview": os.path.join(workdir, "preview.png")}
-    if not os.path.isdir(paths["photos"]):
+    if not storage.isdir(paths["photos"]):
         log(f"demo: writing {len(sample_photos.TRAINING_PHOTO_NAMES)} bundled photos and {DEMO_CROPS} crops to "
             f"{paths['photos']} ({', '.join(sample_photos.HELD_OUT_PHOTO_NAMES)} held out)")
         sample_photos.write_photo_folder(paths["photos"], num_crops=DEMO_CROPS, crop_size=256,
@@ -68,19 +71,21 @@ def _colorize(workdir, model_dir, log):
              "colorized": os.path.join(workdir, "colorized")}
     export.export(model_dir, paths["export"], overwrite=True)
     log(f"demo: exported the run to {paths['export']} (SavedModel + generator.keras + colorgan.json)")
-    os.makedirs(paths["held_out"], exist_ok=True)
+    storage.makedirs(paths["held_out"])
     for name, pixels in sample_photos.bundled_photos(sample_photos.HELD_OUT_PHOTO_NAMES).items():
-        Image.fromarray(pixels).save(os.path.join(paths["held_out"], f"{name}.png"))
+        photo_io.save_photo(pixels, os.path.join(paths["held_out"], f"{name}.png"), "PNG")
     black_and_white = os.path.join(workdir, f"{sample_photos.BLACK_AND_WHITE_PHOTO_NAME}.png")
-    Image.fromarray(sample_photos.black_and_white_photo()).save(black_and_white)
+    encoded = io.BytesIO()
+    Image.fromarray(sample_photos.black_and_white_photo()).save(encoded, format="PNG")  # one channel, as scans are
+    storage.write_atomic(black_and_white, encoded.getvalue())
     config = colorize.ColorizeConfig(model=paths["export"], inputs=(paths["held_out"], black_and_white),
                                      output_dir=paths["colorized"], compare=True, overwrite=True)
     colorize.run(config, log=lambda m: log(f"demo: {m}"))
     result = evaluation.evaluate_folder(inference.Colorizer.load(paths["export"]), (paths["held_out"],),
                                         config.max_pixels)
     paths["evaluation"] = os.path.join(workdir, "evaluation.json")
-    with open(paths["evaluation"], "w", encoding="utf-8") as f:
-        f.write(json.dumps({"examples": result.count, **result.means}, sort_keys=True) + "\n")
+    storage.write_atomic(paths["evaluation"], json.dumps({"examples": result.count, **result.means},
+                                                         sort_keys=True) + "\n")
     log(evaluation.table(result.means, f"demo: held-out photos at full resolution ({result.count}):"))
     log(f"demo: colorized photos and input | colorized sheets in {paths['colorized']}")
     return paths

@@ -14,7 +14,6 @@ as generator.keras.
 import hashlib
 import json
 import os
-import shutil
 
 import tensorflow as tf
 
@@ -22,6 +21,7 @@ from colorgan import inference
 from colorgan import models
 from colorgan import orientation
 from colorgan import rendering
+from colorgan import storage
 
 KERAS_FILENAME = "generator.keras"
 
@@ -77,7 +77,7 @@ def weights_sha256(model):
 
 def export(model_dir, export_dir, step=0, render_size=0, overwrite=False):
     """Writes the export of `model_dir` (latest checkpoint or `step`) to `export_dir`; returns its description.
-    Built in a temporary directory beside it and renamed, so a failed export never leaves a half-written one."""
+    A failed export never leaves one that loads: see `storage` for how, on local disks and object stores."""
     if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir) and not overwrite:
         raise inference.InferenceError(f"--export_dir={export_dir}: exists and is not empty (--overwrite replaces it)")
     generator, description = inference.load_generator(model_dir, step, render_size)
@@ -86,18 +86,21 @@ def export(model_dir, export_dir, step=0, render_size=0, overwrite=False):
                        signatures={"serving_default": "image_bytes -> image_bytes (PNG)",
                                    "colorize": "images uint8 [n,h,w,1|3] -> images uint8 [n,h,w,3]",
                                    inference.CHROMA_SIGNATURE: "gray float32 [n,R,R,1] -> ab float32 [n,R,R,2]"})
-    staging = f"{export_dir.rstrip('/')}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    # Local disks: built beside it and renamed into place. Object stores cannot rename a folder (it would be a copy):
+    # built in place, the metadata file, which loading needs, written last.
+    local = storage.is_local(export_dir)
+    staging = f"{export_dir.rstrip('/')}.partial-{os.getpid()}" if local else export_dir
+    storage.rmtree(staging)
     try:
         module = ServingModule(generator, color_space, description["render_size"])
         tf.saved_model.save(module, staging, signatures=module.signatures())
         generator.save(os.path.join(staging, KERAS_FILENAME))
-        with open(os.path.join(staging, inference.EXPORT_METADATA_FILENAME), "w", encoding="utf-8") as f:
-            json.dump(description, f, indent=2, sort_keys=True)
-            f.write("\n")
-        if os.path.exists(export_dir):
-            shutil.rmtree(export_dir)
-        os.replace(staging, export_dir)
+        storage.write_atomic(os.path.join(staging, inference.EXPORT_METADATA_FILENAME),
+                             json.dumps(description, indent=2, sort_keys=True) + "\n")
+        if local:
+            storage.rmtree(export_dir)
+            storage.rename(staging, export_dir)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if local:
+            storage.rmtree(staging)
     return description

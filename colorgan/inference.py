@@ -14,6 +14,7 @@ import tensorflow as tf
 from colorgan import gan
 from colorgan import models
 from colorgan import rendering
+from colorgan import storage
 from colorgan import train_config
 
 EXPORT_METADATA_FILENAME = "colorgan.json"
@@ -66,8 +67,8 @@ def load_generator(model_dir, step=0, render_size=0):
         generator = models.build_generator(config.generator, render_size, **hparams)
     except ValueError as e:
         raise InferenceError(f"--render_size={render_size}: {e}") from None
-    weights = "ema_generator" if any(name.startswith("ema_generator/")
-                                     for name, _ in tf.train.list_variables(checkpoint)) else "generator"
+    weights = "ema_generator" if any(name.startswith("ema_generator/") for name in
+                                     storage.checkpoint_reader(checkpoint).get_variable_to_shape_map()) else "generator"
     status = tf.train.Checkpoint(**{weights: generator}).restore(checkpoint).expect_partial()
     try:
         status.assert_existing_objects_matched()
@@ -103,8 +104,12 @@ class Colorizer:
 
     @classmethod
     def from_export(cls, export_dir):
-        with open(os.path.join(export_dir, EXPORT_METADATA_FILENAME), encoding="utf-8") as f:
-            description = json.load(f)
+        metadata = os.path.join(export_dir, EXPORT_METADATA_FILENAME)
+        try:  # written last: without it the export is unfinished
+            description = json.loads(storage.read_text(metadata))
+        except (OSError, ValueError) as e:
+            raise InferenceError(f"{metadata}: unreadable, the export is incomplete or damaged (export again): "
+                                 f"{e}") from None
         loaded = tf.saved_model.load(export_dir)
         signature = loaded.signatures[CHROMA_SIGNATURE]
         return cls(lambda canvas: signature(gray=canvas)["ab"], description["render_size"], description, loaded)

@@ -11,6 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from colorgan import storage
 from colorgan import visualize
 
 METRICS_FILENAME = "metrics.jsonl"
@@ -27,8 +28,7 @@ def read_metrics(path, on_bad_line=None):
     """The metrics.jsonl records as a list of dicts. A torn last line (a killed writer) is skipped; any other line
     that is not a JSON object raises ValueError naming the file and line, or with `on_bad_line` is passed to it
     (its 1-based number) and skipped."""
-    with open(path, "rb") as f:
-        lines = f.read().split(b"\n")
+    lines = storage.read_bytes(path).split(b"\n")
     entries = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -66,22 +66,18 @@ class MetricsLogger:
         """Drops the lines of steps past `step` (written after the checkpoint a resumed run starts from) and lines that
         are not JSON objects (a writer killed mid-line); returns the numbers of the latter, for the caller to report."""
         dropped = []
-        if not self.enabled or not os.path.exists(self.path):
+        if not self.enabled or not storage.exists(self.path):
             return dropped
         kept = [entry for entry in read_metrics(self.path, on_bad_line=dropped.append) if entry.get("step", 0) <= step]
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(entry, sort_keys=True) + "\n" for entry in kept)
-        os.replace(tmp, self.path)
+        storage.write_atomic(self.path, "".join(json.dumps(entry, sort_keys=True) + "\n" for entry in kept))
         return dropped
 
     def _append(self, kind, step, values):
         if not self.enabled:
             return
-        os.makedirs(self.model_dir, exist_ok=True)
+        storage.makedirs(self.model_dir)
         entry = {"kind": kind, "step": int(step), **{k: _plain(v) for k, v in values.items()}}
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry, sort_keys=True) + "\n")
+        storage.append_text(self.path, json.dumps(entry, sort_keys=True) + "\n")
         with self._writer().as_default(step=int(step)):
             for name, value in values.items():
                 tf.summary.scalar(f"{kind}/{name}", value)

@@ -4,12 +4,12 @@ Real photos are messier than training data: 16-bit archival scans, rotated camer
 files, transparency, animations. `load_photo` turns any of them into the luminance the model sees (plus the colour
 original, if any, for evaluation) and fails only with `PhotoError`, whose text is a one-line reason the tool can print
 next to the file name. `save_photo` writes atomically, so an interrupted run never leaves a half-written photo under
-its final name. Pure PIL + numpy (+ tifffile); TensorFlow is imported only to decode 16-bit colour PNGs, which
-Pillow cuts to 8 bits. Decoding reuses `imaging`'s helpers so a photo here is read exactly as data prep reads it.
+its final name. Pixels are PIL + numpy (+ tifffile), files go through `storage` (any tf.io.gfile path); TensorFlow
+also decodes 16-bit colour PNGs, which Pillow cuts to 8 bits. Decoding reuses `imaging`'s helpers so a photo here is read exactly as data prep reads it.
 """
 
-import contextlib
 import dataclasses
+import io
 import os
 import struct
 import warnings
@@ -20,10 +20,10 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from colorgan import imaging
+from colorgan import storage
 
 DEFAULT_MAX_PIXELS = 50_000_000
 # Temporary files are named ".NAME.<pid>.partial" next to their final NAME, so a rerun can recognise stale ones.
-PARTIAL_SUFFIX = ".partial"
 
 _EXIF_HEADER = b"Exif\x00\x00"
 _ORIENTATION = 0x0112
@@ -76,13 +76,14 @@ class Photo:
 def load_photo(path, max_pixels=DEFAULT_MAX_PIXELS):
     """Decodes one photo upright; raises PhotoError, and nothing else, for a file that cannot be colorized."""
     try:
-        file = open(path, "rb")
+        file = storage.open_for_reading(path)
     except OSError as e:
         raise PhotoError(f"unreadable: {e.strerror or _one_line(e)}") from None
     with file, warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        if os.fstat(file.fileno()).st_size == 0:
+        if file.seek(0, os.SEEK_END) == 0:
             raise PhotoError("empty file")
+        file.seek(0)
         try:
             image = Image.open(file)
         except UnidentifiedImageError:
@@ -228,7 +229,7 @@ def reset_orientation(exif_bytes):
 
 
 def save_photo(rgb, path, format, exif=None, jpeg_quality=95):
-    """Writes uint8 or uint16 [H, W, 3] sRGB to `path` atomically: a temporary file, then os.replace().
+    """Writes uint8 or uint16 [H, W, 3] sRGB to `path` atomically (`storage.write_atomic`).
 
     8-bit-only formats (JPEG, WEBP, BMP) get uint16 rounded to 8 bits. EXIF is copied with Orientation 1 where the
     format has a place for it; no ICC profile is written, since outputs are sRGB. `jpeg_quality` is also WebP's.
@@ -241,16 +242,9 @@ def save_photo(rgb, path, format, exif=None, jpeg_quality=95):
     if rgb.dtype == np.uint16 and format not in ("PNG", "TIFF"):
         rgb = ((rgb.astype(np.uint32) + 128) // 257).astype(np.uint8)  # round(v * 255 / 65535)
     exif = reset_orientation(exif)
-    directory, name = os.path.split(os.path.abspath(path))
-    partial = os.path.join(directory, f".{name}.{os.getpid()}{PARTIAL_SUFFIX}")
-    try:
-        with open(partial, "wb") as file:
-            _write(file, rgb, format, exif, jpeg_quality)
-        os.replace(partial, path)
-    except BaseException:  # including KeyboardInterrupt: never leave the partial file behind
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(partial)
-        raise
+    encoded = io.BytesIO()
+    _write(encoded, rgb, format, exif, jpeg_quality)
+    storage.write_atomic(path, encoded.getvalue())
 
 
 def _write(file, rgb, image_format, exif, jpeg_quality):

@@ -1,8 +1,9 @@
 """Loss curves and evaluation metrics of a run, drawn from its metrics.jsonl to a PNG (the seed's loss plot)."""
 
-import os
+import io
 
 from colorgan import metrics_log
+from colorgan import storage
 
 LOSS_CURVES_FILENAME = "loss_curves.png"
 
@@ -43,15 +44,13 @@ def plot_metrics(metrics_path, output_path):
         axes[3].set(title="val colorfulness", xlabel="step")
         axes[3].legend()
     figure.tight_layout()
-    tmp = f"{output_path}.tmp-{os.getpid()}.png"
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
-        figure.savefig(tmp, dpi=100)
-        os.replace(tmp, output_path)
+        encoded = io.BytesIO()
+        figure.savefig(encoded, format="png", dpi=100)
+        storage.makedirs(storage.parent(output_path))
+        storage.write_atomic(output_path, encoded.getvalue())
     except OSError as e:
         raise OSError(f"cannot write: {e.strerror or e}") from None
     finally:
         pyplot.close(figure)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return output_path

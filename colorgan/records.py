@@ -12,6 +12,8 @@ import re
 
 import tensorflow as tf
 
+from colorgan import storage
+
 FORMAT_VERSION = 1
 MANIFEST_FILENAME = "manifest.json"
 SPLITS = ("train", "val")
@@ -113,9 +115,9 @@ def shard_size_problem(data_dir, shard):
     """Why a manifest's shard entry is not the file on disk, by the cheap checks (present, same size), or None.
     Readers run it when opening a dataset; inspect_tfrecords.py adds the sha256 and every record."""
     path = os.path.join(data_dir, shard["file"])
-    if not os.path.exists(path):
+    if not storage.exists(path):
         return "missing"
-    size = os.path.getsize(path)
+    size = storage.size(path)
     return None if size == shard["bytes"] else f"{size} bytes, manifest says {shard['bytes']}"
 
 
@@ -130,21 +132,15 @@ def read_examples(path, count=None):
 
 
 def write_json_atomic(path, obj):
-    """Writes JSON through a temporary name so a reader or a killed writer never sees half a file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Writes JSON (indented, sorted keys) so a reader or a killed writer never sees half a file."""
+    storage.write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def file_digest(path):
     """(size in bytes, sha256 hex) of a file, read in chunks so shards of any size fit in memory."""
     sha = hashlib.sha256()
     size = 0
-    with open(path, "rb") as f:
+    with tf.io.gfile.GFile(os.fspath(path), "rb") as f:
         while chunk := f.read(1 << 20):
             sha.update(chunk)
             size += len(chunk)
@@ -158,13 +154,12 @@ def manifest_path(data_dir):
 def read_manifest(data_dir):
     """Loads and sanity-checks a dataset's manifest; raises DatasetError naming the problem."""
     path = manifest_path(data_dir)
-    if not os.path.isdir(data_dir):
+    if not storage.isdir(data_dir):
         raise DatasetError(f"{data_dir}: no such dataset directory")
-    if not os.path.exists(path):
+    if not storage.exists(path):
         raise DatasetError(f"{path}: no manifest (not a colorgan dataset, or its conversion did not finish)")
     try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
+        manifest = json.loads(storage.read_text(path))
     except (OSError, ValueError) as e:
         raise DatasetError(f"{path}: unreadable manifest ({e})") from None
     version = manifest.get("format_version") if isinstance(manifest, dict) else None

@@ -4,10 +4,13 @@ Five photos are too few to train or time anything, so `write_photo_folder` adds 
 scale, position and flip), which look like a folder of ordinary photos to every part of the system.
 """
 
+import io
 import os
 
 import numpy as np
 from PIL import Image
+
+from colorgan import storage
 
 # The bundled colour photographs (not the scientific images, nor those that need an optional download).
 PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle")
@@ -64,12 +67,14 @@ def write_photo_folder(directory, num_crops=0, crop_size=256, seed=0, include_or
                        quality=92, names=PHOTO_NAMES):
     """Writes the bundled photos `names` and `num_crops` random crops of them as JPEG files; returns their paths,
     sorted."""
-    os.makedirs(directory, exist_ok=True)
+    storage.makedirs(directory)
     images = list(bundled_photos(names).items()) if include_originals else []
     images += list(random_crops(num_crops, crop_size, seed=seed, upscale=upscale, names=names))
     paths = []
     for name, pixels in images:
         path = os.path.join(directory, f"{name}.jpg")
-        Image.fromarray(pixels).save(path, quality=quality)
+        encoded = io.BytesIO()
+        Image.fromarray(pixels).save(encoded, format="JPEG", quality=quality)
+        storage.write_atomic(path, encoded.getvalue())
         paths.append(path)
     return sorted(paths)

@@ -9,7 +9,6 @@ DistributedIterator is checkpointed.
 import contextlib
 import math
 import os
-import shutil
 import signal
 import threading
 import time
@@ -34,7 +33,7 @@ def recorded_precision(checkpoint_path):
     """The precision the run of `checkpoint_path` trains in, as its checkpoint records it; None for a checkpoint from
     before the record was kept, or one that cannot be read (its restore says why)."""
     try:
-        return tf.train.load_variable(checkpoint_path, PRECISION_KEY).decode()
+        return storage.checkpoint_reader(checkpoint_path).get_tensor(PRECISION_KEY).decode()
     except (tf.errors.OpError, ValueError):
         return None
 
@@ -233,7 +232,7 @@ class Trainer:
             self._disk_full(step)
         self._last_saved_step = step
         if not self.is_chief:
-            shutil.rmtree(self.manager.directory, ignore_errors=True)
+            storage.rmtree(self.manager.directory)
 
     def _disk_full(self, step):
         """Removes the half-written checkpoint (it would keep the disk full) and stops in one line; the previous
@@ -256,7 +255,7 @@ class Trainer:
         config = self.config
         self.restore_or_initialize()
         if self.is_chief:
-            os.makedirs(config.model_dir, exist_ok=True)
+            storage.makedirs(config.model_dir)
             train_config.write_flagfile(config, os.path.join(config.model_dir, FLAGFILE_NAME))
         stop_signals = (signal.SIGTERM, signal.SIGINT) if _main_thread() else ()
         previous_handlers = {signum: signal.signal(signum, self.request_stop) for signum in stop_signals}

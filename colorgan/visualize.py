@@ -1,9 +1,11 @@
 """Image grids for people to look at: dataset previews now, gray | generated | real sample sheets in training."""
 
-import os
+import io
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from colorgan import storage
 
 _BACKGROUND = (255, 255, 255)
 _TEXT = (0, 0, 0)
@@ -57,9 +59,8 @@ def _as_rgb(cell):
 
 
 def save_png(image, path):
-    """Saves through a temporary name, so a sheet being replaced is never seen half-written."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    """Saves atomically (`storage.write_atomic`), so a sheet being replaced is never seen half-written."""
+    encoded = io.BytesIO()
+    image.save(encoded, format="PNG")
+    storage.makedirs(storage.parent(path))
+    storage.write_atomic(path, encoded.getvalue())

@@ -19,6 +19,7 @@ from absl import flags
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from colorgan import photo_io  # noqa: E402 - after the log level.
+from colorgan import storage  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model", "", "A training run's --model_dir or an export made by launch/export.py.")
 _STEP = flags.DEFINE_integer("step", 0, "Checkpoint step of a run (0: the latest).", lower_bound=0)
@@ -68,9 +69,9 @@ def main(argv):
               "render_size": colorizer.render_size, "examples": result.count, **result.means}
     print(evaluation.table(result.means, f"{source}: {result.count} photos, {_MODEL.value} step {report['step']}"))
     if _OUTPUT_DIR.value:
-        os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
-        with open(os.path.join(_OUTPUT_DIR.value, "evaluation.json"), "w", encoding="utf-8") as f:
-            f.write(json.dumps(report, sort_keys=True) + "\n")
+        storage.makedirs(_OUTPUT_DIR.value)
+        storage.write_atomic(os.path.join(_OUTPUT_DIR.value, "evaluation.json"),
+                             json.dumps(report, sort_keys=True) + "\n")
         for path in evaluation.write_sample_sheets(result.samples, os.path.join(_OUTPUT_DIR.value, "samples")):
             log(f"evaluate: wrote {path}")
     print(json.dumps(report, sort_keys=True))

@@ -20,6 +20,7 @@ from absl import app
 from absl import flags
 
 from colorgan import local_cluster
+from colorgan import storage
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,7 +39,7 @@ def _problems():
         (_NUM_WORKERS.value >= 1, f"--num_workers={_NUM_WORKERS.value}: must be >= 1"),
         (_RESTARTS.value >= 0, f"--restarts={_RESTARTS.value}: must be >= 0"),
         (_GRACE_S.value >= 0, f"--grace_s={_GRACE_S.value}: must be >= 0"),
-        (os.path.isfile(_PROGRAM.value), f"--program={_PROGRAM.value}: no such file"),
+        (storage.isfile(_PROGRAM.value), f"--program={_PROGRAM.value}: no such file"),
     ]
     return [message for ok, message in checks if not ok]
 

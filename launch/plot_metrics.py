@@ -11,6 +11,8 @@ from absl import flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from colorgan import storage  # noqa: E402 - after the log level; TensorFlow loads only for remote paths.
+
 _MODEL_DIR = flags.DEFINE_string("model_dir", "", "A training run's directory (holds metrics.jsonl).")
 _OUTPUT = flags.DEFINE_string("output", "", "PNG to write (default: MODEL_DIR/loss_curves.png).")
 
@@ -19,7 +21,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     metrics_path = os.path.join(_MODEL_DIR.value, "metrics.jsonl")
-    if not os.path.isfile(metrics_path):
+    if not storage.isfile(metrics_path):
         print(f"plot_metrics: error: --model_dir={_MODEL_DIR.value}: no metrics.jsonl", file=sys.stderr)
         return 2
     from colorgan import plots  # noqa: PLC0415 - TensorFlow loads only for a usable run directory.
