@@ -2,32 +2,32 @@
 
 Workers (separate processes, no TensorFlow) decode, resize and encode; this process serializes and writes, in a
 fixed order, so the output is byte-identical whatever the number of workers. Work is planned as shards written one
-after another to temporary names; a finished shard is renamed and recorded in a state folder, which lets a killed run
-resume where it stopped. The manifest is written last: its presence means the dataset is complete. A lock file
-keeps a second run out of an output while one writes it.
+after another; a finished shard is published (renamed from a temporary name on local disks, written once under its
+final name on object stores) and recorded in a state folder, which lets a killed run resume where it stopped. The
+manifest is written last: its presence means the dataset is complete. A lock file keeps a second run out of a local
+output while one writes it. Paths go through colorgan.storage, so inputs and outputs may be local, gs:// or ram://.
+With --runner=beam, colorgan.beam_conversion writes the same planned shards as an Apache Beam pipeline.
 """
 
 import collections
-import concurrent.futures
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import math
-import multiprocessing
 import os
-import shutil
-import signal
 import sys
-import threading
 import time
 
 import tensorflow as tf
 
+from colorgan import flag_config
 from colorgan import imaging
 from colorgan import output_lock
 from colorgan import records
 from colorgan import sources
 from colorgan import storage
+from colorgan import worker_pool
 
 STATE_DIRNAME = ".make_tfrecords_state"
 LOCK_FILENAME = ".make_tfrecords.lock"
@@ -37,70 +37,108 @@ MAX_IMAGE_SIZE = 4096
 PLAN_FILENAME = "plan.json"
 # Images sampled to estimate the encoded size of an example when planning shard counts of large datasets.
 SIZE_SAMPLE = 32
+RUNNERS = ("local", "beam")
+# ram:// files live in one process: worker processes (local or Beam) cannot see them.
+_PROCESS_LOCAL_SCHEME = "ram"
+
+_field = flag_config.field
 
 
 @dataclasses.dataclass(frozen=True)
 class ConversionConfig:
-    """Everything a conversion needs; `output_flags()` is the subset that determines the output bytes."""
+    """Every setting of a conversion, each flag declared once; `output_flags()` is the subset that determines the
+    output bytes, recorded in the manifest."""
 
-    output_dir: str
-    input_dirs: tuple = ()
-    tfds_name: str = ""
-    tfds_split: str = "train"
-    tfds_data_dir: str = ""
-    tfds_image_key: str = "image"
-    image_size: int = 150
-    resize: str = "crop"
-    encoding: str = "jpeg"
-    jpeg_quality: int = 95
-    val_fraction: float = 0.1
-    shard_size_mb: float = 128.0
-    min_shards: int = 16
-    num_shards: int = 0
-    max_pixels: int = 100_000_000
-    min_size: int = 0  # 0: half of image_size
-    num_workers: int = 0  # 0: all usable cores
-    overwrite: bool = False
-    break_lock: bool = False
-    progress_interval_s: float = 1.0
+    output_dir: str = _field("", "Where shards and manifest.json go: a local folder, gs://bucket/folder, or ram://.")
+    input_dirs: tuple = _field((), "Image folder(s), local or gs://; repeat the flag or give a comma list.",
+                               flag_name="input_dir")
+    tfds_name: str = _field("", "Read a prepared TFDS dataset instead of folders.")
+    tfds_split: str = _field("train", "TFDS split (slicing syntax allowed).")
+    tfds_data_dir: str = _field("", "TFDS data_dir holding the prepared dataset.")
+    tfds_image_key: str = _field("image", "Name of the image feature in the TFDS dataset.")
+    image_size: int = _field(150, "Side of the stored square images (the seed used 150).")
+    resize: str = _field("crop", "crop: centre square crop; stretch: ignore aspect (the seed); pad: letterbox.",
+                         imaging.RESIZE_MODES)
+    encoding: str = _field("jpeg", "Codec of both stored images: jpeg (4:4:4) reads fastest; png is lossless.",
+                           records.ENCODINGS)
+    jpeg_quality: int = _field(95, "JPEG quality with --encoding=jpeg.")
+    val_fraction: float = _field(0.1, "Share of examples in the val split (by a hash of the key).")
+    shard_size_mb: float = _field(128.0, "Target shard size in MiB.")
+    min_shards: int = _field(16, "Never fewer shards per split (unless fewer examples).")
+    num_shards: int = _field(0, "Fix the shard count of each split (0: from --shard_size_mb).")
+    max_pixels: int = _field(100_000_000, "Skip images with more pixels (decompression bombs).")
+    min_size: int = _field(0, "Skip images whose shorter side is smaller (0: image_size / 2).")
+    num_workers: int = _field(0, "Decoding processes (0: all usable cores).")
+    overwrite: bool = _field(False, "Replace an output made with other flags or inputs (only this tool's files: a "
+                             "manifest.json it did not write is never replaced).")
+    break_lock: bool = _field(False, "Take the output's lock even if another run, maybe on another host, seems to "
+                              "hold it: only when no run is writing there.")
+    runner: str = _field("local", "local: worker processes on this host; beam: an Apache Beam pipeline, one unit of "
+                         "work per shard (the [beam] extra).", RUNNERS)
+    beam_pipeline_options: str = _field("", "With --runner=beam: Beam's options as a comma list, as `tfds build` "
+                                        "takes them: runner=DataflowRunner,project=P,region=R,... (BUILD.md).")
+    progress_interval_s: float = 1.0  # not a flag: tests silence the progress lines
 
     def validate(self):
-        """Raises ValueError with one line naming the first bad flag."""
-        checks = [
-            (bool(self.output_dir), "--output_dir is required"),
-            (bool(self.input_dirs) != bool(self.tfds_name), "give exactly one of --input_dir or --tfds_name"),
-            (self.image_size >= 8, f"--image_size={self.image_size}: must be >= 8"),
-            (self.image_size <= MAX_IMAGE_SIZE, f"--image_size={self.image_size}: must be <= {MAX_IMAGE_SIZE}"),
-            (self.resize in imaging.RESIZE_MODES, f"--resize={self.resize}: expected one of {imaging.RESIZE_MODES}"),
-            (self.encoding in records.ENCODINGS, f"--encoding={self.encoding}: expected one of {records.ENCODINGS}"),
-            (1 <= self.jpeg_quality <= 100, f"--jpeg_quality={self.jpeg_quality}: must be in 1..100"),
-            (0.0 <= self.val_fraction < 1.0, f"--val_fraction={self.val_fraction}: must be in [0, 1)"),
-            (math.isfinite(self.shard_size_mb) and 0 < self.shard_size_mb <= MAX_SHARD_SIZE_MB,
-             f"--shard_size_mb={self.shard_size_mb:g}: must be a number in (0, {MAX_SHARD_SIZE_MB}]"),
-            (self.min_shards >= 1, f"--min_shards={self.min_shards}: must be >= 1"),
-            (self.num_shards >= 0, f"--num_shards={self.num_shards}: must be >= 0 (0 sizes shards automatically)"),
-            (self.max_pixels > 0, f"--max_pixels={self.max_pixels}: must be > 0"),
-            (self.min_size >= 0, f"--min_size={self.min_size}: must be >= 0"),
-            (self.num_workers >= 0, f"--num_workers={self.num_workers}: must be >= 0"),
-        ]
-        for ok, message in checks:
+        """Every problem as one line naming its flag; empty when the config is usable."""
+        problems = []
+
+        def check(ok, message):
             if not ok:
-                raise ValueError(message)
+                problems.append(message)
+
+        check(bool(self.output_dir), "--output_dir is required")
+        check(bool(self.input_dirs) != bool(self.tfds_name), "give exactly one of --input_dir or --tfds_name")
+        check(self.image_size >= 8, f"--image_size={self.image_size}: must be >= 8")
+        check(self.image_size <= MAX_IMAGE_SIZE, f"--image_size={self.image_size}: must be <= {MAX_IMAGE_SIZE}")
+        problems.extend(flag_config.choice_problems(self))
+        check(1 <= self.jpeg_quality <= 100, f"--jpeg_quality={self.jpeg_quality}: must be in 1..100")
+        check(0.0 <= self.val_fraction < 1.0, f"--val_fraction={self.val_fraction}: must be in [0, 1)")
+        check(math.isfinite(self.shard_size_mb) and 0 < self.shard_size_mb <= MAX_SHARD_SIZE_MB,
+              f"--shard_size_mb={self.shard_size_mb:g}: must be a number in (0, {MAX_SHARD_SIZE_MB}]")
+        check(self.min_shards >= 1, f"--min_shards={self.min_shards}: must be >= 1")
+        check(self.num_shards >= 0, f"--num_shards={self.num_shards}: must be >= 0 (0 sizes shards automatically)")
+        check(self.max_pixels > 0, f"--max_pixels={self.max_pixels}: must be > 0")
+        check(self.min_size >= 0, f"--min_size={self.min_size}: must be >= 0")
+        check(self.num_workers >= 0, f"--num_workers={self.num_workers}: must be >= 0")
         for flag, value in (("--output_dir", self.output_dir), ("--tfds_data_dir", self.tfds_data_dir)):
-            if not _utf8(value):  # TensorFlow's file API would fail on it half way, naming no flag
-                raise ValueError(f"{flag}={_shown(value)}: not valid UTF-8 (TensorFlow opens files by UTF-8 names); "
-                                 "rename it")
-        if os.path.exists(self.output_dir) and not os.path.isdir(self.output_dir):
-            raise ValueError(f"--output_dir={self.output_dir}: exists and is not a directory")
-        # An output inside an input would feed its own files (previews, shards) back in as examples; nested inputs
-        # would store one photo twice under two keys, possibly in both splits.
-        roots = {directory: os.path.realpath(directory) for directory in self.input_dirs}
+            # TensorFlow's file API would fail on it half way, naming no flag.
+            check(_utf8(value), f"{flag}={_shown(value)}: not valid UTF-8 (TensorFlow opens files by UTF-8 names); "
+                                "rename it")
+        if self.output_dir and _utf8(self.output_dir):
+            try:
+                check(not storage.exists(self.output_dir) or storage.isdir(self.output_dir),
+                      f"--output_dir={self.output_dir}: exists and is not a directory")
+            except OSError as e:
+                problems.append(f"--output_dir={self.output_dir}: cannot be read ({e.strerror or e})")
+        folder_problems = sources.folder_problems(self.input_dirs)
+        problems.extend(folder_problems)
+        if self.output_dir and not folder_problems:
+            problems.extend(self._overlap_problems())
+        if self.runner == "beam":
+            check(importlib.util.find_spec("apache_beam") is not None,
+                  "--runner=beam: apache-beam is not installed (pip install -e '.[beam]')")
+            check(not self.tfds_name, "--runner=beam: converts --input_dir folders, not --tfds_name")
+            for flag, path in (("--output_dir", self.output_dir), *(("--input_dir", d) for d in self.input_dirs)):
+                check(storage.scheme(path) != _PROCESS_LOCAL_SCHEME,
+                      f"{flag}={path}: ram:// lives in one process, which Beam's workers are not")
+        else:
+            check(not self.beam_pipeline_options,
+                  f"--beam_pipeline_options={self.beam_pipeline_options}: only used with --runner=beam")
+        return problems
+
+    def _overlap_problems(self):
+        """An output inside an input would feed its own files (previews, shards) back in as examples; nested inputs
+        would store one photo twice under two keys, possibly in both splits."""
+        problems = []
+        roots = {directory: _resolved(directory) for directory in self.input_dirs}
         for directory, root in roots.items():
-            if _inside(os.path.realpath(self.output_dir), root):
-                raise ValueError(f"--output_dir={self.output_dir}: is inside --input_dir={directory}")
+            if _inside(_resolved(self.output_dir), root):
+                problems.append(f"--output_dir={self.output_dir}: is inside --input_dir={directory}")
             for other, other_root in roots.items():
                 if other_root != root and _inside(root, other_root):
-                    raise ValueError(f"--input_dir={directory}: is inside --input_dir={other}")
+                    problems.append(f"--input_dir={directory}: is inside --input_dir={other}")
+        return problems
 
     def prep_options(self):
         return imaging.PrepOptions(
@@ -113,7 +151,8 @@ class ConversionConfig:
         )
 
     def output_flags(self, source):
-        """Flags recorded in the manifest: those that change the output (not workers, paths out, overwrite)."""
+        """Flags recorded in the manifest: those that change the output (not workers, runner, paths out,
+        overwrite)."""
         return {
             **source.describe(),
             **dataclasses.asdict(self.prep_options()),
@@ -124,7 +163,31 @@ class ConversionConfig:
         }
 
     def workers(self):
+        """Worker processes of the local runner: 1 (this process) for ram:// inputs, which only it can read."""
+        if any(storage.scheme(directory) == _PROCESS_LOCAL_SCHEME for directory in self.input_dirs):
+            return 1
         return self.num_workers or len(os.sched_getaffinity(0))
+
+
+def config_from_flags(flag_values):
+    """The ConversionConfig of parsed flags (defined by `flag_config.define_flags(ConversionConfig)`); an
+    --input_dir value that is not itself a folder is a comma list of folders."""
+    config = flag_config.from_flags(ConversionConfig, flag_values)
+    input_dirs = []
+    for value in config.input_dirs:
+        if "," in value and not storage.isdir(value):
+            input_dirs.extend(directory for directory in value.split(",") if directory)
+        else:
+            input_dirs.append(value)
+    return dataclasses.replace(config, input_dirs=tuple(input_dirs))
+
+
+class ConfigError(ValueError):
+    """Bad flags: every problem, one line each (`problems`); the message joins them on one line."""
+
+    def __init__(self, problems):
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 @dataclasses.dataclass
@@ -154,25 +217,30 @@ def make_source(config):
 
 
 def run(config, log=None):
-    """Runs (or resumes, or confirms up to date) one conversion; returns the manifest dict. Raises Stopped on
-    SIGTERM or Ctrl-C (in the main thread), with finished shards kept for the rerun."""
-    with _stop_on_signals():
+    """Runs (or resumes, or confirms up to date) one conversion; returns the manifest dict. Raises ConfigError
+    listing every bad flag, and Stopped on SIGTERM or Ctrl-C (in the main thread), with finished shards kept for the
+    rerun."""
+    with worker_pool.stop_on_signals():
         return _run(config, log)
 
 
 def _run(config, log):
     log = log or _stderr
-    config.validate()
+    problems = config.validate()
+    if problems:
+        raise ConfigError(problems)
+    scheme = storage.scheme(config.output_dir)
+    if scheme not in storage.BUILTIN_SCHEMES:
+        log(f"warning: --output_dir={config.output_dir}: the trainer reads {scheme}:// only with tensorflow-io "
+            "installed (TensorFlow itself reads local, gs:// and ram:// paths)")
     source = make_source(config)
-    created = not os.path.isdir(config.output_dir)
+    created = not storage.isdir(config.output_dir)
     try:
-        os.makedirs(config.output_dir, exist_ok=True)
+        storage.makedirs(config.output_dir)
     except OSError as e:
         raise ValueError(f"--output_dir={config.output_dir}: cannot create it ({e.strerror or e})") from None
-    lock = output_lock.OutputLock(os.path.join(config.output_dir, LOCK_FILENAME),
-                                  subject=f"--output_dir={config.output_dir}", log=log, break_lock=config.break_lock)
     try:
-        with lock:  # released on every way out: return, error, Stopped
+        with _output_lock(config, log):  # released on every way out: return, error, Stopped
             return _run_locked(config, source, log)
     except OSError as e:
         if not storage.is_disk_full(e):
@@ -182,7 +250,18 @@ def _run(config, log):
     finally:
         if created:
             with contextlib.suppress(OSError):
-                os.rmdir(config.output_dir)  # only when the run left it empty
+                if not storage.listdir(config.output_dir):  # only when the run left it empty
+                    storage.rmtree(config.output_dir)
+
+
+def _output_lock(config, log):
+    """The output's lock file on a local disk. Object stores have no exclusive create to lock with: said once."""
+    if not storage.is_local(config.output_dir):
+        log(f"--output_dir={config.output_dir} is not locked (object stores have no exclusive create): no other run "
+            "may write there meanwhile")
+        return contextlib.nullcontext()
+    return output_lock.OutputLock(os.path.join(config.output_dir, LOCK_FILENAME),
+                                  subject=f"--output_dir={config.output_dir}", log=log, break_lock=config.break_lock)
 
 
 def _run_locked(config, source, log):
@@ -202,7 +281,7 @@ def _run_locked(config, source, log):
         _refuse_or_clear(config, log, f"holds a dataset of another format ({why})")
     elif kind == "ours":
         if _identity(existing) == identity:
-            shutil.rmtree(state_dir, ignore_errors=True)
+            storage.rmtree(state_dir)
             log(f"up to date: {config.output_dir} ({_counts(existing)})")
             _require_examples(config.output_dir, existing)
             return existing
@@ -222,10 +301,11 @@ def _run_locked(config, source, log):
 
     shards, finished, writer, writing = [], {}, None, STATE_DIRNAME
     try:
-        os.makedirs(state_dir, exist_ok=True)
+        storage.makedirs(state_dir)
         options = config.prep_options()
         by_split = _split_candidates(listing.candidates, config.val_fraction)
-        with _WorkerPool(config.workers()) as pool:
+        # The Beam runner plans here too (a sample of SIZE_SAMPLE images at most), then leaves the shards to Beam.
+        with worker_pool.WorkerPool(config.workers() if config.runner == "local" else 1) as pool:
             if saved_plan is None:
                 num_shards = {split: _plan_shard_count(config, pool, source, items)
                               for split, items in by_split.items()}
@@ -239,10 +319,15 @@ def _run_locked(config, source, log):
             pending = [shard for shard in shards if finished[shard.filename] is None]
             if len(pending) < len(shards):
                 log(f"resuming: reusing {len(shards) - len(pending)} finished shards")
-            writer = _ShardWriter(config.output_dir, state_dir, options, log, config.progress_interval_s,
-                                  total=len(listing.candidates), done=len(listing.candidates) - sum(
-                                      len(s.candidates) for s in pending))
-            finished.update(writer.write(pool, source, pending))
+            if config.runner == "local":
+                writer = _ShardWriter(config.output_dir, state_dir, options, log, config.progress_interval_s,
+                                      total=len(listing.candidates), done=len(listing.candidates) - sum(
+                                          len(s.candidates) for s in pending))
+                finished.update(writer.write(pool, source, pending))
+        if config.runner == "beam":
+            from colorgan import beam_conversion  # noqa: PLC0415 - apache-beam is an optional extra
+
+            finished.update(beam_conversion.write_shards(config, pending, state_dir, log))
 
         manifest = _manifest(config, identity, shards, finished, listing.skipped)
         writing = records.MANIFEST_FILENAME
@@ -256,7 +341,7 @@ def _run_locked(config, source, log):
                 writing = writer.abandoned[0]
         raise _disk_full_error(config, state_dir, listing.candidates, shards, finished,
                                writer and writer.abandoned, writing) from None
-    shutil.rmtree(state_dir, ignore_errors=True)
+    storage.rmtree(state_dir)
     log(_summary(config.output_dir, manifest))
     _require_examples(config.output_dir, manifest)
     return manifest
@@ -273,7 +358,12 @@ def _require_examples(output_dir, manifest):
 
 
 def _inside(path, root):
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _resolved(path):
+    """A folder's identity for _inside: its real path on a local disk (links resolved), else the path itself."""
+    return os.path.realpath(path) if storage.is_local(path) else path.rstrip("/")
 
 
 def _stderr(message):
@@ -302,8 +392,7 @@ _DAMAGED = object()
 def _read_json(path):
     """The JSON in one of this tool's state files; None when absent, _DAMAGED when not JSON."""
     try:
-        with open(path, "rb") as f:
-            return json.loads(f.read().decode("utf-8"))
+        return json.loads(storage.read_text(path))
     except FileNotFoundError:
         return None
     except ValueError:
@@ -327,13 +416,12 @@ def _inspect_manifest(output_dir):
     object) counts as ours only in a folder that also holds our state folder or shard files: a manifest of ours is
     written atomically, so only a damaged disk or copy truncates it, and then its shards are around."""
     path = records.manifest_path(output_dir)
-    if not os.path.lexists(path):
+    if not storage.exists(path):
         return None, None, None
-    if os.path.isdir(path):
+    if storage.isdir(path):
         return "foreign", None, "a directory"
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = storage.read_bytes(path)
     except OSError as e:
         return "foreign", None, f"unreadable: {e.strerror or e}"
     try:
@@ -354,7 +442,7 @@ def _inspect_manifest(output_dir):
 
 
 def _ours_by_context(output_dir, why):
-    ours = os.path.isdir(os.path.join(output_dir, STATE_DIRNAME)) or _shard_files(output_dir)
+    ours = storage.isdir(os.path.join(output_dir, STATE_DIRNAME)) or _shard_files(output_dir)
     return ("damaged" if ours else "foreign"), None, why
 
 
@@ -413,7 +501,7 @@ def _diff(old_identity, new_identity):
 
 
 def _shard_files(output_dir):
-    return [name for name in os.listdir(output_dir) if records.is_shard_filename(name)]
+    return [name for name in storage.listdir(output_dir) if records.is_shard_filename(name)]
 
 
 def _refuse_or_clear(config, log, why):
@@ -422,12 +510,10 @@ def _refuse_or_clear(config, log, why):
     if not config.overwrite:
         raise OutputExistsError(f"--output_dir={config.output_dir} {why}; pass --overwrite to replace it")
     log(f"--overwrite: replacing this tool's files: {config.output_dir} {why}")
-    manifest = records.manifest_path(config.output_dir)
-    if os.path.exists(manifest):
-        os.remove(manifest)  # First, so an interrupted overwrite never looks finished.
-    shutil.rmtree(os.path.join(config.output_dir, STATE_DIRNAME), ignore_errors=True)
+    storage.remove(records.manifest_path(config.output_dir))  # First, so an interrupted overwrite never looks finished.
+    storage.rmtree(os.path.join(config.output_dir, STATE_DIRNAME))
     for name in _shard_files(config.output_dir):
-        os.remove(os.path.join(config.output_dir, name))
+        storage.remove(os.path.join(config.output_dir, name))
 
 
 def _split_candidates(candidates, val_fraction):
@@ -464,103 +550,34 @@ def _shards(split, candidates, count):
 
 
 def _finished_record(output_dir, state_dir, shard):
-    """The saved record of a shard finished by an earlier run, if the file on disk still matches it."""
-    record = _read_json(os.path.join(state_dir, shard.filename + ".json"))
+    """The saved record of a shard finished by an earlier run, if the file still matches it."""
+    record = shard_record(state_dir, shard)
     path = os.path.join(output_dir, shard.filename)
-    if not (isinstance(record, dict) and _is_count(record.get("bytes")) and _is_count(record.get("num_examples"))
-            and isinstance(record.get("sha256"), str) and isinstance(record.get("skipped"), list)
-            and record.get("file") == shard.filename) or not os.path.exists(path):
+    if record is None or not storage.exists(path):
         return None
     size, sha256 = records.file_digest(path)
     return record if (size, sha256) == (record["bytes"], record["sha256"]) else None
 
 
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+def shard_record(state_dir, shard):
+    """The record a finished shard left in the state folder (file, num_examples, bytes, sha256, skipped), or None
+    when it is absent or damaged."""
+    record = _read_json(os.path.join(state_dir, shard.filename + ".json"))
+    if not (isinstance(record, dict) and _is_count(record.get("bytes")) and _is_count(record.get("num_examples"))
+            and isinstance(record.get("sha256"), str) and isinstance(record.get("skipped"), list)
+            and record.get("file") == shard.filename):
+        return None
+    return record
 
 
-class Stopped(Exception):
-    """SIGTERM or Ctrl-C ended the conversion; finished shards are kept for the rerun."""
-
-    def __init__(self, signum):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def _stop_on_signals():
-    """Turns SIGTERM and SIGINT into Stopped in the main thread, so the pool shuts down and the process exits
-    without a traceback (elsewhere, e.g. a library caller's thread, signals are left alone)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, _):
-        raise Stopped(signum)
-
-    previous = {signum: signal.signal(signum, stop) for signum in _STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _worker_init(parent_pid):
-    """Workers leave stopping to the parent (a terminal's Ctrl-C and `kill` of the process group reach them too),
-    and exit on their own when it dies without telling them (SIGKILL, the OOM killer): nothing else would end them."""
-    for signum in _STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by the parent while starting us
-
-    def exit_when_orphaned():
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=exit_when_orphaned, daemon=True).start()
-
-
-class _WorkerPool:
-    """An ordered, bounded-memory parallel map over worker processes (inline when there is one worker)."""
-
-    def __init__(self, num_workers):
-        self.num_workers = num_workers
-        self._executor = None
-
-    def __enter__(self):
-        if self.num_workers > 1:
-            # spawn, not fork: this process has TensorFlow loaded, whose threads do not survive a fork.
-            self._executor = concurrent.futures.ProcessPoolExecutor(
-                self.num_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-                initargs=(os.getpid(),))
-        return self
-
-    def __exit__(self, *exc):
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-
-    def _submit(self, fn, item):
-        """Workers start inside submit(). With the stop signals blocked then, they inherit the mask, so a Ctrl-C
-        cannot kill one with a traceback before _worker_init has set it to ignore them; a signal for this process
-        waits the few microseconds until the mask is restored."""
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-        try:
-            return self._executor.submit(fn, item)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-    def map(self, fn, items):
-        """Yields fn(item) in input order; at most a few tasks per worker are in flight at any time."""
-        if self._executor is None:
-            yield from map(fn, items)
-            return
-        in_flight = collections.deque()
-        for item in items:
-            in_flight.append(self._submit(fn, item))
-            if len(in_flight) >= 8 * self.num_workers:
-                yield in_flight.popleft().result()
-        while in_flight:
-            yield in_flight.popleft().result()
+def shard_paths(output_dir, state_dir, shard):
+    """(where a shard is written, where it is published): on a local disk a temporary name in the state folder,
+    renamed into place once complete; on object stores, where a rename is a copy, the final name, written once (a
+    partial one there has no record in the state folder, so it is never reused)."""
+    final = os.path.join(output_dir, shard.filename)
+    if storage.is_local(output_dir):
+        return os.path.join(state_dir, shard.filename + storage.PARTIAL_SUFFIX), final
+    return final, final
 
 
 class _ShardWriter:
@@ -600,8 +617,8 @@ class _ShardWriter:
                     if self.current is not None:
                         finished[self.current.shard.filename] = self.current.close()
                     self.current = None  # closed: an error in the next one's opening leaves nothing to abandon
-                    self.current = _OpenShard(self.output_dir, self.state_dir, shard)
-                self.current.add(candidate, result, self.options)
+                    self.current = _OpenShard(self.output_dir, self.state_dir, shard, self.options)
+                self.current.add(candidate, result)
                 processed += 1
                 now = time.monotonic()
                 if now - last_report >= self.progress_interval_s:
@@ -626,45 +643,73 @@ def _duration(seconds):
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-class _OpenShard:
-    """One shard being written under a temporary name; `close` publishes it and records it for resuming."""
+class ShardBuilder:
+    """Serializes one shard's examples, in order, into a TFRecord file at `path` and keeps its skipped files: the
+    shard's bytes, whoever runs it (the local runner, a Beam worker)."""
 
-    def __init__(self, output_dir, state_dir, shard):
-        self.shard = shard
-        self.final_path = os.path.join(output_dir, shard.filename)
-        self.tmp_path = os.path.join(state_dir, shard.filename + ".partial")
-        self.record_path = os.path.join(state_dir, shard.filename + ".json")
-        self.writer = tf.io.TFRecordWriter(self.tmp_path)
+    def __init__(self, shard, path, options):
+        self.shard, self.path, self.options = shard, path, options
+        self.writer = tf.io.TFRecordWriter(path)
         self.num_examples = 0
         self.skipped = []
 
-    def add(self, candidate, result, options):
+    def add(self, candidate, result):
         if isinstance(result, imaging.Skipped):
             self.skipped.append({"path": candidate.key, "reason": result.reason, "detail": result.detail})
             return
+        options = self.options
         self.writer.write(records.serialize_example(
             result.rgb, result.gray, options.encoding, options.image_size, options.image_size, candidate.key))
         self.num_examples += 1
 
     def close(self):
         self.writer.close()
-        with open(self.tmp_path, "rb") as f:
-            os.fsync(f.fileno())
-        size, sha256 = records.file_digest(self.tmp_path)
-        os.replace(self.tmp_path, self.final_path)
-        record = {"file": self.shard.filename, "num_examples": self.num_examples, "bytes": size, "sha256": sha256,
-                  "skipped": self.skipped}
+
+    def record(self, size, sha256):
+        """What the state folder and the manifest keep of the finished shard."""
+        return {"file": self.shard.filename, "num_examples": self.num_examples, "bytes": size, "sha256": sha256,
+                "skipped": self.skipped}
+
+
+class _OpenShard:
+    """One shard being written by the local runner; `close` publishes it and records it for resuming."""
+
+    def __init__(self, output_dir, state_dir, shard, options):
+        self.shard = shard
+        path, self.final_path = shard_paths(output_dir, state_dir, shard)
+        self.record_path = os.path.join(state_dir, shard.filename + ".json")
+        self.builder = ShardBuilder(shard, path, options)
+
+    def add(self, candidate, result):
+        self.builder.add(candidate, result)
+
+    def close(self):
+        self.builder.close()
+        path = self.builder.path
+        if path != self.final_path:
+            _flush_to_disk(path)
+        size, sha256 = records.file_digest(path)
+        if path != self.final_path:
+            storage.rename(path, self.final_path)
+        record = self.builder.record(size, sha256)
         records.write_json_atomic(self.record_path, record)
         return record
 
     def abandon(self):
         """Closes and removes the partial file; returns (filename, bytes it had, candidates added)."""
         with contextlib.suppress(tf.errors.OpError, OSError):
-            self.writer.close()  # before the removal: an open file keeps its space
-        size = os.path.getsize(self.tmp_path) if os.path.exists(self.tmp_path) else 0
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self.tmp_path)
-        return self.shard.filename, size, self.num_examples + len(self.skipped)
+            self.builder.close()  # before the removal: an open file keeps its space
+        path = self.builder.path
+        size = storage.size(path) if storage.exists(path) else 0
+        storage.remove(path)
+        return self.shard.filename, size, self.builder.num_examples + len(self.builder.skipped)
+
+
+def _flush_to_disk(path):
+    """fsync of a local file (TensorFlow's writer never syncs), so a crash after the rename that publishes it
+    cannot leave a published shard without its bytes on disk."""
+    with storage.open_for_reading(path) as f:
+        os.fsync(f.fileno())
 
 
 def _manifest(config, identity, shards, finished, listing_skipped):
@@ -706,18 +751,17 @@ def _disk_full_error(config, state_dir, candidates, shards, finished, abandoned,
     """Removes what a rerun could not reuse (partial and temporary files, shards without their record), keeps the
     finished shards, and returns the one-line error with the space still needed."""
     output_dir = config.output_dir
-    for directory, leftover in ((state_dir, lambda n: n.endswith(".partial") or ".tmp-" in n),
-                                (output_dir, lambda n: n.startswith(records.MANIFEST_FILENAME + ".tmp-"))):
+    for directory, leftover in ((state_dir, lambda n: n.endswith(storage.PARTIAL_SUFFIX)),
+                                (output_dir, lambda n: n.startswith(f".{records.MANIFEST_FILENAME}.")
+                                 and n.endswith(storage.PARTIAL_SUFFIX))):
         with contextlib.suppress(FileNotFoundError):
-            for name in os.listdir(directory):
+            for name in storage.listdir(directory):
                 if leftover(name):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.remove(os.path.join(directory, name))
+                    storage.remove(os.path.join(directory, name))
     unfinished = [shard for shard in shards if finished.get(shard.filename) is None]
     for shard in unfinished:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(output_dir, shard.filename))
-    free = shutil.disk_usage(output_dir).free / 2**20
+        storage.remove(os.path.join(output_dir, shard.filename))
+    free = storage.free_bytes(output_dir) / 2**20
     remaining = sum(len(shard.candidates) for shard in unfinished) if shards else len(candidates)
     if remaining == 0:
         return DiskFullError(f"{output_dir}: no space left on device while writing {writing} ({free:.1f} MiB free); "

@@ -13,6 +13,8 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from colorgan import storage
+
 try:
     from PIL import ImageCms
 except ImportError:  # Pillow built without littleCMS: embedded colour profiles are then ignored.
@@ -45,14 +47,15 @@ class SkipImage(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class PrepOptions:
-    """What every output example looks like; identical options give byte-identical output."""
+    """What every output example looks like; identical options give byte-identical output. Built from the flags by
+    `conversion.ConversionConfig.prep_options`, which holds the defaults."""
 
     image_size: int
-    resize: str = "crop"
-    encoding: str = "jpeg"
-    jpeg_quality: int = 95
-    max_pixels: int = 100_000_000
-    min_size: int = 1
+    resize: str
+    encoding: str
+    jpeg_quality: int
+    max_pixels: int
+    min_size: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +71,8 @@ class Skipped:
 
 
 def prepare_task(task):
-    """Worker entry point: (source, options) -> Prepared or Skipped; never raises for a bad image."""
+    """Worker entry point: (source, options) -> Prepared or Skipped; never raises for a bad image. `source` is
+    what `load_rgb` takes."""
     source, options = task
     try:
         rgb_bytes, gray_bytes = prepare_pair(source, options)
@@ -90,13 +94,20 @@ def prepare_pair(source, options):
 
 
 def load_rgb(source, options):
-    """Decodes a path or bytes to an upright 8-bit sRGB PIL image, or raises SkipImage."""
-    if isinstance(source, (str, os.PathLike)) and os.path.getsize(source) == 0:
-        raise SkipImage("empty file")
+    """Decodes an image to an upright 8-bit sRGB PIL image, or raises SkipImage. `source`: a path (local, or any
+    scheme of colorgan.storage), the file's bytes, or a binary file object open on it (seekable)."""
     if isinstance(source, bytes):
-        if not source:
-            raise SkipImage("empty file")
-        source = io.BytesIO(source)
+        return _load_rgb(io.BytesIO(source), options)
+    if isinstance(source, (str, os.PathLike)):
+        with storage.open_for_reading(source) as f:
+            return _load_rgb(f, options)
+    return _load_rgb(source, options)
+
+
+def _load_rgb(source, options):
+    if not source.read(1):
+        raise SkipImage("empty file")
+    source.seek(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:

@@ -9,6 +9,7 @@ import hashlib
 import os
 
 from colorgan import imaging
+from colorgan import storage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +32,8 @@ def key_fraction(key):
 
 
 class FolderSource:
-    """Image files under one or more root folders, nested folders and symlinks included.
+    """Image files under one or more root folders (local or any colorgan.storage scheme), nested folders and
+    symlinks included.
 
     Candidates are ordered by key hash, so shards mix all classes even when folders are sorted by class.
     """
@@ -39,14 +41,11 @@ class FolderSource:
     def __init__(self, roots):
         if not roots:
             raise ValueError("--input_dir: no input folder given")
-        names = [os.path.basename(os.path.normpath(root)) for root in roots]
-        for root in roots:
-            if not os.path.isdir(root):
-                raise ValueError(f"--input_dir={root}: not a directory")
-        if len(roots) > 1 and len(set(names)) != len(names):
-            raise ValueError(f"--input_dir: folders must have distinct names to keep keys unique, got {roots}")
+        problems = folder_problems(roots)
+        if problems:
+            raise ValueError("; ".join(problems))
         self.roots = list(roots)
-        self._prefixes = names if len(roots) > 1 else [""]
+        self._prefixes = [_name(root) for root in roots] if len(roots) > 1 else [""]
 
     def describe(self):
         return {"input_dir": self.roots}
@@ -65,50 +64,71 @@ class FolderSource:
 
     @staticmethod
     def _walk(root, prefix, found, skipped):
-        """Depth-first walk following symlinks, remembering visited directories so a symlink loop ends."""
-        root_abs = os.path.abspath(root)
+        """Depth-first walk following symlinks, remembering visited folders (by real path) so a symlink loop ends.
+        Object stores have no links: there a folder's path is its identity."""
+        local = storage.is_local(root)
+        top = os.path.abspath(root.removeprefix("file://")) if local else root.rstrip("/")
         visited = set()
-        stack = [root_abs]
+        stack = [(top, ".")]
         while stack:
-            directory = stack.pop()
-            rel_dir = os.path.relpath(directory, root_abs)
+            directory, rel_dir = stack.pop()
+            identity = os.path.realpath(directory) if local else directory
+            if identity in visited:
+                skipped.append(_skip(prefix, rel_dir, "symlink loop", "directory already visited"))
+                continue
+            visited.add(identity)
             try:
-                stat = os.stat(directory)
-                if (stat.st_dev, stat.st_ino) in visited:
-                    skipped.append(_skip(prefix, rel_dir, "symlink loop", "directory already visited"))
-                    continue
-                visited.add((stat.st_dev, stat.st_ino))
-                entries = sorted(os.scandir(directory), key=lambda e: e.name)
+                names = storage.listdir(directory)
             except OSError as e:
                 skipped.append(_skip(prefix, rel_dir, "unreadable", e.strerror or str(e)))
                 continue
-            for entry in entries:
-                rel = os.path.relpath(entry.path, root_abs)
+            for name in names:
+                path = os.path.join(directory, name)
+                rel = name if rel_dir == "." else f"{rel_dir}/{name}"
                 try:
-                    if entry.is_dir():
-                        stack.append(entry.path)
-                        continue
-                    if not entry.is_file():
-                        skipped.append(_skip(prefix, rel, "unreadable", "broken link or special file"))
-                        continue
-                    if os.path.splitext(entry.name)[1].lower() not in imaging.IMAGE_EXTENSIONS:
-                        skipped.append(_skip(prefix, rel, "not an image file name", "extension not recognised"))
-                        continue
-                    stat = entry.stat()
+                    info = storage.stat(path)
+                except FileNotFoundError:  # listed, so a link to nothing
+                    skipped.append(_skip(prefix, rel, "unreadable", "broken link or special file"))
+                    continue
                 except OSError as e:
                     skipped.append(_skip(prefix, rel, "unreadable", e.strerror or str(e)))
                     continue
-                key = _key(prefix, rel)
-                found.append((Candidate(key, entry.path), stat.st_size, stat.st_mtime_ns))
+                if info.is_dir:
+                    stack.append((path, rel))
+                elif not info.is_file:
+                    skipped.append(_skip(prefix, rel, "unreadable", "broken link or special file"))
+                elif os.path.splitext(name)[1].lower() not in imaging.IMAGE_EXTENSIONS:
+                    skipped.append(_skip(prefix, rel, "not an image file name", "extension not recognised"))
+                else:
+                    found.append((Candidate(_key(prefix, rel), path), info.size, info.mtime_ns))
 
     def payloads(self, candidates):
-        """Workers read the files themselves: the payload is the path."""
+        """Workers read the files themselves: the payload is the path. ram:// files exist only in this process:
+        those are converted here (`ConversionConfig.workers` is 1 then)."""
         for candidate in candidates:
             yield candidate.locator
 
 
+def folder_problems(roots):
+    """Why --input_dir folders cannot be read as one source, one line each; empty when they can."""
+    problems = []
+    for root in roots:
+        try:
+            if not storage.isdir(root):
+                problems.append(f"--input_dir={root}: not a directory")
+        except OSError as e:
+            problems.append(f"--input_dir={root}: cannot be read ({e.strerror or e})")
+    names = [_name(root) for root in roots]
+    if len(roots) > 1 and len(set(names)) != len(names):
+        problems.append(f"--input_dir: folders must have distinct names to keep keys unique, got {list(roots)}")
+    return problems
+
+
+def _name(root):
+    return os.path.basename(os.path.normpath(root))
+
+
 def _key(prefix, rel):
-    rel = rel.replace(os.sep, "/")
     return f"{prefix}/{rel}" if prefix else rel
 
 

@@ -11,8 +11,10 @@ import os
 from absl import flags
 
 from colorgan import distribute
+from colorgan import flag_config
 from colorgan import losses
 from colorgan import models
+from colorgan import storage
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 # The resolved flags of a run, saved in its model_dir: a re-runnable --flagfile, and what inference rebuilds from.
@@ -22,8 +24,7 @@ FLAGFILE_NAME = "flags.cfg"
 CHECKPOINT_SETTINGS = ("generator", "discriminator", "base_width", "depth", "norm", "precision")
 
 
-def _field(default, help_text, choices=None):
-    return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices})
+_field = flag_config.field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,10 +89,10 @@ class TrainConfig:
                 problems.append(message)
 
         check(bool(self.data_dir), "--data_dir is required")
-        check(not self.data_dir or os.path.exists(os.path.join(self.data_dir, "manifest.json")),
+        check(not self.data_dir or storage.exists(os.path.join(self.data_dir, "manifest.json")),
               f"--data_dir={self.data_dir}: no manifest.json (make it with data_prep/make_tfrecords.py)")
         check(bool(self.model_dir), "--model_dir is required")
-        model_dir_problem = _directory_problem(self.model_dir) if self.model_dir else None
+        model_dir_problem = storage.directory_problem(self.model_dir) if self.model_dir else None
         check(not model_dir_problem, f"--model_dir={self.model_dir}: {model_dir_problem}")
         check(self.generator in models.GENERATORS,
               f"--generator={self.generator}: unknown, expected one of {sorted(models.GENERATORS)}")
@@ -113,10 +114,7 @@ class TrainConfig:
         check(0 <= self.dropout < 1, f"--dropout={self.dropout}: must be in [0, 1)")
         check(not (self.noisy_labels and self.adversarial_loss == "hinge"),
               "--noisy_labels with --adversarial_loss=hinge: the hinge loss has no label targets to blur")
-        for field in dataclasses.fields(self):
-            choices = field.metadata["choices"]
-            value = getattr(self, field.name)
-            check(choices is None or value in choices, f"--{field.name}={value}: expected one of {choices}")
+        problems.extend(flag_config.choice_problems(self))
         if num_replicas:
             check(self.batch_size % num_replicas == 0,
                   f"--batch_size={self.batch_size}: not divisible by the {num_replicas} replicas")
@@ -140,44 +138,16 @@ class TrainConfig:
         return (first, last) if 1 <= first <= last else None
 
 
-def _directory_problem(path):
-    """Why `path` cannot be (made into) a writable local directory, or None. Remote paths (scheme://) are left to
-    the first write."""
-    if "://" in path:
-        return None
-    if os.path.exists(path):
-        if not os.path.isdir(path):
-            return "is a file, not a directory"
-        return None if os.access(path, os.W_OK | os.X_OK) else "is not writable"
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        return f"{parent} is a file, not a directory"
-    return None if os.access(parent, os.W_OK | os.X_OK) else f"cannot be created: {parent} is not writable"
-
-
-FIELDS = {field.name: field for field in dataclasses.fields(TrainConfig)}
+FIELDS = flag_config.flag_fields(TrainConfig)
 
 
 def define_flags(flag_values=flags.FLAGS):
     """Defines one absl flag per TrainConfig field, with the dataclass's default and help."""
-    for name, field in FIELDS.items():
-        help_text, choices = field.metadata["help"], field.metadata["choices"]
-        if choices:
-            flags.DEFINE_enum(name, field.default, choices, help_text, flag_values=flag_values)
-        elif field.type in (bool, "bool"):
-            flags.DEFINE_bool(name, field.default, help_text, flag_values=flag_values)
-        elif field.type in (int, "int"):
-            flags.DEFINE_integer(name, field.default, help_text, flag_values=flag_values)
-        elif field.type in (float, "float"):
-            flags.DEFINE_float(name, field.default, help_text, flag_values=flag_values)
-        else:
-            flags.DEFINE_string(name, field.default, help_text, flag_values=flag_values)
+    flag_config.define_flags(TrainConfig, flag_values)
 
 
 def from_flags(flag_values=flags.FLAGS):
-    return TrainConfig(**{name: flag_values[name].value for name in FIELDS})
+    return flag_config.from_flags(TrainConfig, flag_values)
 
 
 def checkpoint_differences(config, saved):
@@ -198,7 +168,7 @@ def resolve_precision(config, native_bf16, checkpoint_precision=None):
     if config.precision != "auto":
         return config
     flagfile = os.path.join(config.model_dir, FLAGFILE_NAME)
-    if os.path.exists(flagfile):
+    if storage.exists(flagfile):
         try:
             return dataclasses.replace(config, precision=read_flagfile(flagfile).precision)
         except ValueError:
@@ -214,7 +184,12 @@ def read_flagfile(path, *overrides):
     values = flags.FlagValues()
     define_flags(values)
     try:
-        values(["colorgan", f"--flagfile={path}", *overrides])
+        # Read here, not by absl's --flagfile, which opens local files only (a run's flags.cfg may be on gs://).
+        lines = [line.strip() for line in storage.read_text(path).splitlines()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read: {e}") from None
+    try:
+        values(["colorgan", *(line for line in lines if line and not line.startswith(("#", "//"))), *overrides])
     except flags.Error as e:
         raise ValueError(f"{path}: {str(e).splitlines()[0]}") from None
     return from_flags(values)
@@ -222,18 +197,8 @@ def read_flagfile(path, *overrides):
 
 def to_flagfile_text(config):
     """A `--flagfile` that reproduces the config exactly (booleans as --name / --noname)."""
-    lines = []
-    for name in FIELDS:
-        value = getattr(config, name)
-        if isinstance(value, bool):
-            lines.append(f"--{name}" if value else f"--no{name}")
-        else:
-            lines.append(f"--{name}={value!r}" if isinstance(value, float) else f"--{name}={value}")
-    return "\n".join(lines) + "\n"
+    return flag_config.to_flagfile_text(config)
 
 
 def write_flagfile(config, path):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(to_flagfile_text(config))
-    os.replace(tmp, path)
+    storage.write_atomic(path, to_flagfile_text(config))

@@ -1,26 +1,32 @@
 """Tests of colorgan.conversion: whole conversions, in process, over real photos and the awkward-file corpus."""
 
-import dataclasses
 import filecmp
 import json
 import os
+import pathlib
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import uuid
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from absl import flags
 from PIL import Image, ImageOps
 
 import image_corpus
 from colorgan import conversion
+from colorgan import flag_config
 from colorgan import imaging
 from colorgan import records
+from colorgan import storage
+from colorgan import worker_pool
 from conftest import REPO_ROOT
 from conftest import dead_pid
+from conftest import run_script
 
 
 def _config(input_dir, output_dir, **overrides):
@@ -164,7 +170,7 @@ def _stop_after(monkeypatch, images):
     def prepare_then_stop(task):
         calls.append(task)
         if len(calls) > images:
-            raise conversion.Stopped(signal.SIGTERM)
+            raise worker_pool.Stopped(signal.SIGTERM)
         return prepare(task)
 
     monkeypatch.setattr(imaging, "prepare_task", prepare_then_stop)
@@ -180,7 +186,7 @@ def test_resume_rewrites_a_finished_shard_whose_bytes_changed(photo_dir, tmp_pat
 
     with monkeypatch.context() as patch:
         _stop_after(patch, 25)  # 4 shards of 10: two finished, the third interrupted
-        with pytest.raises(conversion.Stopped):
+        with pytest.raises(worker_pool.Stopped):
             _run(_config(photo_dir, str(resumed), **config))
     finished = sorted(n for n in _tree_files(resumed) if records.is_shard_filename(n))
     assert finished == [records.shard_filename("train", i, 4) for i in range(2)]
@@ -241,33 +247,106 @@ def _help_sections(text):
     return sections
 
 
-def test_make_tfrecords_helpfull_lists_every_option_with_its_default_and_imports_no_tensorflow():
-    """Every ConversionConfig setting is a flag of the script with the library's default. The script is imported
-    again by each spawned worker, so it must not import TensorFlow at module level (its --helpfull shows that)."""
-    script = os.path.join(REPO_ROOT, "data_prep", "make_tfrecords.py")
-    result = subprocess.run([sys.executable, "-X", "importtime", script, "--helpfull"], capture_output=True, text=True,
-                            timeout=120)
+def test_make_tfrecords_help_lists_every_flag_of_the_config_with_its_default():
+    """The script's flags are ConversionConfig's flag fields, with the dataclass's defaults (--help: the script's
+    own flags, named by its path)."""
+    result = run_script("data_prep/make_tfrecords.py", "--help", timeout=120)
     assert result.returncode in (0, 1), result.stderr[-2000:]  # absl exits 1 after printing help
     [flags_] = [flags_ for section, flags_ in _help_sections(result.stdout).items()
-                if section.endswith("make_tfrecords.py")]  # the script's own flags, named by its path
-    renamed = {"input_dirs": "input_dir"}
-    not_flags = {"progress_interval_s"}
-    defaults = conversion.ConversionConfig(output_dir="")
-    for field in dataclasses.fields(conversion.ConversionConfig):
-        if field.name in not_flags:
-            continue
-        name = renamed.get(field.name, field.name)
-        assert name in flags_, f"--{name} is not listed"
-        if field.name in renamed:
-            continue
-        default = getattr(defaults, field.name)
-        shown = str(default).lower() if isinstance(default, bool) else str(default)
-        assert f"(default: '{shown}')" in flags_[name], flags_[name]
-    assert set(flags_) == {renamed.get(f.name, f.name) for f in dataclasses.fields(conversion.ConversionConfig)
-                           if f.name not in not_flags}
-    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
-                if line.startswith("import time:")}
-    assert imported and not {module for module in imported if module.split(".")[0] in ("tensorflow", "keras")}
+                if section.endswith("make_tfrecords.py")]
+    fields = flag_config.flag_fields(conversion.ConversionConfig)
+    assert set(flags_) == {flag_config.flag_name(field) for field in fields.values()} >= {
+        "input_dir", "output_dir", "runner", "beam_pipeline_options"}
+    assert "progress_interval_s" not in flags_
+    defaults = conversion.ConversionConfig()
+    for name, field in fields.items():
+        default = getattr(defaults, name)
+        shown = str(default).lower() if isinstance(default, bool) else str(default).replace("()", "[]")
+        assert f"(default: '{shown}')" in flags_[flag_config.flag_name(field)], flags_[flag_config.flag_name(field)]
+
+
+def test_worker_processes_load_the_script_without_tensorflow():
+    """A spawned worker runs the script again as __mp_main__ (multiprocessing's spawn) and unpickles the pool's
+    initializer and its task function, importing their modules: none of it may import TensorFlow (each worker's
+    memory and start-up time; with the initializer in colorgan.conversion each worker held about 580 MB)."""
+    script = os.path.join(REPO_ROOT, "data_prep", "make_tfrecords.py")
+    unpickled = {worker_pool.WorkerPool(2).initializer.__module__, imaging.prepare_task.__module__}
+    code = ("import importlib, runpy, sys; runpy.run_path(sys.argv[1], run_name='__mp_main__'); "
+            "[importlib.import_module(name) for name in sys.argv[2:]]; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
+    result = subprocess.run([sys.executable, "-c", code, script, *sorted(unpickled)], capture_output=True,
+                            text=True, timeout=120, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
+def test_validation_lists_every_bad_flag_one_line_each(tmp_path):
+    config = conversion.ConversionConfig(
+        output_dir=str(tmp_path / "out"), input_dirs=("/no/such/dir",), image_size=4, resize="zoom", encoding="gif",
+        jpeg_quality=0, val_fraction=1.0, num_workers=-1, beam_pipeline_options="runner=DirectRunner")
+    problems = [
+        "--image_size=4: must be >= 8",
+        "--resize=zoom: expected one of ('crop', 'stretch', 'pad')",
+        "--encoding=gif: expected one of ('png', 'jpeg')",
+        "--jpeg_quality=0: must be in 1..100",
+        "--val_fraction=1.0: must be in [0, 1)",
+        "--num_workers=-1: must be >= 0",
+        "--input_dir=/no/such/dir: not a directory",
+        "--beam_pipeline_options=runner=DirectRunner: only used with --runner=beam",
+    ]
+    assert config.validate() == problems
+    with pytest.raises(conversion.ConfigError) as info:
+        conversion.run(config)
+    assert info.value.problems == problems and "\n" not in str(info.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_flags_give_the_config_with_comma_lists_of_input_folders(tmp_path):
+    """An --input_dir value is a folder, or else a comma list of folders; a folder named with a comma stays one."""
+    for name in ("a", "c", "d,e"):
+        (tmp_path / name).mkdir()
+    values = flags.FlagValues()
+    flag_config.define_flags(conversion.ConversionConfig, values)
+    values(["prog", f"--input_dir={tmp_path / 'a'},{tmp_path / 'c'}", f"--input_dir={tmp_path / 'd,e'}",
+            "--output_dir=out", "--image_size=64", "--runner=beam", "--nooverwrite"])
+    assert conversion.config_from_flags(values) == conversion.ConversionConfig(
+        output_dir="out", input_dirs=(str(tmp_path / "a"), str(tmp_path / "c"), str(tmp_path / "d,e")),
+        image_size=64, runner="beam")
+
+
+def _copy_to_storage(local_dir, target_dir):
+    """A flat folder of files copied to a folder of any colorgan.storage scheme."""
+    storage.makedirs(target_dir)
+    for name in os.listdir(local_dir):
+        storage.write_atomic(f"{target_dir}/{name}", pathlib.Path(local_dir, name).read_bytes())
+
+
+def test_a_conversion_on_ram_paths_writes_the_bytes_of_a_local_one(photo_dir, tmp_path, monkeypatch):
+    """Every path through colorgan.storage: an output on ram:// (TensorFlow's in-memory file system, which stands
+    for gs:// here) holds the shards and manifest a local output holds, byte for byte, from local or ram:// photos;
+    and nothing lands in a local folder named "ram:" (what os.makedirs("ram://x") would make)."""
+    monkeypatch.chdir(tmp_path)
+    root = f"ram://test_conversion_{uuid.uuid4().hex}"
+    _copy_to_storage(photo_dir, f"{root}/photos")
+    local, _ = _run(_config(photo_dir, str(tmp_path / "local"), min_shards=2, num_workers=2))
+    names = sorted(os.listdir(tmp_path / "local"))
+    from_local, messages = _run(_config(photo_dir, f"{root}/from_local", min_shards=2, num_workers=2))
+    assert f"--output_dir={root}/from_local is not locked (object stores have no exclusive create): no other run " \
+           "may write there meanwhile" in messages
+    from_ram, _ = _run(_config(f"{root}/photos", f"{root}/from_ram", min_shards=2, num_workers=2))
+    assert from_local == local
+    assert from_ram == {**local, "flags": {**local["flags"], "input_dir": [f"{root}/photos"]},
+                        "source": {**local["source"], "fingerprint": from_ram["source"]["fingerprint"]}}
+    for output in ("from_local", "from_ram"):
+        assert storage.listdir(f"{root}/{output}") == names  # shards and manifest, no state folder, no lock
+        for name in names:
+            if name != records.MANIFEST_FILENAME:
+                assert storage.read_bytes(f"{root}/{output}/{name}") == (tmp_path / "local" / name).read_bytes()
+    assert storage.read_bytes(f"{root}/from_local/{records.MANIFEST_FILENAME}") == (
+        tmp_path / "local" / records.MANIFEST_FILENAME).read_bytes()
+    _, messages = _run(_config(f"{root}/photos", f"{root}/from_ram", min_shards=2))
+    assert messages[-1].startswith("up to date")
+    assert sorted(os.listdir(tmp_path)) == ["local"]
 
 
 def test_shard_size_target_sets_the_shard_count(photo_dir, tmp_path):

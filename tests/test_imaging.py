@@ -8,10 +8,17 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 import image_corpus
+from colorgan import conversion
 from colorgan import imaging
 
-OPTIONS = imaging.PrepOptions(image_size=64, min_size=32)
-LOSSLESS = imaging.PrepOptions(image_size=64, min_size=32, encoding="png")
+
+def _options(**flags):
+    """PrepOptions as the converter makes them from its flags (ConversionConfig holds the defaults), at 64 px."""
+    return conversion.ConversionConfig(**{"image_size": 64, **flags}).prep_options()
+
+
+OPTIONS = _options()  # min_size: 32
+LOSSLESS = _options(encoding="png")
 
 
 def _decode(data):
@@ -80,9 +87,9 @@ def test_embedded_wide_gamut_profile_is_converted_to_srgb(tmp_path):
     expected = np.asarray(ImageCms.profileToProfile(Image.fromarray(pixels), profile, ImageCms.createProfile("sRGB"),
                                                     outputMode="RGB")).astype(int)
     assert np.abs(expected - pixels).mean() > 4  # the profile changes the colours: the test can tell
-    out = np.asarray(imaging.load_rgb(str(path), imaging.PrepOptions(image_size=64))).astype(int)
+    out = np.asarray(imaging.load_rgb(str(path), OPTIONS)).astype(int)
     assert np.abs(out - expected).max() <= 2
-    stored = _decode(imaging.prepare_pair(str(path), imaging.PrepOptions(image_size=64, encoding="png"))[0])
+    stored = _decode(imaging.prepare_pair(str(path), LOSSLESS)[0])
     assert np.abs(stored.astype(int) - _fit(Image.fromarray(expected.astype(np.uint8)))).max() <= 2  # and stored
 
 
@@ -133,7 +140,7 @@ def test_alpha_is_composited_on_white():
     pixels[:, 40:, 3] = 255
     data = io.BytesIO()
     Image.fromarray(pixels, "RGBA").save(data, format="PNG")
-    out = _decode(imaging.prepare_pair(data.getvalue(), imaging.PrepOptions(image_size=80, encoding="png"))[0])
+    out = _decode(imaging.prepare_pair(data.getvalue(), _options(image_size=80, encoding="png"))[0])
     np.testing.assert_array_equal(out[40, 5], [255, 255, 255])
     np.testing.assert_array_equal(out[40, 75], [255, 0, 0])
 
@@ -141,21 +148,21 @@ def test_alpha_is_composited_on_white():
 def test_sixteen_bit_rgb_keeps_its_colours():
     array8 = image_corpus.colourful(64, 64, seed=5)
     out = _decode(imaging.prepare_pair(image_corpus.png_rgb16(array8.astype(np.uint16) * 257),
-                                       imaging.PrepOptions(image_size=64, encoding="png"))[0])
+                                       LOSSLESS)[0])
     np.testing.assert_allclose(out.astype(int), array8.astype(int), atol=1)
 
 
 def test_max_pixels_guard_reads_only_the_header():
     data = io.BytesIO()
     Image.fromarray(image_corpus.colourful(400, 300)).save(data, format="PNG")
-    result = imaging.prepare_task((data.getvalue(), imaging.PrepOptions(image_size=64, max_pixels=100_000)))
+    result = imaging.prepare_task((data.getvalue(), _options(max_pixels=100_000)))
     assert result == imaging.Skipped("too many pixels", "400x300 > --max_pixels=100000")
 
 
 def test_jpeg_encoding_keeps_full_resolution_chroma():
     data = io.BytesIO()
     Image.fromarray(image_corpus.colourful(100, 100)).save(data, format="PNG")
-    rgb_bytes, gray_bytes = imaging.prepare_pair(data.getvalue(), imaging.PrepOptions(image_size=64, encoding="jpeg"))
+    rgb_bytes, gray_bytes = imaging.prepare_pair(data.getvalue(), _options(encoding="jpeg"))
     image = Image.open(io.BytesIO(rgb_bytes))
     assert image.format == "JPEG" and Image.open(io.BytesIO(gray_bytes)).mode == "L"
     from PIL import JpegImagePlugin

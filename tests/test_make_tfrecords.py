@@ -88,6 +88,16 @@ def test_bad_flags_exit_non_zero_with_one_line(photo_dir, tmp_path, args, messag
     assert not (tmp_path / records.MANIFEST_FILENAME).exists()
 
 
+def test_every_bad_flag_is_reported_on_its_own_line(photo_dir, tmp_path):
+    result = run_script(SCRIPT, f"--input_dir={photo_dir}", f"--output_dir={tmp_path}", "--image_size=2",
+                        "--jpeg_quality=101", "--val_fraction=1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert _error_lines(result.stderr) == ["make_tfrecords: error: --image_size=2: must be >= 8",
+                                           "make_tfrecords: error: --jpeg_quality=101: must be in 1..100",
+                                           "make_tfrecords: error: --val_fraction=1.0: must be in [0, 1)"]
+    assert os.listdir(tmp_path) == []
+
+
 def test_an_output_inside_an_input_or_nested_inputs_are_refused(photo_dir, tmp_path):
     """The output's own files (a preview sheet, shards) would become training examples; nested roots would store the
     same photo twice under two keys, possibly in both splits."""

@@ -8,6 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 import image_corpus
+from colorgan import conversion
 from colorgan import imaging
 from colorgan import records
 
@@ -15,7 +16,7 @@ from colorgan import records
 def test_example_round_trip_through_a_tfrecord_file(tmp_path):
     pixels = image_corpus.colourful(40, 40, seed=1)
     rgb, gray = Image.fromarray(pixels), Image.fromarray(pixels).convert("L")
-    options = imaging.PrepOptions(image_size=40, encoding="png")
+    options = conversion.ConversionConfig(image_size=40, encoding="png").prep_options()
     path = str(tmp_path / "one.tfrecord")
     with tf.io.TFRecordWriter(path) as writer:
         writer.write(records.serialize_example(imaging.encode(rgb, options), imaging.encode(gray, options), "png",

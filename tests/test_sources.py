@@ -1,10 +1,12 @@
 """Tests of colorgan.sources: folder walking, keys, ordering, fingerprints and the split hash."""
 
 import os
+import uuid
 
 import pytest
 
 from colorgan import sources
+from colorgan import storage
 
 
 def _touch(path, data=b"x"):
@@ -56,3 +58,18 @@ def test_key_fraction_is_stable_and_uniform():
     values = [sources.key_fraction(f"img{i}.jpg") for i in range(4000)]
     assert all(0 <= v < 1 for v in values)
     assert 0.08 < sum(v < 0.1 for v in values) / len(values) < 0.12
+
+
+def test_folders_on_other_file_systems_are_listed_like_local_ones(tmp_path):
+    """ram:// (TensorFlow's in-memory file system) stands for gs:// here: listed through colorgan.storage."""
+    root = f"ram://test_sources_{uuid.uuid4().hex}/photos"
+    for rel in ["b.jpg", "a/c.PNG", "a/d/e.webp", "notes.md"]:
+        _touch(str(tmp_path / rel))
+        storage.makedirs(os.path.dirname(f"{root}/{rel}"))  # ram:// lists only folders made as such
+        storage.write_atomic(f"{root}/{rel}", b"x")
+    local, remote = sources.FolderSource([str(tmp_path)]).list(), sources.FolderSource([root]).list()
+    assert [c.key for c in remote.candidates] == [c.key for c in local.candidates] and len(local.candidates) == 3
+    assert [c.locator for c in remote.candidates] == [f"{root}/{c.key}" for c in local.candidates]
+    assert remote.skipped == local.skipped
+    with pytest.raises(ValueError, match=f"--input_dir={root}/missing: not a directory"):
+        sources.FolderSource([f"{root}/missing"])
