@@ -350,6 +350,7 @@ def test_two_worker_training_equals_one_process_with_the_same_global_batch(photo
     import tensorflow as tf
 
     from colorgan import conversion
+    from colorgan import trainer
 
     data_dir = str(tmp_path / "data")
     conversion.run(conversion.ConversionConfig(output_dir=data_dir, input_dirs=(photo_dir,), image_size=40,
@@ -370,7 +371,8 @@ def test_two_worker_training_equals_one_process_with_the_same_global_batch(photo
     def variables(model_dir):
         reader = tf.train.load_checkpoint(str(model_dir))
         return {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(str(model_dir))
-                if name not in ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE")}
+                if name not in ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE",
+                                trainer.PRECISION_KEY)}
 
     cluster_vars, single_vars = variables(tmp_path / "cluster"), variables(tmp_path / "single")
     assert cluster_vars.keys() == single_vars.keys()
