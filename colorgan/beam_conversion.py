@@ -102,7 +102,8 @@ def _copy_out(source, target):
             out.write(chunk)
             sha.update(chunk)
             size += len(chunk)
-        _flush_to_disk(target, out)
+        if storage.is_local(target):  # published by a rename
+            storage.flush_to_disk(out)
     return size, sha.hexdigest()
 
 
@@ -112,13 +113,7 @@ def _write_whole(path, data):
     tmp = f"{path}.{uuid.uuid4().hex[:12]}{storage.PARTIAL_SUFFIX}" if storage.is_local(path) else path
     with FileSystems.create(tmp, compression_type=_RAW) as out:
         out.write(data)
-        _flush_to_disk(tmp, out)
+        if storage.is_local(tmp):
+            storage.flush_to_disk(out)
     if tmp != path:
         FileSystems.rename([tmp], [path])
-
-
-def _flush_to_disk(path, f):
-    """fsync before a rename publishes a local file, as the local runner does; object stores need none."""
-    if storage.is_local(path):
-        f.flush()
-        os.fsync(f.fileno())

@@ -56,13 +56,14 @@ class Summary:
 def list_sources(inputs, output_dir):
     """(source path, output path relative to output_dir without extension) for every photo named by `inputs`: a
     file, a folder (walked recursively, structure mirrored, the output folder itself left out) or a glob."""
-    output_root = _resolved(output_dir)
+    output_root = storage.resolved(output_dir)
     sources = []
     for pattern in inputs:
         if storage.isdir(pattern):
             root = os.path.abspath(pattern) if storage.is_local(pattern) else pattern.rstrip("/")
             for directory, subdirs, files in storage.walk(root):
-                subdirs[:] = sorted(d for d in subdirs if _resolved(os.path.join(directory, d)) != output_root)
+                subdirs[:] = sorted(d for d in subdirs
+                                    if storage.resolved(os.path.join(directory, d)) != output_root)
                 for name in sorted(files):
                     if os.path.splitext(name)[1].lower() in imaging.IMAGE_EXTENSIONS and not name.startswith("."):
                         path = os.path.join(directory, name)
@@ -80,11 +81,6 @@ def list_sources(inputs, output_dir):
             raise ColorizeError(f"--input: {path} and {relatives[relative]} would both be written as "
                                 f"{os.path.join(output_dir, relative)}.*")
     return sources
-
-
-def _resolved(path):
-    """`path` with symbolic links resolved on a local disk, to compare folders."""
-    return os.path.realpath(path) if storage.is_local(path) else path.rstrip("/")
 
 
 def remove_stale_partials(output_dir):

@@ -131,9 +131,9 @@ class ConversionConfig:
         """An output inside an input would feed its own files (previews, shards) back in as examples; nested inputs
         would store one photo twice under two keys, possibly in both splits."""
         problems = []
-        roots = {directory: _resolved(directory) for directory in self.input_dirs}
+        roots = {directory: storage.resolved(directory) for directory in self.input_dirs}
         for directory, root in roots.items():
-            if _inside(_resolved(self.output_dir), root):
+            if _inside(storage.resolved(self.output_dir), root):
                 problems.append(f"--output_dir={self.output_dir}: is inside --input_dir={directory}")
             for other, other_root in roots.items():
                 if other_root != root and _inside(root, other_root):
@@ -359,11 +359,6 @@ def _require_examples(output_dir, manifest):
 
 def _inside(path, root):
     return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def _resolved(path):
-    """A folder's identity for _inside: its real path on a local disk (links resolved), else the path itself."""
-    return os.path.realpath(path) if storage.is_local(path) else path.rstrip("/")
 
 
 def _stderr(message):
@@ -686,8 +681,9 @@ class _OpenShard:
     def close(self):
         self.builder.close()
         path = self.builder.path
-        if path != self.final_path:
-            _flush_to_disk(path)
+        if path != self.final_path:  # published by a rename: TensorFlow's writer never syncs
+            with storage.open_for_reading(path) as f:
+                storage.flush_to_disk(f)
         size, sha256 = records.file_digest(path)
         if path != self.final_path:
             storage.rename(path, self.final_path)
@@ -703,13 +699,6 @@ class _OpenShard:
         size = storage.size(path) if storage.exists(path) else 0
         storage.remove(path)
         return self.shard.filename, size, self.builder.num_examples + len(self.builder.skipped)
-
-
-def _flush_to_disk(path):
-    """fsync of a local file (TensorFlow's writer never syncs), so a crash after the rename that publishes it
-    cannot leave a published shard without its bytes on disk."""
-    with storage.open_for_reading(path) as f:
-        os.fsync(f.fileno())
 
 
 def _manifest(config, identity, shards, finished, listing_skipped):

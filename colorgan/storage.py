@@ -59,6 +59,12 @@ def parent(path):
     return os.path.dirname(os.fspath(path).rstrip("/"))
 
 
+def resolved(path):
+    """A path's identity, to compare folders: its real path on a local disk (links resolved), else the path
+    itself."""
+    return os.path.realpath(_local(path)) if is_local(path) else os.fspath(path).rstrip("/")
+
+
 def _local(path):
     return os.fspath(path).removeprefix("file://")
 
@@ -251,6 +257,13 @@ def checkpoint_reader(prefix):
     return tf.compat.v1.train.NewCheckpointReader(os.fspath(prefix))
 
 
+def flush_to_disk(file):
+    """Flushes an open local file and fsyncs it, before a rename publishes it: after a crash the name never stands
+    for bytes that were still in memory."""
+    file.flush()
+    os.fsync(file.fileno())
+
+
 def write_atomic(path, data):
     """Makes `data` (bytes or str) the whole content of `path`, so that a reader, or a run started after a killed
     writer, sees the old content or the new and never part of it.
@@ -270,8 +283,7 @@ def write_atomic(path, data):
     try:
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            flush_to_disk(f)
         os.replace(tmp, local)
     finally:
         with contextlib.suppress(FileNotFoundError):
