@@ -1,0 +1,198 @@
+"""launch/serve.py under load: 16 concurrent clients on loopback, with batching on and off.
+
+  python benchmarks/bench_serve.py [--seconds=60] [--clients=16]
+
+Exports launch/configs/unet256.cfg's generator (54 M parameters, render size 256; weights as initialised: speed does
+not depend on their values), then for each variant starts launch/serve.py on 127.0.0.1 (a free port it picks and
+names), sends one warm-up request, and lets --clients threads POST /colorize a gray photo (--photo_size, JPEG) back
+to back for --seconds. Variants: batching on (--max_batch=16, --batch_timeout_ms=5), batching off (--max_batch=1),
+and batching on with --max_queue below the client count, where 503s are expected. Prints requests/s, p50/p95
+latency, errors by status, mean batch size and the server's peak RSS (sampled every 20 ms), then one JSON line.
+"""
+
+import http.client
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import psutil
+from absl import app
+from absl import flags
+
+_SECONDS = flags.DEFINE_float("seconds", 60.0, "Timed load per variant.")
+_CLIENTS = flags.DEFINE_integer("clients", 16, "Concurrent clients.")
+_PHOTO_SIZE = flags.DEFINE_string("photo_size", "1024x768", "WIDTHxHEIGHT of the uploaded gray photo.")
+_WORK_DIR = flags.DEFINE_string("work_dir", "", "Keep the run and export here (default: a temporary folder).")
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SERVE = os.path.join(REPO_ROOT, "launch", "serve.py")
+BANNER = re.compile(r"^serve: http://127\.0\.0\.1:(\d+)/")
+CONFIG = os.path.join(REPO_ROOT, "launch", "configs", "unet256.cfg")
+
+
+def make_run(model_dir):
+    """A run directory of unet256.cfg's generator with its initial weights (flags.cfg + ckpt-0)."""
+    import dataclasses  # noqa: PLC0415
+
+    import tensorflow as tf  # noqa: PLC0415
+
+    from colorgan import gan, models, train_config  # noqa: PLC0415
+
+    config = dataclasses.replace(train_config.read_flagfile(CONFIG), data_dir="unused", model_dir=model_dir)
+    generator = models.build_generator(config.generator, config.image_size, **gan.model_hparams(config))
+    os.makedirs(model_dir, exist_ok=True)
+    train_config.write_flagfile(config, os.path.join(model_dir, train_config.FLAGFILE_NAME))
+    tf.train.CheckpointManager(tf.train.Checkpoint(generator=generator), model_dir, 1).save(checkpoint_number=0)
+
+
+def photo_bytes(width, height):
+    """A gray JPEG of a real black-and-white photograph (scikit-image's camera), enlarged as a scan would be."""
+    from PIL import Image  # noqa: PLC0415
+
+    from colorgan import sample_photos  # noqa: PLC0415
+
+    image = Image.fromarray(sample_photos.black_and_white_photo()).resize((width, height), Image.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+class Server:
+    """launch/serve.py in its own process, with its peak RSS sampled."""
+
+    def __init__(self, export_dir, flags_):
+        self.process = subprocess.Popen([sys.executable, SERVE, f"--model={export_dir}", "--port=0", *flags_],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for line in self.process.stderr:
+            match = BANNER.match(line)
+            if match:
+                self.port = int(match.group(1))
+                break
+        else:
+            raise SystemExit(f"serve.py did not start ({self.process.wait()})")
+        threading.Thread(target=lambda: self.process.stderr.read(), daemon=True).start()
+        self.peak, self._sampling = 0, True
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def _sample(self):
+        process = psutil.Process(self.process.pid)
+        while self._sampling:
+            try:
+                self.peak = max(self.peak, process.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.02)
+
+    def connection(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+
+    def info(self):
+        connection = self.connection()
+        connection.request("GET", "/server")
+        info = json.loads(connection.getresponse().read())
+        connection.close()
+        return info
+
+    def stop(self):
+        self._sampling = False
+        self.process.terminate()
+        self.process.wait()
+
+
+def load(server, photo, clients, seconds):
+    """(latencies of successful requests, {status: count} of the others, wall seconds)."""
+    latencies, errors, lock = [], {}, threading.Lock()
+    stop_at = time.perf_counter() + seconds
+
+    def client():
+        connection = server.connection()
+        while time.perf_counter() < stop_at:
+            start = time.perf_counter()
+            try:
+                connection.request("POST", "/colorize", photo, {"Content-Type": "image/jpeg"})
+                response = connection.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException) as e:
+                status, connection = type(e).__name__, server.connection()
+            with lock:
+                if status == 200:
+                    latencies.append(time.perf_counter() - start)
+                else:
+                    errors[str(status)] = errors.get(str(status), 0) + 1
+            if status == 503:
+                time.sleep(float(response.getheader("Retry-After", "1")))  # as a polite client (the page) does
+        connection.close()
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, errors, time.perf_counter() - start
+
+
+def measure(export_dir, photo, name, flags_):
+    server = Server(export_dir, flags_)
+    try:
+        warm = server.connection()
+        warm.request("POST", "/colorize", photo, {"Content-Type": "image/jpeg"})
+        assert warm.getresponse().read() and warm.sock, "warm-up failed"
+        warm.close()
+        before = server.info()
+        latencies, errors, seconds = load(server, photo, _CLIENTS.value, _SECONDS.value)
+        after = server.info()
+    finally:
+        server.stop()
+    batches = after["batches"] - before["batches"]
+    return {"variant": name, "flags": " ".join(flags_), "requests_per_s": len(latencies) / seconds,
+            "ok": len(latencies), "errors": errors,
+            "p50_s": float(np.percentile(latencies, 50)) if latencies else None,
+            "p95_s": float(np.percentile(latencies, 95)) if latencies else None,
+            "mean_batch": (after["photos"] - before["photos"]) / batches if batches else 0.0,
+            "largest_batch": after["largest_batch"], "peak_rss_mib": server.peak / 2**20}
+
+
+def main(argv):
+    del argv
+    width, height = (int(side) for side in _PHOTO_SIZE.value.lower().split("x"))
+    with tempfile.TemporaryDirectory() as temporary:
+        work_dir = _WORK_DIR.value or temporary
+        run_dir, export_dir = os.path.join(work_dir, "run"), os.path.join(work_dir, "export", "1")
+        if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
+            make_run(run_dir)
+            subprocess.run([sys.executable, os.path.join(REPO_ROOT, "launch", "export.py"), f"--model_dir={run_dir}",
+                            f"--export_dir={export_dir}", "--overwrite"], check=True, capture_output=True)
+        photo = photo_bytes(width, height)
+        variants = [("batching on", ["--max_batch=16", "--batch_timeout_ms=5"]),
+                    ("batching off", ["--max_batch=1"]),
+                    (f"batching on, --max_queue={_CLIENTS.value // 2}",
+                     ["--max_batch=16", "--batch_timeout_ms=5", f"--max_queue={_CLIENTS.value // 2}"])]
+        results = []
+        for name, flags_ in variants:
+            results.append(measure(export_dir, photo, name, flags_))
+            print(f"{name}: done", file=sys.stderr, flush=True)
+    print(f"{_CLIENTS.value} clients, {_SECONDS.value:g} s each, {width}x{height} gray JPEG "
+          f"({len(photo) / 1024:.0f} KiB), unet256.cfg generator at 256 px, {os.cpu_count()} cores")
+    print(f"{'variant':34} {'req/s':>6} {'p50 s':>7} {'p95 s':>7} {'errors':>16} {'mean batch':>10} {'peak RSS':>10}")
+    for r in results:
+        errors = ", ".join(f"{count} x {status}" for status, count in r["errors"].items()) or "0"
+        print(f"{r['variant']:34} {r['requests_per_s']:6.2f} {r['p50_s'] or 0:7.2f} {r['p95_s'] or 0:7.2f} "
+              f"{errors:>16} {r['mean_batch']:10.1f} {r['peak_rss_mib']:7.0f} MiB")
+    on, off = results[0], results[1]
+    print(f"batching on / off: {on['requests_per_s'] / off['requests_per_s']:.2f}x requests/s")
+    print(json.dumps({"benchmark": "bench_serve", "clients": _CLIENTS.value, "seconds": _SECONDS.value,
+                      "photo": [width, height], "results": results}))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,115 @@
+"""Serves a page that colorizes dropped photos, TF Serving's REST API and POST /colorize (BUILD.md: "Serving").
+
+  python launch/serve.py --model=exports/unet256/1 [--host=127.0.0.1] [--port=8080]
+
+Prints "serve: http://HOST:PORT/ ..." once it listens (--port=0: a free port, named there). SIGTERM or Ctrl-C:
+no new connections, requests in progress finish, then it ends by that signal (143 / 130, as Kubernetes and shells
+expect). Exit status 2 for bad flags, a model that cannot be loaded or an address that cannot be bound.
+"""
+
+import asyncio
+import ipaddress
+import os
+import socket
+import sys
+
+from absl import app
+from absl import flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from colorgan import photo_io  # noqa: E402 - after the log level; imports no TensorFlow.
+
+_MODEL = flags.DEFINE_string("model", "", "An export made by launch/export.py or a training run's --model_dir.")
+_HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (an IP address; 0.0.0.0 exposes it).")
+_PORT = flags.DEFINE_integer("port", 8080, "Port to listen on (0: any free port, printed).")
+_MODEL_NAME = flags.DEFINE_string("model_name", "colorgan", "The model's name in /v1/models/NAME (TF Serving's).")
+_MAX_UPLOAD_MB = flags.DEFINE_float("max_upload_mb", 50.0, "Larger request bodies get 413.")
+_MAX_PIXELS = flags.DEFINE_integer("max_pixels", photo_io.DEFAULT_MAX_PIXELS,
+                                   "Photos with more pixels get 413 (read from the header: decompression bombs).")
+_MAX_QUEUE = flags.DEFINE_integer("max_queue", 64, "Colorize requests in progress at once; past it 503 + Retry-After.")
+_MAX_BATCH = flags.DEFINE_integer("max_batch", 16, "Photos per batched model call (1: no batching).")
+_BATCH_TIMEOUT_MS = flags.DEFINE_float("batch_timeout_ms", 5.0, "How long a photo waits for others to batch with.")
+
+
+def _flag_errors():
+    """One line per bad flag value."""
+    errors = []
+    if not _MODEL.value:
+        errors.append("--model is required")
+    try:
+        ipaddress.ip_address(_HOST.value)
+    except ValueError:
+        errors.append(f"--host={_HOST.value}: not an IP address")
+    if not 0 <= _PORT.value <= 65535:
+        errors.append(f"--port={_PORT.value}: not in 0..65535")
+    if not _MODEL_NAME.value or "/" in _MODEL_NAME.value or ":" in _MODEL_NAME.value:
+        errors.append(f"--model_name={_MODEL_NAME.value!r}: must be non-empty, without '/' or ':'")
+    for flag in (_MAX_UPLOAD_MB, _MAX_PIXELS, _MAX_QUEUE, _MAX_BATCH):
+        if not flag.value > 0:
+            errors.append(f"--{flag.name}={flag.value}: must be positive")
+    if not 0 <= _BATCH_TIMEOUT_MS.value <= 10_000:
+        errors.append(f"--batch_timeout_ms={_BATCH_TIMEOUT_MS.value}: not in 0..10000")
+    return errors
+
+
+def _bind():
+    """The listening socket, bound before the model loads so a taken port fails at once."""
+    family = socket.AF_INET6 if ipaddress.ip_address(_HOST.value).version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((_HOST.value, _PORT.value))
+    return sock
+
+
+async def _serve(server, sock, banner):
+    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.05)
+    if server.started:
+        print(banner, file=sys.stderr, flush=True)
+    await serving
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    errors = _flag_errors()
+    if errors:
+        print(f"serve: error: {errors[0]}", file=sys.stderr)
+        return 2
+    try:
+        sock = _bind()
+    except OSError as e:
+        print(f"serve: error: --host={_HOST.value} --port={_PORT.value}: cannot listen there: {e.strerror}",
+              file=sys.stderr)
+        return 2
+    import uvicorn  # noqa: PLC0415 - TensorFlow and the server load once the flags are known good.
+
+    from colorgan import inference, serving  # noqa: PLC0415
+
+    try:
+        model = serving.Model(_MODEL.value)
+    except inference.InferenceError as e:
+        print(f"serve: error: {e}", file=sys.stderr)
+        return 2
+    limits = serving.Limits(max_upload_mb=_MAX_UPLOAD_MB.value, max_pixels=_MAX_PIXELS.value,
+                            max_queue=_MAX_QUEUE.value, max_batch=_MAX_BATCH.value,
+                            batch_timeout_ms=_BATCH_TIMEOUT_MS.value)
+    application = serving.make_app(model, limits, _MODEL_NAME.value)
+    host, port = sock.getsockname()[:2]
+    url_host = f"[{host}]" if ":" in host else host
+    banner = (f"serve: http://{url_host}:{port}/ (model {_MODEL.value}: {model.description['generator']} at "
+              f"{model.render_size} px, step {model.description['step']}; API /v1/models/{_MODEL_NAME.value})")
+    # timeout_graceful_shutdown None: on SIGTERM uvicorn stops accepting and waits for every request in progress.
+    server = uvicorn.Server(uvicorn.Config(application, log_level="warning", timeout_graceful_shutdown=None,
+                                           lifespan="on"))
+    try:
+        asyncio.run(_serve(server, sock, banner))
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it deferred until requests in progress finished
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(app.run(main))
