@@ -191,23 +191,11 @@ def rmtree(path):
 
 
 def rename(source, target):
-    """Moves a file or folder over `target`: atomic on local disks; elsewhere a copy of each file and a delete, which
-    is what object stores do anyway (callers write what marks completion last)."""
-    if is_local(source):
-        os.replace(_local(source), _local(target))
-        return
-    source, target = os.fspath(source).rstrip("/"), os.fspath(target).rstrip("/")
-    with _os_errors():
-        if not _gfile().isdir(source):
-            _gfile().copy(source, target, overwrite=True)
-            _gfile().remove(source)
-            return
-        for folder, _, files in list(_gfile().walk(source)):
-            destination = target + folder[len(source):]  # string paths: os.path.normpath would turn gs:// into gs:/
-            _gfile().makedirs(destination)
-            for name in files:
-                _gfile().copy(f"{folder}/{name}", f"{destination}/{name}", overwrite=True)
-        _gfile().rmtree(source)
+    """Moves a local file or folder over `target`, atomically. Only local disks rename: on object stores a rename
+    is a copy and a delete, so writers there put each file under its final name and write the marker last."""
+    if not (is_local(source) and is_local(target)):
+        raise ValueError(f"{source} -> {target}: only local paths are renamed (object stores have no rename)")
+    os.replace(_local(source), _local(target))
 
 
 def directory_problem(path):
