@@ -52,6 +52,28 @@ def test_shipped_configs_parse_and_command_line_overrides_them(path):
     assert config.generator in ("seed", "unet")
 
 
+KUBEFLOW_TEMPLATES = sorted(glob.glob(os.path.join(REPO_ROOT, "launch", "kubeflow", "*.yaml")))
+
+
+@pytest.mark.parametrize("path", KUBEFLOW_TEMPLATES, ids=os.path.basename)
+def test_kubeflow_templates_run_the_trainer_with_flags_it_has_from_the_dockerfiles_folder(path):
+    """Each TFJob template's command is launch/train.py with flags the trainer defines and a shipped flagfile, run
+    from the folder the Dockerfile installs the repository in (templates are not run here: no cluster)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    command = re.search(r"command:\n((?:\s+- .*\n|\s+#.*\n)+)", text).group(1)
+    items = [line.strip()[2:] for line in command.splitlines() if line.strip().startswith("- ")]
+    assert items[:2] == ["python", "launch/train.py"], items
+    values = _flag_values()
+    values(["prog", *(item.replace("launch/", os.path.join(REPO_ROOT, "launch") + "/", 1)
+                      if item.startswith("--flagfile=") else item for item in items[2:])])
+    config = train_config.from_flags(values)
+    assert config.strategy == "multi_worker" and config.data_dir and config.model_dir
+    with open(os.path.join(REPO_ROOT, "Dockerfile"), encoding="utf-8") as f:
+        workdir = re.search(r"^WORKDIR (\S+)", f.read(), re.MULTILINE).group(1)
+    assert f"workingDir: {workdir}" in text
+
+
 def check_shipped_config(path, tmp_path):
     """What a user of a shipped config needs to hold: it passes validation as shipped (given a dataset and a
     model_dir), and its models build at its image size with its hyperparameters (built, not trained)."""
