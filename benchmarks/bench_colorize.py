@@ -23,6 +23,7 @@ from absl import app
 from absl import flags
 
 import process_stats
+import unet256_run
 
 _MEGAPIXELS = flags.DEFINE_list("megapixels", ["1", "6", "24"], "Photo sizes, in megapixels (3:2).")
 _NAIVE_BUDGET = flags.DEFINE_float("naive_budget_gib", 8.0, "Run the naive method only below this estimate.")
@@ -32,23 +33,8 @@ _PHOTO = flags.DEFINE_string("photo", "", "Internal: the photo for --method.")
 _MODEL = flags.DEFINE_string("model", "", "Internal: the run directory for --method.")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(REPO_ROOT, "launch", "configs", "unet256.cfg")
+CONFIG = unet256_run.CONFIG
 _NAIVE_MULTIPLE = 2**8  # unet256.cfg's U-Net halves the image 8 times
-
-
-def make_run(model_dir):
-    """A run directory of unet256.cfg's generator with its initial weights (flags.cfg + ckpt-0)."""
-    import dataclasses  # noqa: PLC0415
-
-    import tensorflow as tf  # noqa: PLC0415
-
-    from colorgan import gan, models, train_config  # noqa: PLC0415
-
-    config = dataclasses.replace(train_config.read_flagfile(CONFIG), data_dir="unused", model_dir=model_dir)
-    generator = models.build_generator(config.generator, config.image_size, **gan.model_hparams(config))
-    os.makedirs(model_dir, exist_ok=True)
-    train_config.write_flagfile(config, os.path.join(model_dir, train_config.FLAGFILE_NAME))
-    tf.train.CheckpointManager(tf.train.Checkpoint(generator=generator), model_dir, 1).save(checkpoint_number=0)
 
 
 def naive_estimate_gib(megapixels):
@@ -112,7 +98,7 @@ def main(argv):
     work = _WORK_DIR.value or tempfile.mkdtemp(prefix="bench_colorize_")
     model_dir = os.path.join(work, "unet256_run")
     if not os.path.isdir(model_dir):
-        make_run(model_dir)
+        unet256_run.make_run(model_dir)
     coffee = Image.fromarray(sample_photos.bundled_photos(("coffee",))["coffee"])
     figures = {"cpus": len(os.sched_getaffinity(0)), "generator": "unet256.cfg (render size 256)"}
     for megapixels in (float(m) for m in _MEGAPIXELS.value):

@@ -26,6 +26,8 @@ import psutil
 from absl import app
 from absl import flags
 
+import unet256_run
+
 _SECONDS = flags.DEFINE_float("seconds", 60.0, "Timed load per variant.")
 _CLIENTS = flags.DEFINE_integer("clients", 16, "Concurrent clients.")
 _PHOTO_SIZE = flags.DEFINE_string("photo_size", "1024x768", "WIDTHxHEIGHT of the uploaded gray photo.")
@@ -34,22 +36,6 @@ _WORK_DIR = flags.DEFINE_string("work_dir", "", "Keep the run and export here (d
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVE = os.path.join(REPO_ROOT, "launch", "serve.py")
 BANNER = re.compile(r"^serve: http://127\.0\.0\.1:(\d+)/")
-CONFIG = os.path.join(REPO_ROOT, "launch", "configs", "unet256.cfg")
-
-
-def make_run(model_dir):
-    """A run directory of unet256.cfg's generator with its initial weights (flags.cfg + ckpt-0)."""
-    import dataclasses  # noqa: PLC0415
-
-    import tensorflow as tf  # noqa: PLC0415
-
-    from colorgan import gan, models, train_config  # noqa: PLC0415
-
-    config = dataclasses.replace(train_config.read_flagfile(CONFIG), data_dir="unused", model_dir=model_dir)
-    generator = models.build_generator(config.generator, config.image_size, **gan.model_hparams(config))
-    os.makedirs(model_dir, exist_ok=True)
-    train_config.write_flagfile(config, os.path.join(model_dir, train_config.FLAGFILE_NAME))
-    tf.train.CheckpointManager(tf.train.Checkpoint(generator=generator), model_dir, 1).save(checkpoint_number=0)
 
 
 def photo_bytes(width, height):
@@ -169,7 +155,7 @@ def main(argv):
         work_dir = _WORK_DIR.value or temporary
         run_dir, export_dir = os.path.join(work_dir, "run"), os.path.join(work_dir, "export", "1")
         if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
-            make_run(run_dir)
+            unet256_run.make_run(run_dir)
             subprocess.run([sys.executable, os.path.join(REPO_ROOT, "launch", "export.py"), f"--model_dir={run_dir}",
                             f"--export_dir={export_dir}", "--overwrite"], check=True, capture_output=True)
         photo = photo_bytes(width, height)
