@@ -82,6 +82,20 @@ def load_generator(model_dir, step=0, render_size=0):
     return generator, description
 
 
+def load_export(export_dir):
+    """(description, the loaded SavedModel, its chroma signature as canvases -> ab) of an export; the SavedModel
+    must outlive the signature."""
+    metadata = os.path.join(export_dir, EXPORT_METADATA_FILENAME)
+    try:  # written last: without it the export is unfinished
+        description = json.loads(storage.read_text(metadata))
+    except (OSError, ValueError) as e:
+        raise InferenceError(f"{metadata}: unreadable, the export is incomplete or damaged (export again): "
+                             f"{e}") from None
+    loaded = tf.saved_model.load(export_dir)
+    signature = loaded.signatures[CHROMA_SIGNATURE]
+    return description, loaded, lambda canvas: signature(gray=canvas)["ab"]
+
+
 class Colorizer:
     """Colorizes gray photos [h, w] / [h, w, 1] / [n, h, w, 1] in [0, 1] at full resolution."""
 
@@ -104,15 +118,8 @@ class Colorizer:
 
     @classmethod
     def from_export(cls, export_dir):
-        metadata = os.path.join(export_dir, EXPORT_METADATA_FILENAME)
-        try:  # written last: without it the export is unfinished
-            description = json.loads(storage.read_text(metadata))
-        except (OSError, ValueError) as e:
-            raise InferenceError(f"{metadata}: unreadable, the export is incomplete or damaged (export again): "
-                                 f"{e}") from None
-        loaded = tf.saved_model.load(export_dir)
-        signature = loaded.signatures[CHROMA_SIGNATURE]
-        return cls(lambda canvas: signature(gray=canvas)["ab"], description["render_size"], description, loaded)
+        description, loaded, predict_chroma = load_export(export_dir)
+        return cls(predict_chroma, description["render_size"], description, loaded)
 
     @classmethod
     def load(cls, path, step=0, render_size=0):

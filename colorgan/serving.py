@@ -93,9 +93,7 @@ class Model:
             raise inference.InferenceError(f"--model={path}: neither a training run ({train_config.FLAGFILE_NAME}) "
                                            f"nor an export ({inference.SAVED_MODEL_FILENAME})")
         try:
-            self.description = json.loads(storage.read_text(os.path.join(export_dir,
-                                                                         inference.EXPORT_METADATA_FILENAME)))
-            self._loaded = tf.saved_model.load(export_dir)
+            self.description, self._loaded, self.predict_chroma = inference.load_export(export_dir)
             saved_model = saved_model_pb2.SavedModel.FromString(
                 storage.read_bytes(os.path.join(export_dir, inference.SAVED_MODEL_FILENAME)))
         except (OSError, ValueError, tf.errors.OpError) as e:
@@ -106,8 +104,6 @@ class Model:
                 storage.rmtree(storage.parent(export_dir))
         self.signature_defs = saved_model.meta_graphs[0].signature_def
         self.render_size = size = self.description["render_size"]
-        chroma = self._loaded.signatures[inference.CHROMA_SIGNATURE]
-        self.predict_chroma = lambda canvases: chroma(gray=canvases)["ab"]
         self._prepare = tf.function(lambda data: _prepare(data, size), input_signature=[tf.TensorSpec([], tf.string)])
         self._finish = tf.function(
             lambda gray, ab: tf.io.encode_png(rendering.colorize(gray, lambda canvas: ab, size, tf.uint8)[0]),
