@@ -60,7 +60,7 @@ def list_sources(inputs, output_dir):
     sources = []
     for pattern in inputs:
         if storage.isdir(pattern):
-            root = os.path.abspath(pattern) if storage.is_local(pattern) else pattern.rstrip("/")
+            root = storage.absolute(pattern)
             for directory, subdirs, files in storage.walk(root):
                 subdirs[:] = sorted(d for d in subdirs
                                     if storage.resolved(os.path.join(directory, d)) != output_root)

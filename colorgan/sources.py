@@ -66,13 +66,12 @@ class FolderSource:
     def _walk(root, prefix, found, skipped):
         """Depth-first walk following symlinks, remembering visited folders (by real path) so a symlink loop ends.
         Object stores have no links: there a folder's path is its identity."""
-        local = storage.is_local(root)
-        top = os.path.abspath(root.removeprefix("file://")) if local else root.rstrip("/")
+        top = storage.absolute(root)
         visited = set()
         stack = [(top, ".")]
         while stack:
             directory, rel_dir = stack.pop()
-            identity = os.path.realpath(directory) if local else directory
+            identity = storage.resolved(directory)
             if identity in visited:
                 skipped.append(_skip(prefix, rel_dir, "symlink loop", "directory already visited"))
                 continue

@@ -59,6 +59,11 @@ def parent(path):
     return os.path.dirname(os.fspath(path).rstrip("/"))
 
 
+def absolute(path):
+    """`path` made absolute on a local disk; elsewhere as given, without a trailing '/'."""
+    return os.path.abspath(_local(path)) if is_local(path) else os.fspath(path).rstrip("/")
+
+
 def resolved(path):
     """A path's identity, to compare folders: its real path on a local disk (links resolved), else the path
     itself."""
