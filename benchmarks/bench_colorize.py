@@ -19,11 +19,10 @@ import sys
 import tempfile
 import time
 
-from absl import app
-from absl import flags
-
 import process_stats
 import unet256_run
+from absl import app
+from absl import flags
 
 _MEGAPIXELS = flags.DEFINE_list("megapixels", ["1", "6", "24"], "Photo sizes, in megapixels (3:2).")
 _NAIVE_BUDGET = flags.DEFINE_float("naive_budget_gib", 8.0, "Run the naive method only below this estimate.")
@@ -39,10 +38,11 @@ _NAIVE_MULTIPLE = 2**8  # unet256.cfg's U-Net halves the image 8 times
 
 def naive_estimate_gib(megapixels):
     """Activation memory of one full-resolution U-Net pass: every layer's output at that size, float32."""
-    from colorgan import gan, models, train_config  # noqa: PLC0415
+    from colorgan.modeling import models
+    from colorgan.training import train_config
 
     config = train_config.read_flagfile(CONFIG)
-    generator = models.build_generator(config.generator, config.image_size, **gan.model_hparams(config))
+    generator = models.build_generator(config.generator, config.image_size, **config.model_hparams())
     elements = sum(int(_product(layer.output.shape[1:])) for layer in generator.layers)
     return elements * 4 * megapixels * 1e6 / config.image_size**2 / 2**30
 
@@ -56,25 +56,29 @@ def _product(shape):
 
 def run_method(method, photo, model_dir):
     """In a child process: colorizes `photo` once to warm up on a small copy, then times it; prints JSON."""
-    import keras  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
+    import keras
+    import numpy as np
+    import tensorflow as tf
 
-    from colorgan import colorize, inference, metrics_log, models, photo_io  # noqa: PLC0415
+    from colorgan.core import visualize
+    from colorgan.inference import colorize_job
+    from colorgan.inference import loading
+    from colorgan.inference import photo_files
+    from colorgan.modeling import models
 
     output = os.path.join(os.path.dirname(photo), f"out_{method}_{os.path.basename(photo)}")
     if method == "colorgan":
-        colorizer = inference.Colorizer.load(model_dir)
+        colorizer = loading.Colorizer.load(model_dir)
         colorizer.colorize(np.zeros((300, 200), np.float32), np.uint8)  # traces the graph the photo uses
         start = time.perf_counter()
-        loaded = photo_io.load_photo(photo, max_pixels=10**9)
-        photo_io.save_photo(colorize.colorize_photo(colorizer, loaded, "JPEG"), output, "JPEG", exif=loaded.exif)
+        loaded = photo_files.load_photo(photo, max_pixels=10**9)
+        photo_files.save_photo(colorize_job.colorize_photo(colorizer, loaded, "JPEG"), output, "JPEG", exif=loaded.exif)
     else:
         start = time.perf_counter()
-        loaded = photo_io.load_photo(photo, max_pixels=10**9)
+        loaded = photo_files.load_photo(photo, max_pixels=10**9)
         height, width = loaded.gray.shape
         padded = [-(-side // _NAIVE_MULTIPLE) * _NAIVE_MULTIPLE for side in (height, width)]
-        trained, description = inference.load_generator(model_dir)
+        trained, description = loading.load_generator(model_dir)
         # The same layers and weights on a (padded) full-size input.
         generator = keras.models.clone_model(trained, input_tensors=keras.Input((*padded, 1)))
         generator.set_weights(trained.get_weights())
@@ -82,7 +86,7 @@ def run_method(method, photo, model_dir):
         gray = np.pad(loaded.gray, [(0, padded[0] - height), (0, padded[1] - width)], mode="edge")
         inputs = space.model_input(tf.constant(gray[None, ..., None]))
         rgb = space.to_rgb(inputs, generator(inputs, training=False))[0, :height, :width].numpy()
-        photo_io.save_photo(metrics_log.to_u8(rgb), output, "JPEG")
+        photo_files.save_photo(visualize.to_u8(rgb), output, "JPEG")
     print(json.dumps({"seconds": time.perf_counter() - start}))
 
 
@@ -91,9 +95,9 @@ def main(argv):
     if _METHOD.value:
         run_method(_METHOD.value, _PHOTO.value, _MODEL.value)
         return
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
-    from colorgan import sample_photos  # noqa: PLC0415
+    from colorgan.demo import sample_photos
 
     work = _WORK_DIR.value or tempfile.mkdtemp(prefix="bench_colorize_")
     model_dir = os.path.join(work, "unet256_run")

@@ -22,10 +22,9 @@ import subprocess
 import sys
 import tempfile
 
+import process_stats
 from absl import app
 from absl import flags
-
-import process_stats
 
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 2000, "Photos in the benchmark folder.")
 _PHOTO_SIZE = flags.DEFINE_string("photo_size", "800x600", "WxH of the generated photos.")
@@ -42,12 +41,12 @@ BEAM_2 = "runner=FnApiRunner,direct_running_mode=multi_processing,direct_num_wor
 
 def plain_writer(input_dir, output_path, size, encoding):
     """The seed's way, plus what it takes to store the pairs: one process, one file at a time."""
-    import io  # noqa: PLC0415 - only the child process runs this.
+    import io
 
-    import tensorflow as tf  # noqa: PLC0415
-    from PIL import Image  # noqa: PLC0415
+    import tensorflow as tf
+    from PIL import Image
 
-    from colorgan import records  # noqa: PLC0415
+    from colorgan.data import records
 
     with tf.io.TFRecordWriter(output_path) as writer:
         for name in sorted(os.listdir(input_dir)):
@@ -69,7 +68,7 @@ def main(argv):
     if _PLAIN.value:
         plain_writer(_PLAIN.value, _PLAIN_OUT.value, _IMAGE_SIZE.value, _ENCODING.value)
         return
-    from colorgan import sample_photos  # noqa: PLC0415
+    from colorgan.demo import sample_photos
 
     work_dir = _WORK_DIR.value or tempfile.mkdtemp(prefix="bench_data_prep_")
     width, height = (int(v) for v in _PHOTO_SIZE.value.split("x"))

@@ -19,10 +19,9 @@ import sys
 import tempfile
 import time
 
+import process_stats
 from absl import app
 from absl import flags
-
-import process_stats
 
 _CAMERA_IMAGES = flags.DEFINE_integer("camera_images", 200, "Camera-sized photos (1920x1280).")
 _CAMERA_EXAMPLES = flags.DEFINE_integer("camera_examples", 400, "Examples timed per method on camera photos.")
@@ -50,17 +49,17 @@ def _time_batches(dataset, examples, batch_size):
 
 def run_method(method, source):
     """Runs in a child process: builds one pipeline, times it, prints {"examples_per_s": ...}."""
-    import numpy as np  # noqa: PLC0415 - children only
-    import tensorflow as tf  # noqa: PLC0415
+    import numpy as np
+    import tensorflow as tf
 
     size, batch = _SIZE.value, _BATCH.value
     if method == "records":
-        from colorgan import input_pipeline  # noqa: PLC0415
+        from colorgan.data import input_pipeline
 
         dataset = input_pipeline.make_dataset(source, "train", batch, size, shuffle_buffer=_SHUFFLE.value)
         rate = _time_batches(dataset, _EXAMPLES.value, batch)
     elif method == "keras_dir":
-        import keras  # noqa: PLC0415
+        import keras
 
         images = keras.utils.image_dataset_from_directory(
             source, labels=None, image_size=(size, size), batch_size=batch, crop_to_aspect_ratio=True, shuffle=True)
@@ -68,7 +67,7 @@ def run_method(method, source):
                              num_parallel_calls=tf.data.AUTOTUNE).repeat().prefetch(tf.data.AUTOTUNE)
         rate = _time_batches(dataset, _EXAMPLES.value, batch)
     elif method == "seed_numpy":
-        from PIL import Image  # noqa: PLC0415
+        from PIL import Image
 
         start = time.perf_counter()
         names = sorted(os.listdir(source))
@@ -96,7 +95,9 @@ def main(argv):
     if _METHOD.value:
         run_method(_METHOD.value, _SOURCE.value)
         return
-    from colorgan import conversion, sample_photos  # noqa: PLC0415
+    from colorgan.data import conversion
+    from colorgan.data import conversion_config
+    from colorgan.demo import sample_photos
 
     work = _WORK_DIR.value or tempfile.mkdtemp(prefix="bench_pipeline_")
     folders = {  # name: (photos, size, enlargement of the bundled photos, examples timed per method)
@@ -124,7 +125,7 @@ def main(argv):
         for suffix, folder in subsets.items():
             for encoding in ("png", "jpeg") if not suffix else ("jpeg",):
                 data = os.path.join(work, f"{name}{suffix}_{encoding}")
-                conversion.run(conversion.ConversionConfig(
+                conversion.run(conversion_config.ConversionConfig(
                     output_dir=data, input_dirs=(folder,), image_size=_SIZE.value, encoding=encoding,
                     val_fraction=0.0), log=lambda _: None)
                 result, peak = _measure(["--method=records", f"--source={data}", *common])

@@ -15,10 +15,9 @@ import os
 import tempfile
 import time
 
+import bench_quality
 from absl import app
 from absl import flags
-
-import bench_quality
 
 _STEPS = flags.DEFINE_integer("steps", 800, "Training steps of every run.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per precision (--seed=0..N-1).")

@@ -46,7 +46,7 @@ def train_for(minutes, model_dir, *flags_, train_steps=100000000):
     _, stderr = process.communicate()
     if process.returncode not in (0, 128 + signal.SIGTERM):
         raise SystemExit(f"training {model_dir} failed ({process.returncode}):\n{stderr[-3000:]}")
-    import tensorflow as tf  # noqa: PLC0415
+    import tensorflow as tf
 
     return int(tf.train.load_checkpoint(model_dir).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
 
@@ -63,9 +63,11 @@ def evaluate(model_dir, photos, output_dir):
 def prepare(work, crops):
     """Training records (128 px) from `crops` random crops of the photos not held out, and a folder of the held-out
     photos; returns (data_dir, held_out_dir)."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
-    from colorgan import conversion, sample_photos  # noqa: PLC0415
+    from colorgan.data import conversion
+    from colorgan.data import conversion_config
+    from colorgan.demo import sample_photos
 
     photos, held_out, data = (os.path.join(work, name) for name in ("photos", "held_out", "data"))
     if not os.path.isdir(photos):
@@ -74,14 +76,14 @@ def prepare(work, crops):
     os.makedirs(held_out, exist_ok=True)
     for name, pixels in sample_photos.bundled_photos(sample_photos.HELD_OUT_PHOTO_NAMES).items():
         Image.fromarray(pixels).save(os.path.join(held_out, f"{name}.png"))
-    conversion.run(conversion.ConversionConfig(output_dir=data, input_dirs=(photos,), image_size=128),
+    conversion.run(conversion_config.ConversionConfig(output_dir=data, input_dirs=(photos,), image_size=128),
                    log=lambda _: None)
     return data, held_out
 
 
 def main(argv):
     del argv
-    from colorgan import sample_photos  # noqa: PLC0415
+    from colorgan.demo import sample_photos
 
     work = _WORK_DIR.value or tempfile.mkdtemp(prefix="bench_quality_")
     data, held_out = prepare(work, _CROPS.value)

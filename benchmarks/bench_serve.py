@@ -23,10 +23,9 @@ import time
 
 import numpy as np
 import psutil
+import unet256_run
 from absl import app
 from absl import flags
-
-import unet256_run
 
 _SECONDS = flags.DEFINE_float("seconds", 60.0, "Timed load per variant.")
 _CLIENTS = flags.DEFINE_integer("clients", 16, "Concurrent clients.")
@@ -40,9 +39,9 @@ BANNER = re.compile(r"^serve: http://127\.0\.0\.1:(\d+)/")
 
 def photo_bytes(width, height):
     """A gray JPEG of a real black-and-white photograph (scikit-image's camera), enlarged as a scan would be."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
-    from colorgan import sample_photos  # noqa: PLC0415
+    from colorgan.demo import sample_photos
 
     image = Image.fromarray(sample_photos.black_and_white_photo()).resize((width, height), Image.LANCZOS)
     buffer = io.BytesIO()

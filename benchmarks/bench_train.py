@@ -43,10 +43,9 @@ import sys
 import tempfile
 import time
 
+import process_stats
 from absl import app
 from absl import flags
-
-import process_stats
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -111,7 +110,7 @@ def _batch(variant):
 def _variant_config(variant, data_dir, model_dir, **overrides):
     """The TrainConfig of the variant's flagfile (--config, or --unet_config for the U-Net variants; parsed by the
     trainer's own flag definitions) with benchmark overrides."""
-    from colorgan import train_config  # noqa: PLC0415
+    from colorgan.training import train_config
 
     unet = variant in _UNET_VARIANTS
     settings = dict(data_dir=data_dir, model_dir=model_dir, batch_size=_batch(variant),
@@ -126,10 +125,10 @@ def _variant_config(variant, data_dir, model_dir, **overrides):
 
 def run_plain(photo_dir):
     """The seed notebook's training, as one would write it from the notebook; prints the child's JSON."""
-    import keras  # noqa: PLC0415 - children only
-    import tensorflow as tf  # noqa: PLC0415
+    import keras
+    import tensorflow as tf
 
-    from colorgan import models  # noqa: PLC0415
+    from colorgan.modeling import models
 
     config = _variant_config("plain", "", "")  # the trainer's learning rates and betas (speed-neutral)
     size, batch = _SIZE.value, _BATCH.value
@@ -173,7 +172,7 @@ def _time_step_loop(train_step, iterator, steps, batch_size, **extra):
     """Warms up (the first call traces and builds the optimizers), then times `steps` calls of a per-step
     tf.function from a Python loop, reading the losses back after each (a notebook prints them; the trainer reads
     its losses after each call too); prints the child's JSON."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     start = time.perf_counter()
     for _ in range(max(1, _WARMUP.value)):
@@ -192,8 +191,8 @@ def _time_step_loop(train_step, iterator, steps, batch_size, **extra):
 
 def _photos_in_memory(photo_dir, size):
     """Every photo resized to size x size: (gray [n, s, s, 1], rgb [n, s, s, 3]) float32 in [0, 1]."""
-    import numpy as np  # noqa: PLC0415
-    from PIL import Image  # noqa: PLC0415
+    import numpy as np
+    from PIL import Image
 
     paths = [os.path.join(photo_dir, name) for name in sorted(os.listdir(photo_dir))]
     rgb = np.stack([np.asarray(Image.open(p).convert("RGB").resize((size, size)), np.float32) / 255.0
@@ -207,10 +206,11 @@ def run_tutorial_unet(photo_dir):
     """TensorFlow's pix2pix tutorial training step (tensorflow.org/tutorials/generative/pix2pix) on the U-Net +
     PatchGAN of --unet_config: one @tf.function step with two GradientTapes, BCE-from-logits GAN losses + 100 x L1,
     two Adams, float32, called from a per-step Python loop over an in-memory (L, ab) dataset of the same photos."""
-    import keras  # noqa: PLC0415 - children only
-    import tensorflow as tf  # noqa: PLC0415
+    import keras
+    import tensorflow as tf
 
-    from colorgan import color, models  # noqa: PLC0415
+    from colorgan.core import color
+    from colorgan.modeling import models
 
     config = _variant_config("tutorial_unet", "", "")
     size, batch = config.image_size, config.batch_size
@@ -253,7 +253,7 @@ def run_tutorial_unet(photo_dir):
 def run_pipeline_unet(data_dir):
     """The trainer's input pipeline alone, on the U-Net variants' batches (Lab, --unet_size, --unet_batch, random
     crops and flips from the records): how fast it can feed them."""
-    from colorgan import input_pipeline  # noqa: PLC0415
+    from colorgan.data import input_pipeline
 
     config = _variant_config("pipeline_unet", data_dir, "")
     iterator = iter(input_pipeline.make_dataset(data_dir, "train", config.batch_size, config.image_size,
@@ -274,7 +274,7 @@ def run_pipeline_unet(data_dir):
 
 def run_trainer(variant, data_dir, model_dir):
     """colorgan's Trainer, driving its compiled training loop directly; prints the child's JSON."""
-    from colorgan import distribute  # noqa: PLC0415 - children only
+    from colorgan.training import distribute
 
     overrides = dict(_TRAINER_VARIANTS[variant])
     if overrides["steps_per_loop"] is None:
@@ -285,10 +285,12 @@ def run_trainer(variant, data_dir, model_dir):
     problems = config.validate(num_replicas=strategy.num_replicas_in_sync)
     if problems:
         raise SystemExit("; ".join(problems))
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    from colorgan import trainer  # noqa: PLC0415
+    from colorgan.training import checkpoints
+    from colorgan.training import trainer
 
+    config = checkpoints.resolve_config(config, log=lambda _: None)  # --precision=auto, as launch/train.py does
     run = trainer.Trainer(config, strategy, log=lambda _: None)
     # Private on purpose: Trainer.train() would add restore, evaluation, checkpoints and log lines; the benchmark
     # times what train() runs per call (`_run_steps`: the first batch fetched and timed by the host, the compiled
@@ -358,7 +360,9 @@ def _measure(args):
 
 
 def _prepare_data(work):
-    from colorgan import conversion, sample_photos  # noqa: PLC0415
+    from colorgan.data import conversion
+    from colorgan.data import conversion_config
+    from colorgan.demo import sample_photos
 
     photos = os.path.join(work, "photos", "all")
     if not os.path.isdir(photos) or len(os.listdir(photos)) != _NUM_PHOTOS.value:
@@ -366,8 +370,8 @@ def _prepare_data(work):
         sample_photos.write_photo_folder(photos, num_crops=_NUM_PHOTOS.value, crop_size=256, include_originals=False,
                                          seed=1)
     data = os.path.join(work, f"records{_SIZE.value}")
-    conversion.run(conversion.ConversionConfig(output_dir=data, input_dirs=(photos,), image_size=_SIZE.value,
-                                               val_fraction=0.0), log=lambda _: None)
+    conversion.run(conversion_config.ConversionConfig(output_dir=data, input_dirs=(photos,), image_size=_SIZE.value,
+                                                      val_fraction=0.0), log=lambda _: None)
     return photos, data
 
 

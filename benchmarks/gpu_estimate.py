@@ -44,7 +44,7 @@ BF16_BYTES = 2
 
 def layer_flops(model):
     """{layer name: FLOPs of one example's forward pass} for the convolution and dense layers of a Keras model."""
-    import keras  # noqa: PLC0415
+    import keras
 
     flops = {}
     for layer in model.layers:
@@ -77,14 +77,17 @@ def activation_elements(model):
 def pipeline_examples_per_second(image_size, batch_size):
     """The training input pipeline's own rate on this machine: JPEG records of 256 px photo crops, random crops and
     flips, Lab targets, timed after a warm-up batch."""
-    from colorgan import conversion, input_pipeline, sample_photos  # noqa: PLC0415
+    from colorgan.data import conversion
+    from colorgan.data import conversion_config
+    from colorgan.data import input_pipeline
+    from colorgan.demo import sample_photos
 
     work = tempfile.mkdtemp(prefix="gpu_estimate_")
     photos, data = os.path.join(work, "photos"), os.path.join(work, "records")
     sample_photos.write_photo_folder(photos, num_crops=_CROPS.value, crop_size=image_size, include_originals=False,
                                      seed=2)
-    conversion.run(conversion.ConversionConfig(output_dir=data, input_dirs=(photos,), image_size=image_size,
-                                               val_fraction=0.0), log=lambda _: None)
+    conversion.run(conversion_config.ConversionConfig(output_dir=data, input_dirs=(photos,), image_size=image_size,
+                                                      val_fraction=0.0), log=lambda _: None)
     dataset = input_pipeline.make_dataset(data, "train", batch_size, image_size, color_space="lab", seed=0)
     iterator = iter(dataset)
     next(iterator)
@@ -96,10 +99,11 @@ def pipeline_examples_per_second(image_size, batch_size):
 
 def main(argv):
     del argv
-    from colorgan import gan, models, train_config  # noqa: PLC0415
+    from colorgan.modeling import models
+    from colorgan.training import train_config
 
     config = train_config.read_flagfile(_CONFIG.value)
-    hparams = gan.model_hparams(config)
+    hparams = config.model_hparams()
     generator = models.build_generator(config.generator, config.image_size, **hparams)
     color_space = models.GENERATORS[config.generator].color_space
     discriminator = models.build_discriminator(config.discriminator, config.image_size, color_space=color_space,

@@ -23,7 +23,9 @@ _VERIFY = flags.DEFINE_bool("verify", True, "Check every shard and record (--nov
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from colorgan import records, verify, visualize  # noqa: PLC0415 - keeps --help fast.
+    from colorgan.core import visualize  # noqa: PLC0415 - keeps --help fast.
+    from colorgan.data import records  # noqa: PLC0415 - keeps --help fast.
+    from colorgan.data import verify  # noqa: PLC0415 - keeps --help fast.
 
     if not _DATA_DIR.value:
         print("inspect_tfrecords: error: --data_dir is required", file=sys.stderr)

@@ -2,8 +2,8 @@
 
   python data_prep/make_tfrecords.py --input_dir=photos/ --output_dir=data/photos150
 
-Flags are defined once, in colorgan/conversion.py (ConversionConfig). Rerunning with the same flags resumes an
-interrupted run or reports the output up to date. See BUILD.md.
+Flags are defined once, in colorgan/data/conversion_config.py (ConversionConfig). Rerunning with the same flags
+resumes an interrupted run or reports the output up to date. See BUILD.md.
 """
 
 import os
@@ -22,13 +22,15 @@ def _error(message):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from colorgan import conversion  # noqa: PLC0415 - loaded with the flags below; see there why not at the top
-    from colorgan import worker_pool  # noqa: PLC0415
+    # Loaded with the flags below; see there why not at the top.
+    from colorgan.data import conversion  # noqa: PLC0415
+    from colorgan.data import conversion_config  # noqa: PLC0415
+    from colorgan.data import worker_pool  # noqa: PLC0415
 
     # run() holds the output's lock and releases it on every way out, these included.
     try:
-        conversion.run(conversion.config_from_flags(flags.FLAGS))
-    except conversion.ConfigError as e:
+        conversion.run(conversion_config.config_from_flags(flags.FLAGS))
+    except conversion_config.ConfigError as e:
         for problem in e.problems:
             _error(problem)
         return 2
@@ -44,9 +46,9 @@ def main(argv):
 
 if __name__ == "__main__":
     # Here, not at the top: spawned worker processes import this script again (as __mp_main__), and must not load
-    # TensorFlow, which colorgan.conversion imports.
-    from colorgan import conversion
-    from colorgan import flag_config
+    # TensorFlow, which the conversion's modules import.
+    from colorgan.core import flag_config
+    from colorgan.data import conversion_config
 
-    flag_config.define_flags(conversion.ConversionConfig)
+    flag_config.define_flags(conversion_config.ConversionConfig)
     app.run(main)

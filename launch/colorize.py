@@ -16,8 +16,8 @@ from absl import flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from colorgan import colorize  # noqa: E402 - after the log level.
-from colorgan import photo_io  # noqa: E402
+from colorgan.inference import colorize_job
+from colorgan.inference import photo_files
 
 _MODEL = flags.DEFINE_string("model", "", "A training run's --model_dir or an export made by launch/export.py.")
 _INPUT = flags.DEFINE_multi_string("input", [], "A photo, a folder (recursive) or a glob; repeat for more.")
@@ -28,7 +28,7 @@ _RENDER_SIZE = flags.DEFINE_integer("render_size", 0, "Side of the square the mo
 _FORMAT = flags.DEFINE_string("format", "", "Output format: jpeg, png, tiff or webp (default: the input's).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Colorize again photos whose output exists.")
 _COMPARE = flags.DEFINE_bool("compare", False, "Also write NAME.compare.jpg: input | colorized.")
-_MAX_PIXELS = flags.DEFINE_integer("max_pixels", photo_io.DEFAULT_MAX_PIXELS,
+_MAX_PIXELS = flags.DEFINE_integer("max_pixels", photo_files.DEFAULT_MAX_PIXELS,
                                    "Photos with more pixels are reported and skipped (decompression bombs).",
                                    lower_bound=1)
 _JPEG_QUALITY = flags.DEFINE_integer("jpeg_quality", 95, "Quality of JPEG outputs.", lower_bound=1, upper_bound=100)
@@ -39,16 +39,16 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not _MODEL.value or not _INPUT.value:
         print("colorize: error: --model and --input are required", file=sys.stderr)
-        return colorize.EXIT_USAGE
-    config = colorize.ColorizeConfig(
+        return colorize_job.EXIT_USAGE
+    config = colorize_job.ColorizeConfig(
         model=_MODEL.value, inputs=tuple(_INPUT.value), output_dir=_OUTPUT_DIR.value, step=_STEP.value,
         render_size=_RENDER_SIZE.value, format=_FORMAT.value, overwrite=_OVERWRITE.value, compare=_COMPARE.value,
         max_pixels=_MAX_PIXELS.value, jpeg_quality=_JPEG_QUALITY.value)
     try:
-        summary = colorize.run(config, log=lambda line: print(line, file=sys.stderr, flush=True))
-    except colorize.ColorizeError as e:
+        summary = colorize_job.run(config, log=lambda line: print(line, file=sys.stderr, flush=True))
+    except colorize_job.ColorizeError as e:
         print(f"colorize: error: {e}", file=sys.stderr)
-        return colorize.EXIT_USAGE
+        return colorize_job.EXIT_USAGE
     return summary.exit_code()
 
 

@@ -21,13 +21,14 @@ _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 0, "Override the config's --t
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from colorgan import conversion  # noqa: PLC0415 - data-prep workers re-import this script; keep it light.
-    from colorgan import demo  # noqa: PLC0415
+    # Here, not at the top: data-prep workers re-import this script, and must stay light.
+    from colorgan.data import worker_pool  # noqa: PLC0415
+    from colorgan.demo import end_to_end  # noqa: PLC0415
 
     try:
-        demo.run(_WORKDIR.value, image_size=_IMAGE_SIZE.value, train_flagfile=_CONFIG.value,
-                 train_steps=_TRAIN_STEPS.value or None)
-    except conversion.Stopped as e:
+        end_to_end.run(_WORKDIR.value, image_size=_IMAGE_SIZE.value, train_flagfile=_CONFIG.value,
+                       train_steps=_TRAIN_STEPS.value or None)
+    except worker_pool.Stopped as e:
         print(f"demo: stopped by {e} while writing the dataset; run the same command to resume", file=sys.stderr)
         return 128 + e.signum
     return 0

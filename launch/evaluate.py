@@ -18,8 +18,8 @@ from absl import flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from colorgan import photo_io  # noqa: E402 - after the log level.
-from colorgan import storage  # noqa: E402
+from colorgan.core import storage
+from colorgan.inference import photo_files
 
 _MODEL = flags.DEFINE_string("model", "", "A training run's --model_dir or an export made by launch/export.py.")
 _STEP = flags.DEFINE_integer("step", 0, "Checkpoint step of a run (0: the latest).", lower_bound=0)
@@ -31,7 +31,7 @@ _INPUT_DIR = flags.DEFINE_multi_string("input_dir", [], "Colour photos (folder, 
 _SAMPLES = flags.DEFINE_integer("samples", 0, "Write this many gray | colorized | real sheets to --output_dir.",
                                 lower_bound=0)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "", "Where evaluation.json and sample sheets go (optional).")
-_MAX_PIXELS = flags.DEFINE_integer("max_pixels", photo_io.DEFAULT_MAX_PIXELS, "Larger photos are skipped.",
+_MAX_PIXELS = flags.DEFINE_integer("max_pixels", photo_files.DEFAULT_MAX_PIXELS, "Larger photos are skipped.",
                                    lower_bound=1)
 
 
@@ -49,30 +49,35 @@ def main(argv):
         return _fail("give either --data_dir or --input_dir")
     if _SAMPLES.value and not _OUTPUT_DIR.value:
         return _fail(f"--samples={_SAMPLES.value} needs --output_dir")
-    from colorgan import colorize, evaluation, inference, records  # noqa: PLC0415 - TensorFlow loads late.
+    # TensorFlow loads late: once the flags are known to be usable.
+    from colorgan.data import records  # noqa: PLC0415
+    from colorgan.evaluation import evaluator  # noqa: PLC0415
+    from colorgan.inference import colorize_job  # noqa: PLC0415
+    from colorgan.inference import evaluate_job  # noqa: PLC0415
+    from colorgan.inference import loading  # noqa: PLC0415
 
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     try:
-        colorizer = inference.Colorizer.load(_MODEL.value, _STEP.value, _RENDER_SIZE.value)
+        colorizer = loading.Colorizer.load(_MODEL.value, _STEP.value, _RENDER_SIZE.value)
         if _DATA_DIR.value:
             source = f"{_DATA_DIR.value} ({_SPLIT.value})"
-            result = evaluation.evaluate_dataset(colorizer, _DATA_DIR.value, _SPLIT.value, _SAMPLES.value)
+            result = evaluate_job.evaluate_dataset(colorizer, _DATA_DIR.value, _SPLIT.value, _SAMPLES.value)
         else:
             source = ",".join(_INPUT_DIR.value)
-            result = evaluation.evaluate_folder(colorizer, _INPUT_DIR.value, _MAX_PIXELS.value, _SAMPLES.value, log)
-    except (inference.InferenceError, records.DatasetError, colorize.ColorizeError) as e:
+            result = evaluate_job.evaluate_folder(colorizer, _INPUT_DIR.value, _MAX_PIXELS.value, _SAMPLES.value, log)
+    except (loading.InferenceError, records.DatasetError, colorize_job.ColorizeError) as e:
         return _fail(str(e))
     if not result.count:
         print(f"evaluate: error: {source}: no photo could be evaluated", file=sys.stderr)
         return 1
     report = {"model": _MODEL.value, "step": colorizer.description["step"], "source": source,
               "render_size": colorizer.render_size, "examples": result.count, **result.means}
-    print(evaluation.table(result.means, f"{source}: {result.count} photos, {_MODEL.value} step {report['step']}"))
+    print(evaluator.table(result.means, f"{source}: {result.count} photos, {_MODEL.value} step {report['step']}"))
     if _OUTPUT_DIR.value:
         storage.makedirs(_OUTPUT_DIR.value)
         storage.write_atomic(os.path.join(_OUTPUT_DIR.value, "evaluation.json"),
                              json.dumps(report, sort_keys=True) + "\n")
-        for path in evaluation.write_sample_sheets(result.samples, os.path.join(_OUTPUT_DIR.value, "samples")):
+        for path in evaluate_job.write_sample_sheets(result.samples, os.path.join(_OUTPUT_DIR.value, "samples")):
             log(f"evaluate: wrote {path}")
     print(json.dumps(report, sort_keys=True))
     return 0

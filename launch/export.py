@@ -25,12 +25,13 @@ def main(argv):
     if not _MODEL_DIR.value or not _EXPORT_DIR.value:
         print("export: error: --model_dir and --export_dir are required", file=sys.stderr)
         return 2
-    from colorgan import export, inference  # noqa: PLC0415 - TensorFlow loads once the flags are known good.
+    from colorgan.inference import export  # noqa: PLC0415 - TensorFlow loads once the flags are known good.
+    from colorgan.inference import loading  # noqa: PLC0415 - TensorFlow loads once the flags are known good.
 
     try:
         description = export.export(_MODEL_DIR.value, _EXPORT_DIR.value, _STEP.value, _RENDER_SIZE.value,
                                     overwrite=_OVERWRITE.value)
-    except inference.InferenceError as e:
+    except loading.InferenceError as e:
         print(f"export: error: {e}", file=sys.stderr)
         return 2
     print(f"export: step {description['step']} of {_MODEL_DIR.value} ({description['weights']}) rendered at "

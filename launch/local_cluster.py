@@ -19,8 +19,8 @@ import sys
 from absl import app
 from absl import flags
 
-from colorgan import local_cluster
-from colorgan import storage
+from colorgan.core import storage
+from colorgan.training import local_cluster
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -11,7 +11,7 @@ from absl import flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from colorgan import storage  # noqa: E402 - after the log level; TensorFlow loads only for remote paths.
+from colorgan.core import storage
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", "", "A training run's directory (holds metrics.jsonl).")
 _OUTPUT = flags.DEFINE_string("output", "", "PNG to write (default: MODEL_DIR/loss_curves.png).")
@@ -24,7 +24,7 @@ def main(argv):
     if not storage.isfile(metrics_path):
         print(f"plot_metrics: error: --model_dir={_MODEL_DIR.value}: no metrics.jsonl", file=sys.stderr)
         return 2
-    from colorgan import plots  # noqa: PLC0415 - TensorFlow loads only for a usable run directory.
+    from colorgan.training import plots  # noqa: PLC0415 - TensorFlow loads only for a usable run directory.
 
     output = _OUTPUT.value or os.path.join(_MODEL_DIR.value, plots.LOSS_CURVES_FILENAME)
     try:

@@ -18,14 +18,14 @@ from absl import flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from colorgan import photo_io  # noqa: E402 - after the log level; imports no TensorFlow.
+from colorgan.inference import photo_files
 
 _MODEL = flags.DEFINE_string("model", "", "An export made by launch/export.py or a training run's --model_dir.")
 _HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (an IP address; 0.0.0.0 exposes it).")
 _PORT = flags.DEFINE_integer("port", 8080, "Port to listen on (0: any free port, printed).")
 _MODEL_NAME = flags.DEFINE_string("model_name", "colorgan", "The model's name in /v1/models/NAME (TF Serving's).")
 _MAX_UPLOAD_MB = flags.DEFINE_float("max_upload_mb", 50.0, "Larger request bodies get 413.")
-_MAX_PIXELS = flags.DEFINE_integer("max_pixels", photo_io.DEFAULT_MAX_PIXELS,
+_MAX_PIXELS = flags.DEFINE_integer("max_pixels", photo_files.DEFAULT_MAX_PIXELS,
                                    "Photos with more pixels get 413 (read from the header: decompression bombs).")
 _MAX_QUEUE = flags.DEFINE_integer("max_queue", 64, "Colorize requests in progress at once; past it 503 + Retry-After.")
 _MAX_BATCH = flags.DEFINE_integer("max_batch", 16, "Photos per batched model call (1: no batching).")
@@ -86,17 +86,20 @@ def main(argv):
         return 2
     import uvicorn  # noqa: PLC0415 - TensorFlow and the server load once the flags are known good.
 
-    from colorgan import inference, serving  # noqa: PLC0415
+    from colorgan.inference import loading  # noqa: PLC0415
+    from colorgan.serving import app as serving_app  # noqa: PLC0415
+    from colorgan.serving import limits as serving_limits  # noqa: PLC0415
+    from colorgan.serving import served_model  # noqa: PLC0415
 
     try:
-        model = serving.Model(_MODEL.value)
-    except inference.InferenceError as e:
+        model = served_model.ServedModel(_MODEL.value)
+    except loading.InferenceError as e:
         print(f"serve: error: {e}", file=sys.stderr)
         return 2
-    limits = serving.Limits(max_upload_mb=_MAX_UPLOAD_MB.value, max_pixels=_MAX_PIXELS.value,
-                            max_queue=_MAX_QUEUE.value, max_batch=_MAX_BATCH.value,
-                            batch_timeout_ms=_BATCH_TIMEOUT_MS.value)
-    application = serving.make_app(model, limits, _MODEL_NAME.value)
+    limits = serving_limits.Limits(max_upload_mb=_MAX_UPLOAD_MB.value, max_pixels=_MAX_PIXELS.value,
+                                   max_queue=_MAX_QUEUE.value, max_batch=_MAX_BATCH.value,
+                                   batch_timeout_ms=_BATCH_TIMEOUT_MS.value)
+    application = serving_app.make_app(model, limits, _MODEL_NAME.value)
     host, port = sock.getsockname()[:2]
     url_host = f"[{host}]" if ":" in host else host
     banner = (f"serve: http://{url_host}:{port}/ (model {_MODEL.value}: {model.description['generator']} at "

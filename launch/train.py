@@ -14,8 +14,8 @@ from absl import flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from colorgan import launcher  # noqa: E402 - after the log level.
-from colorgan import train_config  # noqa: E402
+from colorgan.training import train_config
+from colorgan.training import train_job
 
 train_config.define_flags()
 flags.adopt_module_key_flags(train_config)  # --help lists the training flags, not only --helpfull
@@ -24,7 +24,7 @@ flags.adopt_module_key_flags(train_config)  # --help lists the training flags, n
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    return launcher.train_main(train_config.from_flags(flags.FLAGS))
+    return train_job.train_main(train_config.from_flags(flags.FLAGS))
 
 
 if __name__ == "__main__":

@@ -8,9 +8,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from colorgan import gan
-from colorgan import models
-from colorgan import train_config
+from colorgan.modeling import models
+from colorgan.training import train_config
 
 TINY = dict(image_size=32, base_width=4, depth=3, norm="none", dropout=0.0, discriminator="patchgan")
 
@@ -20,7 +19,7 @@ def make_run(model_dir, generator="unet", step=7, ema=False, seed=0, **overrides
     config = dataclasses.replace(train_config.TrainConfig(), data_dir="unused", model_dir=str(model_dir),
                                  generator=generator, ema_decay=0.9 if ema else 0.0, **{**TINY, **overrides})
     keras_generator = models.build_generator(config.generator, config.image_size, for_training=True,
-                                             **gan.model_hparams(config))
+                                             **config.model_hparams())
     rng = np.random.default_rng(seed)
     weights = []
     for weight in keras_generator.weights:

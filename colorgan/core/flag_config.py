@@ -1,0 +1,81 @@
+"""Settings dataclasses whose fields are absl flags, each declared once with its default, help and choices.
+
+The trainer (`train_config.TrainConfig`) and data prep (`conversion_config.ConversionConfig`) define their flags
+from their dataclass, build it back from parsed flags, check choices and save flagfiles the same way, through this
+module. A
+field declared without help (set by library callers only, e.g. a progress interval) is no flag.
+"""
+
+import dataclasses
+
+from absl import flags
+
+# Flags defined from here belong to the module that calls define_flags (its --help lists them), not to this helper.
+flags.disclaim_key_flags()
+
+
+def field(default, help_text, choices=None, flag_name=None):
+    """A dataclass field that is also the flag --NAME (or --flag_name), with this default, help and choices."""
+    return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices, "flag": flag_name})
+
+
+def flag_fields(cls):
+    """{field name: field} of a settings dataclass's fields that are flags, in declaration order."""
+    return {f.name: f for f in dataclasses.fields(cls) if "help" in f.metadata}
+
+
+def flag_name(field_):
+    return field_.metadata.get("flag") or field_.name
+
+
+def define_flags(cls, flag_values=flags.FLAGS):
+    """Defines one absl flag per flag field of `cls`; a tuple field is a repeatable flag."""
+    for field_ in flag_fields(cls).values():
+        name, default, help_text, choices = (flag_name(field_), field_.default, field_.metadata["help"],
+                                             field_.metadata["choices"])
+        if choices:
+            flags.DEFINE_enum(name, default, choices, help_text, flag_values=flag_values)
+        elif field_.type in (bool, "bool"):
+            flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
+        elif field_.type in (int, "int"):
+            flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
+        elif field_.type in (float, "float"):
+            flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
+        elif field_.type in (tuple, "tuple"):
+            flags.DEFINE_multi_string(name, list(default), help_text, flag_values=flag_values)
+        else:
+            flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+
+
+def from_flags(cls, flag_values=flags.FLAGS):
+    """The `cls` that parsed flags give (repeatable flags as tuples)."""
+    values = {}
+    for name, field_ in flag_fields(cls).items():
+        value = flag_values[flag_name(field_)].value
+        values[name] = tuple(value) if field_.type in (tuple, "tuple") else value
+    return cls(**values)
+
+
+def choice_problems(config):
+    """One line per flag whose value is not one of its field's choices."""
+    problems = []
+    for field_ in flag_fields(type(config)).values():
+        choices, value = field_.metadata["choices"], getattr(config, field_.name)
+        if choices is not None and value not in choices:
+            problems.append(f"--{flag_name(field_)}={value}: expected one of {choices}")
+    return problems
+
+
+def to_flagfile_text(config):
+    """A `--flagfile` that reproduces the config exactly (booleans as --name / --noname, one line per value of a
+    repeatable flag)."""
+    lines = []
+    for field_ in flag_fields(type(config)).values():
+        name, value = flag_name(field_), getattr(config, field_.name)
+        if isinstance(value, bool):
+            lines.append(f"--{name}" if value else f"--no{name}")
+        elif isinstance(value, tuple):
+            lines.extend(f"--{name}={item}" for item in value)
+        else:
+            lines.append(f"--{name}={value!r}" if isinstance(value, float) else f"--{name}={value}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,160 @@
+"""The colorize job: photos (files, folders walked recursively, globs) -> colorized photos at full resolution.
+
+Each output mirrors its input's place under the input folder, keeps its format (or --format) and bit depth where the
+format allows, and its EXIF (orientation reset, since pixels are written upright). Outputs are written under a
+temporary name and renamed, so a killed run leaves no partial file and a rerun skips what is done. A file that cannot
+be colorized is reported with its reason and the job goes on.
+"""
+
+import dataclasses
+import math
+import os
+import time
+
+import numpy as np
+
+from colorgan.core import image_files
+from colorgan.core import progress
+from colorgan.core import storage
+from colorgan.core import visualize
+from colorgan.inference import photo_files
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+COMPARE_SUFFIX = ".compare.jpg"
+COMPARE_MAX_HEIGHT = 768
+_SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
+
+
+class ColorizeError(ValueError):
+    """The job cannot start or go on; the message is one line naming the flag or file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ColorizeConfig:
+    model: str
+    inputs: tuple
+    output_dir: str
+    step: int = 0
+    render_size: int = 0
+    format: str = ""
+    overwrite: bool = False
+    compare: bool = False
+    max_pixels: int = photo_files.DEFAULT_MAX_PIXELS
+    jpeg_quality: int = 95
+
+
+@dataclasses.dataclass
+class Summary:
+    colorized: int = 0
+    done_before: int = 0
+    failed: list = dataclasses.field(default_factory=list)  # (path, reason)
+
+    def exit_code(self):
+        """0 when something was colorized (or everything was already done) and the rest reported; 1 otherwise."""
+        return EXIT_OK if self.colorized or (self.done_before and not self.failed) else EXIT_FAILED
+
+
+def list_sources(inputs, output_dir):
+    """(source path, output path relative to output_dir without extension) for every photo named by `inputs`: a
+    file, a folder (walked recursively, structure mirrored, the output folder itself left out) or a glob."""
+    output_root = storage.resolved(output_dir)
+    sources = []
+    for pattern in inputs:
+        if storage.isdir(pattern):
+            root = storage.absolute(pattern)
+            for directory, subdirs, files in storage.walk(root):
+                subdirs[:] = sorted(d for d in subdirs
+                                    if storage.resolved(os.path.join(directory, d)) != output_root)
+                for name in sorted(files):
+                    if os.path.splitext(name)[1].lower() in image_files.IMAGE_EXTENSIONS and not name.startswith("."):
+                        path = os.path.join(directory, name)
+                        sources.append((path, os.path.splitext(os.path.relpath(path, root))[0]))
+        elif storage.isfile(pattern):
+            sources.append((pattern, os.path.splitext(os.path.basename(pattern))[0]))
+        else:
+            matches = [p for p in storage.glob(pattern) if storage.isfile(p)]
+            if not matches:
+                raise ColorizeError(f"--input={pattern}: no such file or folder, and no file matches it as a glob")
+            sources.extend((p, os.path.splitext(os.path.basename(p))[0]) for p in matches)
+    relatives = {}
+    for path, relative in sources:
+        if relatives.setdefault(relative, path) != path:
+            raise ColorizeError(f"--input: {path} and {relatives[relative]} would both be written as "
+                                f"{os.path.join(output_dir, relative)}.*")
+    return sources
+
+
+def remove_stale_partials(output_dir):
+    """Deletes temporary files a killed run left (`storage.write_atomic`'s '.NAME.<random>.partial')."""
+    for directory, _, files in storage.walk(output_dir):
+        for name in files:
+            if name.startswith(".") and name.endswith(storage.PARTIAL_SUFFIX):
+                storage.remove(os.path.join(directory, name))
+
+
+def colorize_photo(colorizer, photo, output_format="PNG"):
+    """The colorized pixels of a loaded photo as the tool writes them: uint16 for 16-bit sources where the format
+    holds 16 bits, else uint8."""
+    sixteen_bit = photo.bit_depth == 16 and output_format in _SIXTEEN_BIT_FORMATS
+    return colorizer.colorize(photo.gray, np.uint16 if sixteen_bit else np.uint8)
+
+
+def compare_sheet(gray, rgb):
+    """input | colorized, side by side, at most COMPARE_MAX_HEIGHT pixels high (gray: float [0, 1]; rgb: the
+    colorized uint8 or uint16 pixels)."""
+    images = (visualize.to_u8(gray), visualize.to_u8(rgb / np.iinfo(rgb.dtype).max))
+    return np.asarray(visualize.row_sheet(images, ("input", "colorized"), COMPARE_MAX_HEIGHT))
+
+def run(config, log=print):
+    """Colorizes every photo named by config.inputs; returns the Summary (see Summary.exit_code)."""
+    try:
+        photo_files.output_format("x.png", config.format)  # a bad --format fails before the model loads
+    except ValueError as e:
+        raise ColorizeError(str(e)) from None
+    if not config.output_dir:
+        raise ColorizeError("--output_dir is required")
+    sources = list_sources(config.inputs, config.output_dir)
+    if not sources:
+        raise ColorizeError(f"--input={','.join(config.inputs)}: no photos found")
+    from colorgan.inference import loading  # noqa: PLC0415 - TensorFlow loads only once the inputs are known to be usable.
+
+    try:
+        colorizer = loading.Colorizer.load(config.model, config.step, config.render_size)
+    except loading.InferenceError as e:
+        raise ColorizeError(str(e)) from None
+    log(f"colorize: {len(sources)} photos with {config.model} ({colorizer.description['generator']}, step "
+        f"{colorizer.description['step']}, rendered at {colorizer.render_size} px)")
+    storage.makedirs(config.output_dir)
+    remove_stale_partials(config.output_dir)
+    summary = Summary()
+    start = time.monotonic()
+    for index, (source, relative) in enumerate(sources, start=1):
+        image_format, extension = photo_files.output_format(source, config.format)
+        output = os.path.join(config.output_dir, relative + extension)
+        if storage.exists(output) and not config.overwrite:
+            summary.done_before += 1
+            continue
+        try:
+            photo = photo_files.load_photo(source, config.max_pixels)
+        except photo_files.PhotoError as e:
+            summary.failed.append((source, str(e)))
+            log(f"colorize: skipped {source}: {e}")
+            continue
+        rgb = colorize_photo(colorizer, photo, image_format)
+        storage.makedirs(storage.parent(output))
+        try:
+            if config.compare:
+                photo_files.save_photo(compare_sheet(photo.gray, rgb), os.path.join(
+                    config.output_dir, relative + COMPARE_SUFFIX), "JPEG", jpeg_quality=90)
+            photo_files.save_photo(rgb, output, image_format, exif=photo.exif, jpeg_quality=config.jpeg_quality)
+        except OSError as e:
+            raise ColorizeError(f"{output}: cannot write: {e.strerror or e}") from None
+        summary.colorized += 1
+        elapsed = time.monotonic() - start
+        rate = summary.colorized / elapsed if elapsed > 0 else 0.0
+        remaining = len(sources) - index
+        eta = remaining / rate if rate > 0 else math.inf
+        log(f"colorize: {index}/{len(sources)} {rate:.2f} images/s ETA {progress.format_duration(eta)} {output}")
+    log(f"colorize: {summary.colorized} colorized, {summary.done_before} already done, {len(summary.failed)} "
+        f"failed; outputs in {config.output_dir}")
+    return summary

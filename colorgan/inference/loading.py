@@ -1,0 +1,169 @@
+"""Colorizing photos with a trained generator, outside the trainer: no optimizer, no strategy, no global seeding.
+
+`Colorizer.load(path)` takes a run directory (its flags.cfg and checkpoints; the EMA weights where the run kept
+them) or an export made by launch/export.py, and colorizes gray photos of any size at full resolution through
+`rendering.render_full_resolution`, so a run and its export give the same photos.
+"""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from colorgan.core import storage
+from colorgan.inference import rendering
+from colorgan.modeling import models
+from colorgan.training import train_config
+
+EXPORT_METADATA_FILENAME = "colorgan.json"
+SAVED_MODEL_FILENAME = "saved_model.pb"
+CHROMA_SIGNATURE = "chroma"
+
+
+class InferenceError(ValueError):
+    """A run or export that cannot be loaded as asked; the message is one line naming the path or flag."""
+
+
+def chroma_predictor(generator, color_space):
+    """canvas gray [n, R, R, 1] in [0, 1] -> the generator's a*, b* [n, R, R, 2]: what rendering needs of a model."""
+
+    def predict(canvas):
+        inputs = color_space.model_input(canvas)
+        return color_space.chroma(inputs, generator(inputs, training=False))
+
+    return predict
+
+
+def _checkpoint_path(model_dir, step):
+    if step:
+        path = os.path.join(model_dir, f"ckpt-{step}")
+        if not tf.io.gfile.exists(f"{path}.index"):
+            available = sorted(int(name[5:-6]) for name in tf.io.gfile.listdir(model_dir)
+                               if name.startswith("ckpt-") and name.endswith(".index"))
+            raise InferenceError(f"--step={step}: {model_dir} has no checkpoint of that step (it has {available})")
+        return path
+    path = tf.train.latest_checkpoint(model_dir)
+    if not path:
+        raise InferenceError(f"{model_dir}: no checkpoint yet (train first)")
+    return path
+
+
+def load_generator(model_dir, step=0, render_size=0):
+    """(generator built at render_size with the run's weights, description) from a run directory. render_size 0:
+    the run's training size. The EMA weights are taken where the run kept them."""
+    flags_path = os.path.join(model_dir, train_config.FLAGFILE_NAME)
+    if not tf.io.gfile.exists(flags_path):
+        raise InferenceError(f"{model_dir}: not a training run (no {train_config.FLAGFILE_NAME})")
+    config = train_config.read_flagfile(flags_path)
+    checkpoint = _checkpoint_path(model_dir, step)
+    spec = models.GENERATORS[config.generator]
+    render_size = render_size or config.image_size
+    hparams = config.model_hparams()
+    if spec.has_depth:  # the depth trained with, whatever the render size
+        hparams["depth"] = models.unet_depth(config.image_size, config.depth)
+    try:
+        generator = models.build_generator(config.generator, render_size, **hparams)
+    except ValueError as e:
+        raise InferenceError(f"--render_size={render_size}: {e}") from None
+    weights = "ema_generator" if any(name.startswith("ema_generator/") for name in
+                                     storage.checkpoint_reader(checkpoint).get_variable_to_shape_map()) else "generator"
+    status = tf.train.Checkpoint(**{weights: generator}).restore(checkpoint).expect_partial()
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as e:
+        raise InferenceError(f"{checkpoint}: does not hold this run's generator: {str(e).splitlines()[0][:200]}") \
+            from None
+    description = dict(generator=config.generator, color_space=spec.color_space.name, render_size=render_size,
+                       training_image_size=config.image_size, depth=hparams["depth"], weights=weights,
+                       step=int(checkpoint.rsplit("-", 1)[1]), checkpoint=checkpoint,
+                       training_flags=train_config.to_flagfile_text(config).split())
+    return generator, description
+
+
+def model_kind(path):
+    """"export" or "run": what `path` holds, told by the file each kind always has; InferenceError otherwise."""
+    if tf.io.gfile.exists(os.path.join(path, SAVED_MODEL_FILENAME)):
+        return "export"
+    if tf.io.gfile.exists(os.path.join(path, train_config.FLAGFILE_NAME)):
+        return "run"
+    raise InferenceError(f"{path}: neither a training run ({train_config.FLAGFILE_NAME}) nor an export "
+                         f"({SAVED_MODEL_FILENAME})")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedExport:
+    """An export loaded once: its colorgan.json, the SavedModel (which must outlive its signatures), the chroma
+    signature as canvases -> ab, and, when asked for, its SignatureDef protos (what TF Serving's metadata shows)."""
+
+    description: dict
+    saved_model: object
+    predict_chroma: object
+    signature_defs: dict | None = None
+
+
+def load_export(export_dir, with_signature_defs=False):
+    """The LoadedExport of `export_dir`; InferenceError naming the file when its metadata is unreadable."""
+    metadata = os.path.join(export_dir, EXPORT_METADATA_FILENAME)
+    try:  # written last: without it the export is unfinished
+        description = json.loads(storage.read_text(metadata))
+    except (OSError, ValueError) as e:
+        raise InferenceError(f"{metadata}: unreadable, the export is incomplete or damaged (export again): "
+                             f"{e}") from None
+    loaded = tf.saved_model.load(export_dir)
+    signature = loaded.signatures[CHROMA_SIGNATURE]
+    signature_defs = None
+    if with_signature_defs:  # tf.saved_model.load keeps no SignatureDef protos: read them from the graph file
+        saved_model = saved_model_pb2.SavedModel.FromString(
+            storage.read_bytes(os.path.join(export_dir, SAVED_MODEL_FILENAME)))
+        signature_defs = dict(saved_model.meta_graphs[0].signature_def)
+    return LoadedExport(description, loaded, lambda canvas: signature(gray=canvas)["ab"], signature_defs)
+
+
+class Colorizer:
+    """Colorizes gray photos [h, w] / [h, w, 1] / [n, h, w, 1] in [0, 1] at full resolution."""
+
+    def __init__(self, predict_chroma, render_size, description, keep_alive=None):
+        self.render_size = render_size
+        self.description = description
+        self._keep_alive = keep_alive  # a loaded SavedModel must outlive its signatures
+        # One compiled function per output dtype (float32 for evaluation, uint8 / uint16 for files).
+        self._functions = {dtype: tf.function(
+            lambda gray, dtype=dtype: rendering.render_full_resolution(gray, predict_chroma, render_size, dtype),
+            input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
+            for dtype in (tf.float32, tf.uint8, tf.uint16)}
+        self.colorize_batch = self._functions[tf.float32]
+
+    @classmethod
+    def from_run(cls, model_dir, step=0, render_size=0):
+        generator, description = load_generator(model_dir, step, render_size)
+        space = models.GENERATORS[description["generator"]].color_space
+        return cls(chroma_predictor(generator, space), description["render_size"], description)
+
+    @classmethod
+    def from_export(cls, export_dir):
+        loaded = load_export(export_dir)
+        return cls(loaded.predict_chroma, loaded.description["render_size"], loaded.description, loaded.saved_model)
+
+    @classmethod
+    def load(cls, path, step=0, render_size=0):
+        """A run directory or an export; `step` and `render_size` apply to runs (an export has them fixed)."""
+        if model_kind(path) == "export":
+            colorizer = cls.from_export(path)
+            if step and step != colorizer.description["step"]:
+                raise InferenceError(f"--step={step}: {path} is an export of step {colorizer.description['step']}")
+            if render_size and render_size != colorizer.render_size:
+                raise InferenceError(f"--render_size={render_size}: {path} is an export fixed at "
+                                     f"{colorizer.render_size} (export again with --render_size)")
+            return colorizer
+        return cls.from_run(path, step, render_size)
+
+    def colorize(self, gray, dtype=np.float32):
+        """numpy gray in [0, 1] -> numpy sRGB with a channel axis of 3 (batch axis as given): float32 in [0, 1], or
+        uint8 / uint16 over their full range."""
+        gray = np.asarray(gray, np.float32)
+        batch = gray if gray.ndim == 4 else (gray[..., np.newaxis] if gray.ndim == 2 else gray)[np.newaxis]
+        rgb = self._functions[tf.as_dtype(dtype)](tf.constant(batch)).numpy()
+        return rgb if gray.ndim == 4 else rgb[0]

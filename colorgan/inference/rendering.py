@@ -1,0 +1,92 @@
+"""Full-resolution colorization: the generator sees a small canvas, the photo keeps every pixel of its lightness.
+
+The gray photo is fitted into a `render_size` square (aspect kept, edges repeated into the margin), the generator
+predicts chroma there, and the chroma of the photo's own region is upsampled bilinearly to the photo's size and
+joined with the photo's full-resolution L*. Colours sRGB cannot show lose chroma at fixed L* (never lightness), so
+the output's L* is the gray input's. TensorFlow ops only: the same code runs in process and inside an exported
+SavedModel, which is why TF Serving returns finished photos.
+"""
+
+import tensorflow as tf
+
+from colorgan.core import color
+
+
+def fit_canvas(gray, render_size):
+    """gray [n, h, w, 1] -> (canvas [n, R, R, 1], (top, left, height, width) of the photo inside it). The longer
+    side becomes R; the margin repeats the edge pixels, which disturbs a convolution less than a constant."""
+    shape = tf.shape(gray)
+    height, width = shape[1], shape[2]
+    scale = tf.cast(render_size, tf.float32) / tf.cast(tf.maximum(height, width), tf.float32)
+    fitted = [tf.clip_by_value(tf.cast(tf.round(tf.cast(side, tf.float32) * scale), tf.int32), 1, render_size)
+              for side in (height, width)]
+    small = tf.image.resize(gray, fitted, antialias=True)
+    top, left = (render_size - fitted[0]) // 2, (render_size - fitted[1]) // 2
+    rows = tf.clip_by_value(tf.range(render_size) - top, 0, fitted[0] - 1)
+    columns = tf.clip_by_value(tf.range(render_size) - left, 0, fitted[1] - 1)
+    canvas = tf.gather(tf.gather(small, rows, axis=1), columns, axis=2)
+    return tf.ensure_shape(canvas, [None, render_size, render_size, 1]), (top, left, fitted[0], fitted[1])
+
+
+# Rows joined and gamut-fitted at a time: full-resolution float intermediates stay at a few strips of the photo
+# (a 24 MP photo would otherwise hold several 288 MB float32 copies at once).
+STRIP_ROWS = 256
+
+
+def render_full_resolution(gray, predict_chroma, render_size, dtype=tf.float32):
+    """gray [n, h, w, 1] float in [0, 1] -> sRGB [n, h, w, 3] at the input's full resolution, as float32 in [0, 1]
+    or as uint8 / uint16 (rounded).
+
+    predict_chroma: canvas [n, R, R, 1] gray in [0, 1] -> a*, b* [n, R, R, 2] in CIE units (what the exported
+    `chroma` signature computes). The chroma is upsampled bilinearly (tf.image.resize's half-pixel sampling, done
+    in two passes so the full-size chroma is only ever made one strip of rows at a time)."""
+    gray = tf.convert_to_tensor(gray, tf.float32)
+    shape = tf.shape(gray)
+    count, height, width = shape[0], shape[1], shape[2]
+    canvas, (top, left, fitted_height, fitted_width) = fit_canvas(gray, render_size)
+    chroma = predict_chroma(canvas)[:, top:top + fitted_height, left:left + fitted_width, :]
+    chroma = tf.image.resize(chroma, [fitted_height, width], method="bilinear")  # columns only: [n, h', w, 2]
+    strips = (height + STRIP_ROWS - 1) // STRIP_ROWS
+    gray = tf.pad(gray, [[0, 0], [0, strips * STRIP_ROWS - height], [0, 0], [0, 0]])
+    row_scale = tf.cast(fitted_height, tf.float32) / tf.cast(height, tf.float32)
+
+    def strip(index):
+        image, first_row = index // strips, index % strips * STRIP_ROWS
+        source = (tf.cast(first_row + tf.range(STRIP_ROWS), tf.float32) + 0.5) * row_scale - 0.5
+        lower = tf.floor(source)
+        weight = (source - lower)[:, tf.newaxis, tf.newaxis]
+        rows = [tf.gather(chroma[image], tf.clip_by_value(tf.cast(lower, tf.int32) + offset, 0, fitted_height - 1))
+                for offset in (0, 1)]
+        lab = tf.concat([color.lightness_from_gray(gray[image, first_row:first_row + STRIP_ROWS]),
+                         rows[0] * (1.0 - weight) + rows[1] * weight], axis=-1)
+        return _convert(color.lab_to_rgb(color.fit_chroma_to_gamut(lab)), dtype)
+
+    rgb = tf.map_fn(strip, tf.range(count * strips), parallel_iterations=1,
+                    fn_output_signature=tf.TensorSpec([STRIP_ROWS, None, 3], dtype))
+    return tf.reshape(rgb, [count, strips * STRIP_ROWS, width, 3])[:, :height]
+
+
+def _convert(rgb, dtype):
+    """Float [0, 1] -> `dtype`: unchanged for floats, rounded to the full range for integers."""
+    if dtype.is_floating:
+        return tf.cast(rgb, dtype)
+    return tf.cast(tf.round(tf.clip_by_value(rgb, 0.0, 1.0) * dtype.max), dtype)
+
+
+def gray_from_u8(images):
+    """uint8 [n, h, w, c] with c = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) -> gray [n, h, w, 1] float in
+    [0, 1]: transparency composited on white, colour reduced to the records' luma (PIL's "L")."""
+    channels = tf.shape(images)[-1]
+    images = tf.cast(images, tf.int32)
+
+    def on_white(colour):
+        alpha = images[..., -1:]
+        return (colour * alpha + 255 * (255 - alpha) + 127) // 255
+
+    gray = tf.switch_case(channels - 1, [
+        lambda: images[..., :1],
+        lambda: on_white(images[..., :1]),
+        lambda: tf.cast(color.luma_u8(images[..., :3]), tf.int32),
+        lambda: tf.cast(color.luma_u8(on_white(images[..., :3])), tf.int32),
+    ])
+    return tf.ensure_shape(tf.cast(gray, tf.float32), [None, None, None, 1]) / 255.0

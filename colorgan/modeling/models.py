@@ -1,0 +1,347 @@
+"""The generators and discriminators, by name: the seed's original pair and a pix2pix U-Net / PatchGAN pair.
+
+The trainer picks models from GENERATORS and DISCRIMINATORS by flag name and builds them with one set of
+hyperparameters (base_width, depth, norm); each model uses those it has. Every model's last layer computes in
+float32, so outputs, and the losses taken on them, stay float32 under a mixed-precision policy.
+"""
+
+import dataclasses
+import itertools
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from colorgan.core import color
+from colorgan.modeling import example_noise
+
+NORMS = ("batch", "instance", "none")
+MAX_UNET_DEPTH = 8
+
+# The seed was written against tf.keras 2, whose LeakyReLU slope defaulted to 0.3 (Keras 3's leaky_relu activation
+# defaults to 0.2): spelled out so the reproduction does not hang on a library default.
+_SEED_LEAKY_SLOPE = 0.3
+# (filters, kernel) of the seed generator's three encoder stages and of its three decoder stages, as in the original.
+_SEED_ENCODER = (((16, 5), (32, 3), (32, 3)), ((32, 5), (64, 3), (64, 3)), ((64, 5), (128, 3), (128, 3)))
+_SEED_DECODER = (((128, 3), (128, 3), (64, 5)), ((64, 3), (64, 3), (32, 5)), ((32, 3), (32, 3), (3, 5)))
+# Valid convolutions shrink each side by kernel - 1; the decoder's transposed ones grow it back by as much.
+_SEED_GENERATOR_SHRINK = sum(kernel - 1 for stage in _SEED_ENCODER for _, kernel in stage)
+SEED_GENERATOR_MIN_SIZE = _SEED_GENERATOR_SHRINK + 1
+# (filters, kernel) of the seed discriminator's four stages (two valid convolutions, then 2x2 max pooling each).
+_SEED_DISCRIMINATOR_STAGES = ((32, 7), (64, 5), (128, 3), (256, 3))
+_SEED_DISCRIMINATOR_DENSE = (512, 128, 16)
+
+_PIX2PIX_LEAKY_SLOPE = 0.2
+_UNET_WIDTH_MULTIPLIERS = (1, 2, 4, 8, 8, 8, 8, 8)
+_UNET_DROPOUT_BLOCKS = 3
+_PATCHGAN_WIDTH_MULTIPLIERS = (1, 2, 4)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorSpec:
+    """builder(image_size, *, base_width, depth, norm, dropout, for_training) -> keras.Model; color_space:
+    what the model predicts; has_depth: its depth follows the image size unless set (the U-Net), so inference at
+    another size must fix it; has_norm: it normalises as `norm` says."""
+
+    builder: Callable[..., keras.Model]
+    color_space: color.ColorSpace
+    has_depth: bool = False
+    has_norm: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscriminatorSpec:
+    """builder(image_size, *, color_space, base_width, norm) -> keras.Model. conditional: it takes [inputs, targets]
+    rather than targets alone; outputs_logits: its scores are logits, not probabilities; has_norm: it normalises as
+    `norm` says."""
+
+    builder: Callable[..., keras.Model]
+    conditional: bool
+    outputs_logits: bool
+    has_norm: bool = False
+
+
+# ------------------------------------------------------------------------------------------------ the seed pair
+
+
+def seed_generator(image_size):
+    """The seed's generator, layer for layer: gray [b, s, s, 1] in [0, 1] -> RGB [b, s, s, 3] (ReLU, as original)."""
+    if image_size < SEED_GENERATOR_MIN_SIZE:
+        raise ValueError(f"seed generator: image size {image_size} is below its minimum of {SEED_GENERATOR_MIN_SIZE} "
+                         f"px (its valid convolutions take {_SEED_GENERATOR_SHRINK} px off each side)")
+    gray = keras.Input((image_size, image_size, 1), name="gray")
+    x = gray
+    skips = []
+    for stage, layers in enumerate(_SEED_ENCODER, start=1):
+        for index, (filters, kernel) in enumerate(layers, start=1):
+            x = keras.layers.Conv2D(filters, kernel, name=f"encoder{stage}_conv{index}")(x)
+            x = keras.layers.LeakyReLU(negative_slope=_SEED_LEAKY_SLOPE, name=f"encoder{stage}_act{index}")(x)
+        skips.append(x)
+    x = keras.layers.Conv2D(128, 3, padding="same", activation="tanh", name="bottleneck")(x)
+    last_stage = len(_SEED_DECODER)
+    for stage, (layers, skip) in enumerate(zip(_SEED_DECODER, reversed(skips)), start=1):
+        x = keras.layers.Concatenate(name=f"decoder{stage}_skip")([x, skip])
+        for index, (filters, kernel) in enumerate(layers, start=1):
+            is_output = stage == last_stage and index == len(layers)
+            x = keras.layers.Conv2DTranspose(filters, kernel, activation="relu",
+                                             dtype="float32" if is_output else None,
+                                             name="rgb" if is_output else f"decoder{stage}_deconv{index}")(x)
+    return keras.Model(gray, x, name="seed_generator")
+
+
+def _seed_discriminator_feature_side(image_size):
+    side = image_size
+    for _, kernel in _SEED_DISCRIMINATOR_STAGES:
+        side = (side - 2 * (kernel - 1)) // 2
+    return side
+
+
+SEED_DISCRIMINATOR_MIN_SIZE = next(size for size in itertools.count(1) if _seed_discriminator_feature_side(size) >= 1)
+
+
+def seed_discriminator(image_size):
+    """The seed's discriminator, as designed: RGB [b, s, s, 3] -> probability of being real [b, 1]. Its dense head
+    makes the parameter count depend on the image size."""
+    if image_size < SEED_DISCRIMINATOR_MIN_SIZE:
+        raise ValueError(f"seed discriminator: image size {image_size} is below its minimum of "
+                         f"{SEED_DISCRIMINATOR_MIN_SIZE} px (four stages of valid convolutions and 2x2 pooling)")
+    rgb = keras.Input((image_size, image_size, 3), name="rgb")
+    x = rgb
+    for stage, (filters, kernel) in enumerate(_SEED_DISCRIMINATOR_STAGES, start=1):
+        for index in (1, 2):
+            x = keras.layers.Conv2D(filters, kernel, activation="relu", name=f"stage{stage}_conv{index}")(x)
+        x = keras.layers.MaxPool2D(name=f"stage{stage}_pool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    for index, units in enumerate(_SEED_DISCRIMINATOR_DENSE, start=1):
+        x = keras.layers.Dense(units, activation="relu", name=f"dense{index}")(x)
+    score = keras.layers.Dense(1, dtype="float32", name="score")(x)
+    probability = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(score)
+    return keras.Model(rgb, probability, name="seed_discriminator")
+
+
+def seed_discriminator_logits(faithful):
+    """The training view of a seed discriminator: the very same layers and weights, up to the "score" logits. The
+    losses then take the numerically stable from-logits form instead of log(sigmoid(.)), which saturates."""
+    return keras.Model(faithful.input, faithful.get_layer("score").output, name="seed_discriminator_logits")
+
+
+# ---------------------------------------------------------------------------------------- the pix2pix pair
+
+
+def _initializer():
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def _check_norm(norm):
+    if norm not in NORMS:
+        raise ValueError(f"norm {norm!r}: expected one of {NORMS}")
+
+
+def _normalization(norm, name):
+    if norm == "batch":
+        # Statistics over the global batch, all-reduced across replicas: per-replica statistics would make one
+        # flagfile train another model on each replica count (8 GPUs at batch 32 would see 4 examples each).
+        return keras.layers.BatchNormalization(synchronized=True, name=name)
+    return keras.layers.GroupNormalization(groups=-1, name=name)  # One group per channel: instance norm.
+
+
+@keras.saving.register_keras_serializable(package="colorgan")
+class TrainingLeakyReLU(keras.layers.LeakyReLU):
+    """Keras's LeakyReLU whose gradient reads the activation's output, not its input: the same numbers (with a
+    positive slope, y > 0 exactly where x > 0), but the backward pass no longer keeps the pre-activation, so
+    Grappler can fuse Conv2D + BiasAdd + LeakyRelu. With Keras's gradient, TF 2.21's oneDNN remapper fuses
+    _FusedConv2D + LeakyRelu anyway when the activation has no control edges (the innermost U-Net block and
+    PatchGAN's last block when they have a bias) and fails ("remapper failed: INVALID_ARGUMENT: Mutation::Apply
+    error: fanout '...LeakyReluGrad' exist for missing node '...BiasAdd'"). Only the trainer's models use it:
+    saved and exported models keep Keras's LeakyReLU (no weights either way, so checkpoints map)."""
+
+    def call(self, inputs):
+        slope = self.negative_slope
+
+        @tf.custom_gradient
+        def leaky_relu(x):
+            y = tf.nn.leaky_relu(x, alpha=slope)
+            return y, lambda dy: tf.raw_ops.LeakyReluGrad(gradients=dy, features=y, alpha=slope)
+
+        return leaky_relu(inputs)
+
+
+def _down_block(x, filters, norm, name, activation_layer=keras.layers.LeakyReLU):
+    """4x4 stride-2 convolution, normalization, LeakyReLU(0.2): the pix2pix encoder block (Ck / C-k)."""
+    side = -(-x.shape[1] // 2)
+    # Instance norm of a 1x1 activation is its beta whatever the input: it would cut the bottleneck off.
+    normalized = norm == "batch" or (norm == "instance" and side > 1)
+    x = keras.layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=not normalized,
+                            kernel_initializer=_initializer(), name=f"{name}_conv")(x)
+    if normalized:
+        x = _normalization(norm, f"{name}_norm")(x)
+    return activation_layer(negative_slope=_PIX2PIX_LEAKY_SLOPE, name=f"{name}_act")(x)
+
+
+@keras.saving.register_keras_serializable(package="colorgan")
+class ExampleDropout(keras.layers.Dropout):
+    """Dropout whose mask, in the training step, comes from `example_noise.current()`: a function of (seed, data
+    position, example index in the global batch), so resume and replica count leave it unchanged. Outside a training
+    step (a model called on its own) it is Keras's Dropout. Only the trainer's models use it: saved and exported models
+    keep Keras's Dropout (the same op positions, so checkpoints map), and load without colorgan."""
+
+    def call(self, inputs, training=False):
+        draws = example_noise.current()
+        if not training or not self.rate or draws is None:
+            return super().call(inputs, training=training)
+        keep = draws.uniform(self.name, tf.shape(inputs)) >= self.rate
+        return tf.where(keep, inputs / (1.0 - self.rate), tf.zeros_like(inputs))
+
+
+def _up_block(x, filters, norm, dropout_rate, dropout_layer, name):
+    """4x4 stride-2 transposed convolution, normalization, optional dropout (pix2pix's noise), ReLU."""
+    x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=norm == "none",
+                                     kernel_initializer=_initializer(), name=f"{name}_deconv")(x)
+    if norm != "none":
+        x = _normalization(norm, f"{name}_norm")(x)
+    if dropout_rate:
+        x = dropout_layer(dropout_rate, name=f"{name}_dropout")(x)
+    return keras.layers.ReLU(name=f"{name}_act")(x)
+
+
+def unet_depth(image_size, depth=0):
+    """The U-Net's down-sampling steps: `depth`, checked, or for 0 as many as `image_size` allows (at most 8)."""
+    if depth == 0:
+        depth = next((d for d in range(MAX_UNET_DEPTH, 0, -1) if image_size % 2 ** d == 0), 0)
+        if depth == 0:
+            raise ValueError(f"unet: image size {image_size} is odd; the U-Net must halve it at least once")
+        return depth
+    if not 1 <= depth <= MAX_UNET_DEPTH:
+        raise ValueError(f"unet: depth {depth} is outside 1..{MAX_UNET_DEPTH} (0: automatic)")
+    if image_size % 2 ** depth:
+        raise ValueError(f"unet: image size {image_size} is not divisible by 2**{depth} = {2 ** depth} (depth {depth})")
+    return depth
+
+
+def unet_generator(image_size, *, color_space="lab", base_width=64, depth=0, norm="batch", dropout=0.5,
+                   for_training=False):
+    """pix2pix U-Net (Isola et al. 2017). lab: L in [-1, 1] [b, s, s, 1] -> ab [b, s, s, 2], tanh; rgb: gray in
+    [0, 1] -> RGB [b, s, s, 3], sigmoid, since RGB targets lie in [0, 1]. `dropout` is pix2pix's noise source in
+    the innermost decoder blocks (0.5 there; 0 makes the generator deterministic); for_training: the trainer's
+    model, with ExampleDropout and TrainingLeakyReLU (others get Keras's own layers, which load without colorgan)."""
+    space = _color_space("unet", color_space)
+    _check_norm(norm)
+    depth = unet_depth(image_size, depth)
+    inputs = keras.Input((image_size, image_size, 1), name=space.input_name)
+    x = inputs
+    skips = []
+    for index in range(depth):
+        x = _down_block(x, base_width * _UNET_WIDTH_MULTIPLIERS[index], norm if index else "none",
+                        name=f"down{index + 1}",
+                        activation_layer=TrainingLeakyReLU if for_training else keras.layers.LeakyReLU)
+        skips.append(x)
+    # Each decoder block mirrors an encoder block: same width, then joined with that block's activation.
+    for index, skip in enumerate(reversed(skips[:-1])):
+        x = _up_block(x, skip.shape[-1], norm, dropout if index < _UNET_DROPOUT_BLOCKS else 0.0,
+                      ExampleDropout if for_training else keras.layers.Dropout, name=f"up{index + 1}")
+        x = keras.layers.Concatenate(name=f"up{index + 1}_skip")([x, skip])
+    outputs = keras.layers.Conv2DTranspose(
+        space.channels, 4, strides=2, padding="same", activation=space.output_activation,
+        kernel_initializer=_initializer(), dtype="float32", name=space.output_name)(x)
+    return keras.Model(inputs, outputs, name=f"unet_{space.name}")
+
+
+def _patchgan_output_side(image_size):
+    side = image_size
+    for _ in _PATCHGAN_WIDTH_MULTIPLIERS:
+        side = -(-side // 2)
+    return side - 2  # Two 4x4 valid convolutions, each after a 1-pixel zero padding.
+
+
+def patchgan_discriminator(image_size, *, color_space="rgb", base_width=64, norm="batch"):
+    """pix2pix's conditional 70x70 PatchGAN: [inputs [b, s, s, 1], targets [b, s, s, 3 or 2]] -> one real/fake
+    logit per overlapping 70x70 patch, [b, s/8 - 2, s/8 - 2, 1] (30x30 at 256)."""
+    space = _color_space("patchgan", color_space)
+    _check_norm(norm)
+    if _patchgan_output_side(image_size) < 1:
+        minimum = next(size for size in itertools.count(1) if _patchgan_output_side(size) >= 1)
+        raise ValueError(f"patchgan: image size {image_size} is below its minimum of {minimum} px")
+    inputs = keras.Input((image_size, image_size, 1), name="inputs")
+    targets = keras.Input((image_size, image_size, space.channels), name="targets")
+    x = keras.layers.Concatenate(name="pair")([inputs, targets])
+    for index, multiplier in enumerate(_PATCHGAN_WIDTH_MULTIPLIERS):
+        # Only the trainer builds, and nothing exports, a PatchGAN: always its training layers.
+        x = _down_block(x, base_width * multiplier, norm if index else "none", name=f"down{index + 1}",
+                        activation_layer=TrainingLeakyReLU)
+    x = keras.layers.ZeroPadding2D(name="pad1")(x)
+    x = keras.layers.Conv2D(base_width * 8, 4, use_bias=norm == "none", kernel_initializer=_initializer(),
+                            name="conv")(x)
+    if norm != "none":
+        x = _normalization(norm, "conv_norm")(x)
+    x = TrainingLeakyReLU(negative_slope=_PIX2PIX_LEAKY_SLOPE, name="conv_act")(x)
+    x = keras.layers.ZeroPadding2D(name="pad2")(x)
+    logits = keras.layers.Conv2D(1, 4, kernel_initializer=_initializer(), dtype="float32", name="logits")(x)
+    return keras.Model([inputs, targets], logits, name="patchgan")
+
+
+# ------------------------------------------------------------------------------------------------- registry
+
+
+def _seed_generator_builder(image_size, **_):
+    return seed_generator(image_size)  # A fixed design: no width, depth or norm to set.
+
+
+def _unet_builder(color_space):
+    def build(image_size, *, base_width, depth, norm, dropout, for_training):
+        return unet_generator(image_size, color_space=color_space, base_width=base_width, depth=depth, norm=norm,
+                              dropout=dropout, for_training=for_training)
+
+    return build
+
+
+def _seed_discriminator_builder(image_size, *, color_space, **_):
+    space = _color_space("seed discriminator", color_space)
+    if space is not color.COLOR_SPACES["rgb"]:
+        raise ValueError(f"seed discriminator: color space {space.name!r}: it judges RGB images only")
+    return seed_discriminator_logits(seed_discriminator(image_size))
+
+
+def _patchgan_builder(image_size, *, color_space, base_width, norm):
+    return patchgan_discriminator(image_size, color_space=color_space, base_width=base_width, norm=norm)
+
+
+GENERATORS = {
+    "seed": GeneratorSpec(_seed_generator_builder, color_space=color.COLOR_SPACES["rgb"]),
+    "unet": GeneratorSpec(_unet_builder("lab"), color_space=color.COLOR_SPACES["lab"], has_depth=True,
+                          has_norm=True),
+    "unet_rgb": GeneratorSpec(_unet_builder("rgb"), color_space=color.COLOR_SPACES["rgb"], has_depth=True,
+                              has_norm=True),
+}
+DISCRIMINATORS = {
+    # The training view: logits, whose sigmoid is the faithful model's output (seed_discriminator).
+    "seed": DiscriminatorSpec(_seed_discriminator_builder, conditional=False, outputs_logits=True),
+    "patchgan": DiscriminatorSpec(_patchgan_builder, conditional=True, outputs_logits=True, has_norm=True),
+}
+
+
+def _color_space(model, name):
+    try:
+        return color.color_space(name)
+    except ValueError as e:
+        raise ValueError(f"{model}: {e}") from None
+
+
+def _spec(registry, kind, name):
+    if name not in registry:
+        raise ValueError(f"unknown {kind} {name!r}: expected one of {sorted(registry)}")
+    return registry[name]
+
+
+def build_generator(name, image_size, *, base_width=64, depth=0, norm="batch", dropout=0.5,
+                    for_training=False, **unused):
+    """The generator registered as `name`. `unused` takes the trainer's other settings, so one set of keyword
+    arguments serves every model. for_training: the trainer's model (see unet_generator)."""
+    return _spec(GENERATORS, "generator", name).builder(image_size, base_width=base_width, depth=depth, norm=norm,
+                                                        dropout=dropout, for_training=for_training)
+
+
+def build_discriminator(name, image_size, *, color_space="rgb", base_width=64, depth=0, norm="batch", **unused):
+    """The discriminator registered as `name`, judging targets in `color_space`. `depth` and `unused` are accepted
+    for one shared set of keyword arguments; no discriminator has a depth to set."""
+    return _spec(DISCRIMINATORS, "discriminator", name).builder(image_size, color_space=color_space,
+                                                                base_width=base_width, norm=norm)

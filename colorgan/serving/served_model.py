@@ -1,0 +1,68 @@
+"""The model a service serves: an export (or a run, exported to memory first) loaded once through the inference
+layer's loader, and the per-photo stages around the batched chroma call, as the export's bytes signature runs them."""
+
+import os
+import re
+
+import tensorflow as tf
+
+from colorgan.core import storage
+from colorgan.inference import exif_orientation
+from colorgan.inference import export
+from colorgan.inference import loading
+from colorgan.inference import rendering
+from colorgan.serving import tf_serving_rest
+from colorgan.serving.tf_serving_rest import ServingError
+
+
+class ServedModel:
+    """Loaded once: the chroma signature (what the batcher calls), the metadata TF Serving shows, and the stages
+    before (decode upright, the records' luma, the canvas) and after (full-size recombination, PNG) it."""
+
+    def __init__(self, path):
+        try:
+            kind = loading.model_kind(path)
+        except loading.InferenceError as e:
+            raise loading.InferenceError(f"--model={e}") from None
+        if kind == "export":
+            export_dir, self.version = path, tf_serving_rest.version_of(path)
+        else:  # a run is exported to TensorFlow's in-memory filesystem: one code path, nothing written to disk
+            export_dir, self.version = f"ram://colorgan-serve-{os.getpid()}/1", "1"
+            export.export(path, export_dir, overwrite=True)
+        try:
+            loaded = loading.load_export(export_dir, with_signature_defs=True)
+        except (OSError, ValueError, tf.errors.OpError) as e:
+            raise loading.InferenceError(f"--model={path}: cannot load the export: "
+                                         f"{' '.join(str(e).split())[:300]}") from None
+        finally:
+            if export_dir.startswith("ram://"):
+                storage.rmtree(storage.parent(export_dir))
+        self.description, self.predict_chroma = loaded.description, loaded.predict_chroma
+        self.signature_defs, self._saved_model = loaded.signature_defs, loaded.saved_model
+        self.render_size = size = self.description["render_size"]
+        self._prepare = tf.function(lambda data: _prepare(data, size), input_signature=[tf.TensorSpec([], tf.string)])
+        self._finish = tf.function(
+            lambda gray, ab: tf.io.encode_png(
+                rendering.render_full_resolution(gray, lambda canvas: ab, size, tf.uint8)[0]),
+            input_signature=[tf.TensorSpec([1, None, None, 1], tf.float32),
+                             tf.TensorSpec([1, size, size, 2], tf.float32)])
+
+    def prepare(self, data):
+        """Encoded photo -> (gray [1, h, w, 1], canvas [1, R, R, 1]): decoded upright as the bytes signature does."""
+        try:
+            return self._prepare(tf.constant(data))
+        except tf.errors.InvalidArgumentError as e:  # TensorFlow's decoders name what is wrong; drop its graph noise
+            reason = re.sub(r"\{\{[^}]*\}\}|\[\[[^\]]*\]\]", "", e.message).strip()
+            raise ServingError(400, f"corrupt image: {reason.splitlines()[0][:200] if reason else 'undecodable'}") \
+                from None
+
+    def finish(self, gray, ab):
+        """gray [1, h, w, 1] + its chroma at the render size -> PNG bytes of the photo colorized at full size."""
+        return self._finish(gray, ab).numpy()
+
+
+def _prepare(data, render_size):
+    """The bytes signature's first steps (decode upright, the records' luma), then the canvas the model sees."""
+    gray = rendering.gray_from_u8(exif_orientation.decode_upright(data)[tf.newaxis])
+    canvas, _ = rendering.fit_canvas(gray, render_size)
+    return gray, canvas

@@ -1,0 +1,169 @@
+"""The GAN's state and maths under a tf.distribute strategy: models, optimizers, EMA, counters, the step.
+
+No file I/O and no clocks: `trainer` runs the loop around `train_step` (intervals, checkpoints, recovery). Losses are
+per-example and averaged over the global batch (`tf.nn.compute_average_loss`), so results do not depend on the number of
+replicas. Nor does the step's noise: every random draw (dropout, noisy labels) comes from `example_noise`, per example
+of the global batch, and batch norm is synchronised across replicas. The counters live here because they are part of the
+checkpoint: `step` counts applied updates, `batches_consumed` the data position (it runs ahead of `step` after a skipped
+non-finite batch) and the seed of the step's draws.
+"""
+
+import keras
+import tensorflow as tf
+
+from colorgan.modeling import example_noise
+from colorgan.modeling import losses
+from colorgan.modeling import models
+
+
+class Gan:
+    """Builds models, optimizers and state under `strategy`; `train_step` runs one global step in cross-replica
+    context (inside a tf.function)."""
+
+    def __init__(self, config, strategy):
+        self.config, self.strategy = config, strategy
+        self.num_replicas = strategy.num_replicas_in_sync
+        self.global_batch = config.batch_size
+        self.discriminator_spec = models.DISCRIMINATORS[config.discriminator]
+        self.color_space = models.GENERATORS[config.generator].color_space
+        hparams = config.model_hparams()
+        with strategy.scope():
+            self.generator = models.build_generator(config.generator, config.image_size, for_training=True,
+                                                    **hparams)
+            self.discriminator = models.build_discriminator(
+                config.discriminator, config.image_size, color_space=self.color_space, **hparams)
+            self.g_optimizer = self._optimizer(config.g_learning_rate, "g")
+            self.d_optimizer = self._optimizer(config.d_learning_rate, "d")
+            # keras-team/keras#23085: build optimizer slots in the scope, before the first distributed step.
+            self.g_optimizer.build(self.generator.trainable_variables)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+            self.ema_generator = None
+            if config.ema_decay > 0:
+                self.ema_generator = models.build_generator(config.generator, config.image_size, **hparams)
+                self.ema_generator.set_weights(self.generator.get_weights())
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_consumed")
+            self.nan_restores = tf.Variable(0, dtype=tf.int64, trainable=False, name="nan_restores")
+        # XLA compiles the replica's arithmetic only; all-reduce and optimizer updates stay outside the cluster,
+        # which is what lets --xla run under every strategy (cf. tensorflow/models#10752). Without XLA the pass is
+        # traced inline: synchronised batch norm all-reduces inside it, which a nested tf.function cannot hold
+        # (merge_call), and why train_config refuses --xla with --norm=batch.
+        self._losses_and_gradients = (tf.function(self._compute_losses_and_gradients, jit_compile=True)
+                                      if config.xla else self._compute_losses_and_gradients)
+
+    def checkpoint_objects(self):
+        """What a checkpoint holds, by the names checkpoints have always used (older runs restore unchanged)."""
+        objects = dict(generator=self.generator, discriminator=self.discriminator, g_optimizer=self.g_optimizer,
+                       d_optimizer=self.d_optimizer, step=self.step, batches_consumed=self.batches_consumed,
+                       nan_restores=self.nan_restores)
+        if self.ema_generator is not None:
+            objects["ema_generator"] = self.ema_generator
+        return objects
+
+    @property
+    def inference_generator(self):
+        """The generator to evaluate and export: the EMA of the weights where the run keeps one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def generate_rgb(self, gray):
+        """The inference generator on gray [0, 1] [b, s, s, 1] -> sRGB [0, 1] (evaluation's callable)."""
+        inputs = self.color_space.model_input(gray)
+        return self.color_space.to_rgb(inputs, self.inference_generator(inputs, training=False))
+
+    def _optimizer(self, learning_rate, name):
+        optimizer = keras.optimizers.Adam(learning_rate, beta_1=self.config.beta_1, beta_2=self.config.beta_2,
+                                          name=f"{name}_adam")
+        if self.config.precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
+        return optimizer
+
+    # ---------------------------------------------------------------------------------------------- the step
+
+    def train_step(self, inputs, targets):
+        """One GAN step over the global batch, in cross-replica context; returns (g_loss, d_loss, finite) and
+        advances the counters (and the EMA when the step was applied).
+
+        A non-finite loss on any replica skips the update everywhere. The branch is taken in cross-replica context
+        because Keras's optimizer.apply synchronises (merge_call), which a cond inside a replica may not hold."""
+        step_seed = example_noise.step_seed(self.config.seed, self.batches_consumed)
+        g_loss, d_loss, non_finite, g_grads, d_grads = self.strategy.run(self._replica_gradients,
+                                                                         args=(inputs, targets, step_seed))
+        finite = self.strategy.reduce(tf.distribute.ReduceOp.SUM, non_finite, axis=None) < 0.5
+
+        def apply():
+            self.strategy.run(self._replica_apply, args=(g_grads, d_grads))
+            return tf.constant(True)
+
+        tf.cond(finite, apply, lambda: tf.constant(False))
+        self.batches_consumed.assign_add(1)
+        self.step.assign_add(tf.cast(finite, tf.int64))
+        if self.ema_generator is not None:
+            self._update_ema(finite)
+        return (self.strategy.reduce(tf.distribute.ReduceOp.SUM, g_loss, axis=None),
+                self.strategy.reduce(tf.distribute.ReduceOp.SUM, d_loss, axis=None), finite)
+
+    def _discriminate(self, inputs, targets, training):
+        if self.discriminator_spec.conditional:
+            return self.discriminator([inputs, targets], training=training)
+        return self.discriminator(targets, training=training)
+
+    def _replica_gradients(self, inputs, targets, step_seed):
+        """This replica's losses (its share of the global mean), whether they are non-finite, and gradients."""
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        first_example = tf.cast(replica, tf.int32) * tf.shape(inputs)[0]
+        g_loss, d_loss, g_grads, d_grads = self._losses_and_gradients(inputs, targets, step_seed, first_example)
+        non_finite = tf.cast(~(tf.math.is_finite(g_loss) & tf.math.is_finite(d_loss)), tf.float32)
+        return g_loss, d_loss, non_finite, g_grads, d_grads
+
+    def _replica_apply(self, g_grads, d_grads):
+        context = tf.distribute.get_replica_context()
+        self._apply(self.g_optimizer, g_grads, self.generator.trainable_variables, context)
+        self._apply(self.d_optimizer, d_grads, self.discriminator.trainable_variables, context)
+
+    def _compute_losses_and_gradients(self, inputs, targets, step_seed, first_example):
+        """Forward and backward pass of both networks on this replica's examples, which start at `first_example`
+        of the global batch (optionally XLA-compiled)."""
+        config = self.config
+        adversarial = losses.adversarial_loss(config.adversarial_loss,
+                                              from_logits=self.discriminator_spec.outputs_logits)
+        with example_noise.example_noise(step_seed, first_example, self.global_batch) as draws, \
+                tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            real_labels = fake_labels = None
+            if config.noisy_labels:
+                score_shape = tf.concat([tf.shape(inputs)[:1], self.discriminator.output_shape[1:]], axis=0)
+                real_labels, fake_labels = losses.noisy_labels(score_shape, draws)
+            generated = self.generator(inputs, training=True)
+            real_scores = self._discriminate(inputs, targets, training=True)
+            fake_scores = self._discriminate(inputs, generated, training=True)
+            d_per_example = adversarial.discriminator(real_scores, fake_scores, real_labels, fake_labels)
+            g_per_example = adversarial.generator(fake_scores) + config.reconstruction_weight * (
+                losses.reconstruction_loss(config.reconstruction_loss, targets, generated))
+            g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=self.global_batch)
+            d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=self.global_batch)
+            g_scaled, d_scaled = self._scale(self.g_optimizer, g_loss), self._scale(self.d_optimizer, d_loss)
+        g_grads = g_tape.gradient(g_scaled, self.generator.trainable_variables)
+        d_grads = d_tape.gradient(d_scaled, self.discriminator.trainable_variables)
+        return g_loss, d_loss, g_grads, d_grads
+
+    @staticmethod
+    def _scale(optimizer, loss):
+        return optimizer.scale_loss(loss) if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else loss
+
+    def _apply(self, optimizer, grads, variables, context):
+        """Applies gradients. Where a decision depends on them, they are all-reduced first, so every replica
+        decides on the same numbers: the global norm of --clip_norm, and the loss scaler's finite check (Keras's
+        LossScaleOptimizer looks at the first local replica's gradients before any all-reduce, so replicas could
+        otherwise disagree, hang a multi-worker job or let an overflow through)."""
+        loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        if self.config.clip_norm > 0 or loss_scaled:
+            grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            if self.config.clip_norm > 0:
+                grads, _ = tf.clip_by_global_norm(grads, self.config.clip_norm)
+            # Keras sums gradients over replicas inside apply(): hand each replica an equal share.
+            grads = [g / self.num_replicas for g in grads]
+        optimizer.apply(grads, variables)
+
+    def _update_ema(self, finite):
+        decay = tf.where(finite, self.config.ema_decay, 1.0)
+        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+            average.assign(decay * average + (1.0 - decay) * tf.cast(weight, average.dtype))

@@ -1,0 +1,145 @@
+"""Tests of launch/export.py: the SavedModel's three signatures against the in-process path, loading with TensorFlow
+alone, saved_model_cli, EXIF orientation in the graph, the metadata beside the export."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+
+import image_corpus
+import keras
+import numpy as np
+import pytest
+import run_dirs
+import tensorflow as tf
+from conftest import run_script
+from PIL import Image
+
+from colorgan.inference import export
+from colorgan.inference import loading
+from colorgan.inference import rendering
+
+SCRIPT = "launch/export.py"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(run dir, export dir) of a tiny Lab U-Net run with dropout whose checkpoint holds EMA weights, exported at
+    64 px."""
+    root = tmp_path_factory.mktemp("export")
+    model_dir, _ = run_dirs.make_run(root / "run", "unet", step=7, ema=True, dropout=0.5)
+    run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={root / 'export'}", "--render_size=64", check=True)
+    return model_dir, str(root / "export")
+
+
+def _png_bytes(array):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_savedmodel_output_equals_the_in_process_path(exported):
+    model_dir, export_dir = exported
+    colour = image_corpus.colourful(101, 67)
+    in_process = loading.Colorizer.from_run(model_dir, render_size=64)
+    expected = in_process.colorize(rendering.gray_from_u8(colour[np.newaxis]).numpy(), np.uint8)
+    loaded = tf.saved_model.load(export_dir)
+    for images in (colour[np.newaxis], np.asarray(Image.fromarray(colour).convert("L"))[np.newaxis, ..., np.newaxis]):
+        served = loaded.signatures["colorize"](images=tf.constant(images))["images"].numpy()
+        assert served.shape == (1, 67, 101, 3)
+        assert np.abs(served.astype(int) - expected.astype(int)).max() <= 1
+    png = loaded.signatures["serving_default"](image_bytes=tf.constant([_png_bytes(colour)]))["image_bytes"]
+    assert np.abs(tf.io.decode_png(png[0]).numpy().astype(int) - expected[0].astype(int)).max() <= 1
+    chroma = loaded.signatures["chroma"](gray=tf.fill([2, 64, 64, 1], 0.5))["ab"]
+    assert chroma.shape == (2, 64, 64, 2) and float(tf.reduce_max(tf.abs(chroma))) > 5.0
+
+
+def test_metadata_and_keras_file_describe_the_exported_weights(exported):
+    model_dir, export_dir = exported
+    with open(os.path.join(export_dir, loading.EXPORT_METADATA_FILENAME), encoding="utf-8") as f:
+        metadata = json.load(f)
+    assert (metadata["step"], metadata["color_space"], metadata["render_size"], metadata["weights"]) == (
+        7, "lab", 64, "ema_generator")
+    assert (metadata["training_image_size"], metadata["depth"]) == (32, 3)
+    assert "--generator=unet" in metadata["training_flags"]
+    generator = keras.models.load_model(os.path.join(export_dir, export.KERAS_FILENAME))
+    assert generator.input_shape == (None, 64, 64, 1)
+    assert export.weights_sha256(generator) == metadata["weights_sha256"]
+    in_run, _ = loading.load_generator(model_dir, render_size=64)
+    assert export.weights_sha256(in_run) == metadata["weights_sha256"]
+
+
+LOAD_WITHOUT_COLORGAN = r'''
+import sys
+import sysconfig
+sys.path.extend(sys.argv[3:])  # the environment's packages, without the .pth hooks that put colorgan on the path
+try:
+    import colorgan
+except ImportError:
+    pass
+else:
+    raise SystemExit("colorgan is importable here: " + colorgan.__file__)
+import numpy as np
+import tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+with open(sys.argv[2], "rb") as f:
+    encoded = f.read()
+png = loaded.signatures["serving_default"](image_bytes=tf.constant([encoded]))["image_bytes"][0]
+print("shape", tuple(tf.io.decode_png(png).shape))
+import keras
+generator = keras.models.load_model(sys.argv[1] + "/generator.keras")  # Keras's own layers only
+print("keras output", generator.output_shape)
+print("colorgan loaded", "colorgan" in sys.modules)
+'''
+
+
+def test_the_export_loads_and_runs_where_colorgan_cannot_be_imported(exported, tmp_path):
+    _, export_dir = exported
+    (tmp_path / "photo.png").write_bytes(_png_bytes(image_corpus.colourful(50, 30)))
+    script = tmp_path / "serve.py"
+    script.write_text(LOAD_WITHOUT_COLORGAN)
+    packages = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    result = subprocess.run([sys.executable, "-S", str(script), export_dir, str(tmp_path / "photo.png"), *packages],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-3:] == ["shape (30, 50, 3)", "keras output (None, 64, 64, 2)",
+                                               "colorgan loaded False"]
+
+
+def test_saved_model_cli_runs_the_bytes_signature(exported, tmp_path):
+    _, export_dir = exported
+    np.save(tmp_path / "inputs.npy", np.array([_png_bytes(image_corpus.colourful(40, 30))], dtype=object))
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    result = subprocess.run([cli, "run", f"--dir={export_dir}", "--tag_set=serve", "--signature_def=serving_default",
+                             f"--inputs=image_bytes={tmp_path / 'inputs.npy'}", f"--outdir={tmp_path / 'out'}"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = np.load(tmp_path / "out" / "image_bytes.npy", allow_pickle=True)
+    decoded = np.asarray(Image.open(io.BytesIO(outputs[0])))
+    assert decoded.shape == (30, 40, 3) and decoded.std() > 5
+
+
+def test_the_bytes_signature_serves_phone_photos_upright(exported):
+    _, export_dir = exported
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(image_corpus.colourful(48, 32)).save(buffer, format="JPEG", exif=exif.tobytes())
+    loaded = tf.saved_model.load(export_dir)
+    png = loaded.signatures["serving_default"](image_bytes=tf.constant([buffer.getvalue()]))["image_bytes"][0]
+    assert tuple(tf.io.decode_png(png).shape) == (48, 32, 3)
+
+
+def test_bad_export_requests_are_one_line(exported, tmp_path):
+    model_dir, export_dir = exported
+    result = run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'e'}", "--render_size=36")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "export: error: --render_size=36: unet: image size 36 is not divisible by 2**3 = 8" in result.stderr
+    assert not (tmp_path / "e").exists() and not list(tmp_path.glob("e.partial*"))
+    result = run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={export_dir}")
+    assert result.returncode == 2 and f"--export_dir={export_dir}: exists and is not empty" in result.stderr
+    result = run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'e'}", "--step=3")
+    assert result.returncode == 2 and f"--step=3: {model_dir} has no checkpoint of that step (it has [7])" in (
+        result.stderr)

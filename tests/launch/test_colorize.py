@@ -1,0 +1,180 @@
+"""Tests of launch/colorize.py as users run it: real processes on real files, outputs read back and measured with an
+independent Lab conversion (scikit-image's rgb2lab), with generators that predict strong chroma."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import image_corpus
+import numpy as np
+import pytest
+import run_dirs
+import tensorflow as tf
+import tifffile
+from conftest import REPO_ROOT
+from conftest import run_script
+from PIL import Image
+from skimage.color import rgb2lab
+
+SCRIPT = "launch/colorize.py"
+LIGHTNESS_TOLERANCE = 1.0  # L* units
+REQUIRED_FRACTION = 0.99
+
+
+@pytest.fixture(scope="module")
+def lab_run(tmp_path_factory):
+    return run_dirs.make_run(tmp_path_factory.mktemp("lab_run"), "unet")[0]
+
+
+@pytest.fixture(scope="module")
+def rgb_run(tmp_path_factory):
+    return run_dirs.make_run(tmp_path_factory.mktemp("rgb_run"), "unet_rgb")[0]
+
+
+def _colorize(model, *args, check=True):
+    return run_script(SCRIPT, f"--model={model}", *args, check=check)
+
+
+def _textured_gray(height, width, seed=0):
+    """A gray photo with detail at every scale: what full resolution must keep."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    smooth = np.sin(x / 53.0) * np.cos(y / 41.0) * 0.35 + 0.5
+    return np.clip(smooth + rng.normal(0.0, 0.08, (height, width)), 0.0, 1.0)
+
+
+def _lightness(rgb_float):
+    return rgb2lab(rgb_float)[..., 0]
+
+
+def _fraction_within(output_rgb_float, gray_float):
+    """Share of pixels whose L* equals the gray input's within LIGHTNESS_TOLERANCE."""
+    reference = _lightness(np.repeat(gray_float[..., np.newaxis], 3, axis=-1))
+    return float(np.mean(np.abs(_lightness(output_rgb_float) - reference) <= LIGHTNESS_TOLERANCE))
+
+
+def _mean_chroma(rgb_float):
+    lab = rgb2lab(rgb_float)
+    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
+
+
+@pytest.mark.parametrize("run_fixture", ["lab_run", "rgb_run"])
+def test_output_keeps_the_lightness_of_the_gray_input_at_full_resolution(run_fixture, request, tmp_path):
+    """Odd size, lossless output, strongly coloured prediction: at least 99% of pixels keep L* within 1.0 (a
+    per-channel clip keeps about half)."""
+    gray = np.round(_textured_gray(677, 1001) * 255).astype(np.uint8)
+    Image.fromarray(gray).save(tmp_path / "odd.png")
+    _colorize(request.getfixturevalue(run_fixture), f"--input={tmp_path / 'odd.png'}",
+              f"--output_dir={tmp_path / 'out'}")
+    output = np.asarray(Image.open(tmp_path / "out" / "odd.png"))
+    assert output.shape == (677, 1001, 3) and output.dtype == np.uint8
+    assert _mean_chroma(output / 255.0) > 20.0  # strongly coloured, or the test would prove nothing
+    assert _fraction_within(output / 255.0, gray / 255.0) >= REQUIRED_FRACTION
+
+
+@pytest.mark.parametrize("extension", [".tif", ".png"])
+def test_sixteen_bit_gray_scans_give_sixteen_bit_colour(lab_run, tmp_path, extension):
+    gray16 = np.round(_textured_gray(301, 419, seed=1) * 65535).astype(np.uint16)
+    source = tmp_path / f"scan{extension}"
+    if extension == ".tif":
+        tifffile.imwrite(source, gray16)
+    else:
+        Image.fromarray(gray16).save(source)  # mode I;16
+    _colorize(lab_run, f"--input={source}", f"--output_dir={tmp_path / 'out'}")
+    written = tmp_path / "out" / f"scan{extension}"
+    if extension == ".tif":
+        output = tifffile.imread(written)
+    else:
+        output = tf.io.decode_png(written.read_bytes(), dtype=tf.uint16).numpy()
+    assert output.shape == (301, 419, 3) and output.dtype == np.uint16
+    assert np.count_nonzero(output % 257) > output.size // 2  # real 16-bit values, not 8-bit ones scaled up
+    assert _mean_chroma(output / 65535.0) > 20.0
+    assert _fraction_within(output / 65535.0, gray16 / 65535.0) >= REQUIRED_FRACTION
+
+
+def test_a_folder_with_bad_files_cmyk_and_16_bit_scans(lab_run, tmp_path):
+    source = tmp_path / "in"
+    (source / "sub" / "deep").mkdir(parents=True)
+    colour = image_corpus.colourful(120, 90)
+    Image.fromarray(colour).save(source / "colour.jpg", quality=95)
+    Image.fromarray(colour).convert("CMYK").save(source / "sub" / "cmyk.jpg", quality=95)
+    tifffile.imwrite(source / "sub" / "deep" / "scan16.tif",
+                     np.round(_textured_gray(64, 80) * 65535).astype(np.uint16))
+    (source / "notes.jpg").write_text("not a photo")
+    good = (source / "colour.jpg").read_bytes()
+    (source / "truncated.jpg").write_bytes(good[:len(good) // 2])
+    Image.new("L", (400, 300)).save(source / "huge.png")
+    result = _colorize(lab_run, f"--input={source}", f"--output_dir={tmp_path / 'out'}", "--compare",
+                       "--max_pixels=100000")
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = tmp_path / "out"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "colour.compare.jpg", "colour.jpg", "sub/cmyk.compare.jpg", "sub/cmyk.jpg", "sub/deep/scan16.compare.jpg",
+        "sub/deep/scan16.tif"]
+    assert f"colorize: skipped {source / 'notes.jpg'}: not an image" in result.stderr
+    assert f"colorize: skipped {source / 'truncated.jpg'}: corrupt" in result.stderr
+    assert f"colorize: skipped {source / 'huge.png'}: too many pixels: 400x300 > --max_pixels=100000" in result.stderr
+    assert "colorize: 3 colorized, 0 already done, 3 failed" in result.stderr
+    assert tifffile.imread(out / "sub" / "deep" / "scan16.tif").dtype == np.uint16
+    # The CMYK photo's luma (after conversion to sRGB) is what the output keeps: JPEG in and out, so on average.
+    cmyk_rgb = np.asarray(Image.open(source / "sub" / "cmyk.jpg").convert("RGB"))
+    cmyk_gray = np.asarray(Image.fromarray(cmyk_rgb).convert("L")) / 255.0
+    output = np.asarray(Image.open(out / "sub" / "cmyk.jpg")) / 255.0
+    assert output.shape == (90, 120, 3)
+    reference = _lightness(np.repeat(cmyk_gray[..., np.newaxis], 3, axis=-1))
+    assert np.mean(np.abs(_lightness(output) - reference)) < 1.5
+    sheet = np.asarray(Image.open(out / "colour.compare.jpg"))
+    assert sheet.shape[1] > 2 * 120 and sheet.std() > 10
+
+
+def test_exif_orientation_is_applied_and_reset_and_other_tags_kept(lab_run, tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 clockwise to display
+    exif[0x010F] = "Old Camera Co."
+    Image.fromarray(image_corpus.colourful(60, 40)).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    _colorize(lab_run, f"--input={tmp_path / 'phone.jpg'}", f"--output_dir={tmp_path / 'out'}")
+    output = Image.open(tmp_path / "out" / "phone.jpg")
+    assert output.size == (40, 60)  # upright: width and height swapped
+    assert output.getexif().get(0x0112, 1) == 1 and output.getexif()[0x010F] == "Old Camera Co."
+
+
+def test_nothing_colorizable_exits_1_and_bad_model_exits_2_in_one_line(lab_run, tmp_path):
+    (tmp_path / "a.jpg").write_text("not a photo")
+    result = _colorize(lab_run, f"--input={tmp_path / 'a.jpg'}", f"--output_dir={tmp_path / 'out'}", check=False)
+    assert result.returncode == 1 and "0 colorized, 0 already done, 1 failed" in result.stderr
+    result = _colorize(tmp_path, f"--input={tmp_path / 'a.jpg'}", f"--output_dir={tmp_path / 'out'}", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"colorize: error: {tmp_path}: neither a training run (flags.cfg) nor an export" in result.stderr
+    result = _colorize(lab_run, f"--input={tmp_path / 'missing*.jpg'}", f"--output_dir={tmp_path / 'out'}",
+                       check=False)
+    assert result.returncode == 2 and f"--input={tmp_path / 'missing*.jpg'}: no such file" in result.stderr
+    result = _colorize(lab_run, f"--input={tmp_path / 'a.jpg'}", f"--output_dir={tmp_path / 'out'}",
+                       "--render_size=36", check=False)
+    assert result.returncode == 2 and "--render_size=36: unet: image size 36 is not divisible by 2**3" in result.stderr
+
+
+def test_a_killed_folder_job_leaves_no_partial_file_and_a_rerun_finishes_it(lab_run, tmp_path):
+    source, out = tmp_path / "in", tmp_path / "out"
+    source.mkdir()
+    for index in range(16):
+        Image.fromarray(image_corpus.colourful(640, 480, seed=index)).save(source / f"p{index:02d}.png")
+    process = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, SCRIPT), f"--model={lab_run}",
+                                f"--input={source}", f"--output_dir={out}"], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(list(out.glob("p*.png"))) < 3:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    finished = {p.name: p.stat().st_mtime_ns for p in out.glob("p*.png")}
+    assert 3 <= len(finished) < 16
+    for name in finished:  # whatever has a final name is whole
+        Image.open(out / name).load()
+    result = _colorize(lab_run, f"--input={source}", f"--output_dir={out}")
+    assert "already done" in result.stderr and f"{16 - len(finished)} colorized, {len(finished)} already done" in (
+        result.stderr)
+    assert sorted(p.name for p in out.iterdir()) == [f"p{index:02d}.png" for index in range(16)]
+    assert {name: (out / name).stat().st_mtime_ns for name in finished} == finished
+    for path in out.iterdir():
+        assert np.asarray(Image.open(path)).shape == (480, 640, 3)

@@ -1,0 +1,479 @@
+"""Tests of launch/serve.py as a real uvicorn process on 127.0.0.1: TF Serving's REST examples (tests/data/
+tf_serving_rest) round trip, results equal the export's own bytes signature, batched equals unbatched, limits (non-
+image, oversize body, bomb) and the queue bound answer with their status and one JSON line, SIGTERM lets a request
+in progress finish, and the page driven in headless Chromium inside a network namespace with only loopback."""
+
+import base64
+import http.client
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+import image_corpus
+import numpy as np
+import pytest
+import run_dirs
+import tensorflow as tf
+from conftest import REPO_ROOT
+from conftest import run_script
+from conftest import skip_unless_ci
+from PIL import Image
+
+from colorgan.training import local_cluster
+
+SCRIPT = os.path.join(REPO_ROOT, "launch", "serve.py")
+EXAMPLES = os.path.join(REPO_ROOT, "tests", "data", "tf_serving_rest")
+STATIC = os.path.join(REPO_ROOT, "colorgan", "serving", "static")
+BANNER = re.compile(r"^serve: http://127\.0\.0\.1:(\d+)/")
+STARTUP_TIMEOUT = 300  # TensorFlow's import and the model's load on a loaded 2-core machine
+REFUSAL_TIMEOUT = 120  # a limit answers before any model work: a server waiting for the body instead fails here
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(run dir, export dir) of a tiny Lab U-Net predicting strong chroma, exported at 64 px as TF Serving lays
+    exports out (BASE/VERSION, version 123 as in TF Serving's examples)."""
+    root = tmp_path_factory.mktemp("serving")
+    model_dir, _ = run_dirs.make_run(root / "run", "unet", step=7, ema=True)
+    export_dir = str(root / "models" / "colorgan" / "123")
+    run_script("launch/export.py", f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--render_size=64",
+               check=True)
+    return model_dir, export_dir
+
+
+class Server:
+    """launch/serve.py in its own process (optionally prefixed, e.g. by nsenter); stderr kept in `lines`."""
+
+    def __init__(self, model, *flags, prefix=(), port=0):
+        self.process = subprocess.Popen([*prefix, sys.executable, SCRIPT, f"--model={model}", f"--port={port}",
+                                         *flags], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines, self.ready = [], threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self.ready.wait(STARTUP_TIMEOUT) or self.process.poll() is not None:
+            self.stop()
+            raise AssertionError("serve.py did not start:\n" + "".join(self.lines[-30:]))
+        self.port = int(BANNER.match(next(line for line in self.lines if BANNER.match(line))).group(1))
+
+    def _read(self):
+        for line in self.process.stderr:
+            self.lines.append(line)
+            if BANNER.match(line):
+                self.ready.set()
+        self.ready.set()
+
+    def request(self, method, path, body=None, headers=None):
+        """(status, headers, body bytes) of one request on a fresh connection."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=STARTUP_TIMEOUT)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    def json(self, method, path, payload=None):
+        status, headers, body = self.request(method, path, None if payload is None else json.dumps(payload),
+                                             {"Content-Type": "application/json"})
+        return status, headers, body
+
+    def info(self):
+        return json.loads(self.request("GET", "/server")[2])
+
+    def wait_in_progress(self, count):
+        """Waits until the server holds `count` admitted requests (a condition, not a duration)."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while self.info()["in_progress"] != count:
+            assert time.monotonic() < deadline, f"never {count} requests in progress"
+            time.sleep(0.05)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(exported):
+    """One server for the tests that leave it as they found it: uploads capped at 1 MB."""
+    running = Server(exported[1], "--max_upload_mb=1")
+    yield running
+    running.stop()
+
+
+def _png(array):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _jpeg_gray(width, height, seed=0):
+    buffer = io.BytesIO()
+    Image.fromarray(image_corpus.colourful(width, height, seed)).convert("L").save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _decode(b64_value):
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64_value))))
+
+
+def _example(name):
+    with open(os.path.join(EXAMPLES, name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _export_serving_default(export_dir, photos):
+    """What TF Serving would answer: the export's own bytes signature, one photo at a time."""
+    loaded = tf.saved_model.load(export_dir)
+    return [np.asarray(Image.open(io.BytesIO(loaded.signatures["serving_default"](
+        image_bytes=tf.constant([photo]))["image_bytes"][0].numpy()))) for photo in photos]
+
+
+def _one_json_line(body):
+    assert b"\n" not in body.strip(), body
+    answer = json.loads(body)
+    assert list(answer) == ["error"] and isinstance(answer["error"], str), answer
+    return answer["error"]
+
+
+def test_tf_serving_examples_round_trip(server, exported):
+    """TF Serving's documented requests, with real photos in their b64 values, get TF Serving's answers' shapes,
+    and the photos are what TF Serving running the export would return."""
+    photos = [_png(image_corpus.colourful(101, 67)), _jpeg_gray(75, 120, seed=1)]
+    expected = _export_serving_default(exported[1], photos)
+
+    status, _, body = server.request("GET", "/v1/models/colorgan")
+    assert status == 200 and json.loads(body) == _example("model_status_response.json")  # version 123 in both
+
+    request = _example("predict_b64_request.json")
+    assert [set(value) for value in request["instances"]] == [{"b64"}, {"b64"}]
+    request["instances"] = [{"b64": base64.b64encode(photo).decode()} for photo in photos]
+    status, _, body = server.json("POST", "/v1/models/colorgan:predict", request)
+    answer = json.loads(body)
+    example = _example("predict_bytes_response.json")
+    assert status == 200 and set(answer) == set(example) == {"predictions"}
+    assert len(answer["predictions"]) == len(request["instances"])  # one per instance, as in the row example
+    assert len(_example("predict_row_response.json")["predictions"]) == len(
+        _example("predict_row_request.json")["instances"])
+    for value, want in zip(answer["predictions"], expected):
+        assert set(value) == set(example["predictions"][0][0]) == {"b64"}
+        got = _decode(value["b64"])
+        assert got.shape == want.shape and np.abs(got.astype(int) - want.astype(int)).max() <= 1
+
+    columnar = {"inputs": [{"b64": base64.b64encode(photos[0]).decode()}]}  # as predict_columnar_request.json
+    assert set(_example("predict_columnar_request.json")) == set(columnar)
+    status, _, body = server.json("POST", "/v1/models/colorgan/versions/123:predict", columnar)
+    assert status == 200 and set(json.loads(body)) == set(_example("predict_columnar_response.json"))
+    named = {"instances": [{"image_bytes": {"b64": base64.b64encode(photos[0]).decode()}}]}  # BUILD.md's curl
+    status, _, body = server.json("POST", "/v1/models/colorgan:predict", named)
+    got = _decode(json.loads(body)["predictions"][0]["b64"])
+    assert status == 200 and np.abs(got.astype(int) - expected[0].astype(int)).max() <= 1
+
+    status, _, body = server.json("POST", "/v1/models/half:predict", _example("predict_row_request.json"))
+    assert status == 404 and json.loads(body) == _example("not_found_response.json")
+
+
+def test_metadata_is_shaped_as_tf_serving_shapes_it(server):
+    status, _, body = server.request("GET", "/v1/models/colorgan/metadata")
+    ours, example = json.loads(body), _example("model_metadata_response.json")
+    assert status == 200 and ours["model_spec"] == {"name": "colorgan", "signature_name": "", "version": "123"}
+    assert set(ours) == set(example) and set(ours["model_spec"]) == set(example["model_spec"])
+    signatures = ours["metadata"]["signature_def"]["signature_def"]
+    examples = example["metadata"]["signature_def"]["signature_def"]
+    assert set(signatures) == {"serving_default", "colorize", "chroma", "__saved_model_init_op"}
+    assert set(signatures["serving_default"]) == set(examples["serving_default"])
+    tensor, example_tensor = signatures["serving_default"]["inputs"]["image_bytes"], examples["serving_default"][
+        "inputs"]["x"]
+    assert set(tensor) == set(example_tensor) and set(tensor["tensor_shape"]) == set(example_tensor["tensor_shape"])
+    assert set(tensor["tensor_shape"]["dim"][0]) == set(example_tensor["tensor_shape"]["dim"][0])
+    assert (tensor["dtype"], tensor["tensor_shape"]["dim"]) == ("DT_STRING", [{"size": "-1", "name": ""}])
+    assert list(signatures["serving_default"]["outputs"]) == ["image_bytes"]
+    assert signatures["serving_default"]["method_name"] == examples["serving_default"]["method_name"]
+    assert [d["size"] for d in signatures["chroma"]["inputs"]["gray"]["tensor_shape"]["dim"]] == ["-1", "64", "64",
+                                                                                                    "1"]
+
+
+def test_batched_results_equal_unbatched_ones(server):
+    """A request's photos go to the model in one batch; each photo comes back as it does alone."""
+    photos = [_jpeg_gray(90, 60, seed=2), _png(image_corpus.colourful(101, 67)), _jpeg_gray(40, 130, seed=3)]
+    alone = []
+    for photo in photos:
+        status, _, body = server.request("POST", "/colorize", photo, {"Content-Type": "image/jpeg"})
+        assert status == 200
+        alone.append(np.asarray(Image.open(io.BytesIO(body))))
+    before = server.info()
+    status, _, body = server.json("POST", "/v1/models/colorgan:predict",
+                                  {"instances": [{"b64": base64.b64encode(photo).decode()} for photo in photos]})
+    after = server.info()
+    assert status == 200 and after["largest_batch"] >= 3 and after["batches"] == before["batches"] + 1
+    for value, single in zip(json.loads(body)["predictions"], alone):
+        batched = _decode(value["b64"])
+        assert batched.shape == single.shape
+        assert np.abs(batched.astype(int) - single.astype(int)).max() <= 1
+        assert np.abs(batched.astype(int) - batched.mean(-1, keepdims=True)).mean() > 3  # chroma, not gray
+
+
+def test_requests_arriving_together_share_one_model_call(exported):
+    """Two requests of one photo each: the first waits (up to --batch_timeout_ms, far longer than the second takes
+    to arrive) until --max_batch=2 photos are there, then one call serves both."""
+    running = Server(exported[1], "--max_batch=2", "--batch_timeout_ms=10000")
+    try:
+        photos = [_jpeg_gray(50, 70, seed=6), _jpeg_gray(90, 40, seed=7)]
+        answers = [None, None]
+
+        def post(index):
+            answers[index] = running.request("POST", "/colorize", photos[index], {"Content-Type": "image/jpeg"})
+
+        threads = [threading.Thread(target=post, args=(index,)) for index in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [answer[0] for answer in answers] == [200, 200]
+        assert [Image.open(io.BytesIO(answer[2])).size for answer in answers] == [(50, 70), (90, 40)]
+        info = running.info()
+        assert (info["batches"], info["photos"], info["largest_batch"]) == (1, 2, 2)
+    finally:
+        running.stop()
+
+
+def _bomb_png(width, height):
+    """A 1x1 PNG whose header claims width x height: what a decompression bomb looks like before decoding."""
+    data = _png(np.zeros((1, 1), np.uint8))
+    header = struct.pack(">II", width, height) + data[24:29]
+    return data[:16] + header + struct.pack(">I", zlib.crc32(b"IHDR" + header)) + data[33:]
+
+
+def _raw_request(port, head, body):
+    """Sends exactly these bytes and reads the answer: for bodies an HTTP client library would not send."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=REFUSAL_TIMEOUT) as sock:
+        sock.sendall(head.encode() + body)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, response.read()
+
+
+def test_bad_uploads_get_their_status_and_a_one_line_json_error(server, tmp_path):
+    cases = {
+        "not an image": (b"just some text, not a photo\n" * 10, 400, "not an image"),
+        "bomb": (_bomb_png(30000, 30000), 413, "too many pixels"),
+        "over --max_pixels": (_bomb_png(8000, 7000), 413, "too many pixels: 8000x7000 > --max_pixels=50000000"),
+        "truncated": (_jpeg_gray(200, 150)[:300], 400, "corrupt image: "),
+        "tiff": (None, 400, "unsupported image format TIFF"),
+    }
+    Image.fromarray(image_corpus.colourful(30, 20)).save(tmp_path / "photo.tif")
+    cases["tiff"] = ((tmp_path / "photo.tif").read_bytes(), *cases["tiff"][1:])
+    for name, (data, want_status, want_message) in cases.items():
+        status, _, body = server.request("POST", "/colorize", data, {"Content-Type": "application/octet-stream"})
+        assert status == want_status and _one_json_line(body).startswith(want_message), (name, status, body)
+        status, _, body = server.json("POST", "/v1/models/colorgan:predict",
+                                      {"instances": [{"b64": base64.b64encode(data).decode()}]})
+        assert status == want_status and _one_json_line(body).startswith(want_message), (name, status, body)
+    status, _, body = server.json("POST", "/v1/models/colorgan:predict", {"instances": [{"b64": "not base64!"}]})
+    assert status == 400 and _one_json_line(body).startswith("Unable to base64 decode")
+
+    # Over --max_upload_mb=1: refused from Content-Length before the body is read, and while reading a chunked one.
+    size = 2**20 + 1
+    status, body = _raw_request(server.port, f"POST /colorize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {size}"
+                                             "\r\nConnection: close\r\n\r\n", b"")
+    assert status == 413 and _one_json_line(body) == f"request body of {size} bytes is over --max_upload_mb=1"
+    chunk = b"x" * 65536
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(17)) + b"0\r\n\r\n"
+    status, body = _raw_request(server.port, "POST /colorize HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: "
+                                             "chunked\r\nConnection: close\r\n\r\n", chunked)
+    assert status == 413 and _one_json_line(body) == "request body is over --max_upload_mb=1"
+    status, _, body = server.request("POST", "/colorize", b"", {"Content-Type": "image/png"})
+    assert status == 400 and _one_json_line(body).startswith("empty body")
+
+
+def test_multipart_upload_returns_the_png(server):
+    photo = _jpeg_gray(120, 80, seed=4)
+    boundary = "colorgan-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"old.jpg\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + photo + f"\r\n--{boundary}--\r\n".encode()
+    status, headers, png = server.request("POST", "/colorize", body,
+                                          {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status == 200 and headers["content-type"] == "image/png"
+    status, _, raw = server.request("POST", "/colorize", photo, {"Content-Type": "image/jpeg"})
+    assert png == raw and Image.open(io.BytesIO(png)).size == (120, 80)
+
+
+class PartialUpload:
+    """A POST /colorize whose body is half sent: admitted and in progress until `finish`."""
+
+    def __init__(self, port, body):
+        import socket
+
+        self.body = body
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=STARTUP_TIMEOUT)
+        self.sock.sendall(f"POST /colorize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+                          f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body[:len(body) // 2])
+
+    def finish(self):
+        with self.sock:
+            self.sock.sendall(self.body[len(self.body) // 2:])
+            response = http.client.HTTPResponse(self.sock)
+            response.begin()
+            return response.status, response.read()
+
+
+def test_past_the_queue_bound_503_with_retry_after(exported):
+    running = Server(exported[1], "--max_queue=1")
+    try:
+        photo = _jpeg_gray(64, 48)
+        upload = PartialUpload(running.port, photo)
+        running.wait_in_progress(1)
+        status, headers, body = running.request("POST", "/colorize", photo, {"Content-Type": "image/jpeg"})
+        assert status == 503 and headers.get("retry-after") == "1"
+        assert _one_json_line(body).startswith("busy: 1 requests in progress (--max_queue=1)")
+        status, _, body = running.json("POST", "/v1/models/colorgan:predict",
+                                       {"instances": [{"b64": base64.b64encode(photo).decode()}]})
+        assert status == 503
+        assert running.request("GET", "/v1/models/colorgan")[0] == 200  # status and metadata are not queued
+        status, png = upload.finish()
+        assert status == 200 and Image.open(io.BytesIO(png)).size == (64, 48)
+        running.wait_in_progress(0)
+        assert running.request("POST", "/colorize", photo, {"Content-Type": "image/jpeg"})[0] == 200
+    finally:
+        running.stop()
+
+
+def test_sigterm_lets_the_request_in_progress_finish(exported):
+    running = Server(exported[1])
+    try:
+        upload = PartialUpload(running.port, _jpeg_gray(80, 60))
+        running.wait_in_progress(1)
+        running.process.send_signal(signal.SIGTERM)
+        status, png = upload.finish()
+        assert status == 200 and Image.open(io.BytesIO(png)).size == (80, 60)
+        assert running.process.wait(STARTUP_TIMEOUT) == -signal.SIGTERM  # exit status 143, as a shell shows it
+    finally:
+        running.stop()
+
+
+def test_serves_a_training_run_too(exported, tmp_path):
+    """--model=RUN: exported in memory, nothing written to disk; the same answers as its export at that size."""
+    model_dir, _ = exported
+    before = sorted(os.listdir(model_dir))
+    running = Server(model_dir)
+    try:
+        assert running.info()["model"]["render_size"] == 32
+        status, _, body = running.request("POST", "/colorize", _jpeg_gray(70, 50), {"Content-Type": "image/jpeg"})
+        assert status == 200 and Image.open(io.BytesIO(body)).size == (70, 50)
+    finally:
+        running.stop()
+    assert sorted(os.listdir(model_dir)) == before
+
+
+def test_bad_flags_are_one_line_errors(tmp_path, exported):
+    for flags, message in (
+            ((), "serve: error: --model is required"),
+            ((f"--model={tmp_path}", "--max_queue=0"), "serve: error: --max_queue=0: must be positive"),
+            ((f"--model={tmp_path}", "--host=example.org"), "serve: error: --host=example.org: not an IP address"),
+            ((f"--model={tmp_path}", "--port=70000"), "serve: error: --port=70000: not in 0..65535"),
+            ((f"--model={tmp_path}", "--batch_timeout_ms=-1"), "serve: error: --batch_timeout_ms=-1.0: not in "
+                                                               "0..10000"),
+            ((f"--model={tmp_path}", "--port=0"), f"serve: error: --model={tmp_path}: neither a training run")):
+        result = run_script("launch/serve.py", *flags)
+        assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(message), result.stderr
+
+
+def test_the_page_has_no_external_assets():
+    for name in os.listdir(STATIC):
+        with open(os.path.join(STATIC, name), encoding="utf-8") as f:
+            text = f.read()
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.IGNORECASE), name
+        assert "@import" not in text and "analytics" not in text.lower()
+
+
+# Run inside the network namespace (only loopback): drives the page in headless Chromium through Debian's
+# chromedriver, uploads a photo and a text file, downloads the result, compares it with a direct POST /colorize.
+BROWSER = r'''
+import json, os, sys, time, urllib.request
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+url, photo, text_file, downloads, screenshot = sys.argv[1:6]
+options = webdriver.ChromeOptions()
+options.binary_location = "/usr/bin/chromium"
+for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-proxy-server",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--window-size=1280,1100"):
+    options.add_argument(flag)
+options.add_experimental_option("prefs", {"download.default_directory": downloads,
+                                          "download.prompt_for_download": False})
+driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+try:
+    driver.get(url)
+    upload = driver.find_element(By.ID, "files")
+    upload.send_keys(photo)
+    WebDriverWait(driver, 300).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".card.done, .card.error"))
+    card = driver.find_element(By.CSS_SELECTOR, ".card")
+    result = {"classes": card.get_attribute("class"), "message": card.find_element(By.CSS_SELECTOR, ".message").text}
+    result["natural"] = driver.execute_script(
+        "const i = document.querySelector('.card .result'); return [i.naturalWidth, i.naturalHeight];")
+    card.find_element(By.CSS_SELECTOR, ".download").click()
+    WebDriverWait(driver, 120).until(lambda d: [n for n in os.listdir(downloads) if n.endswith(".png")])
+    result["downloaded"] = os.path.join(downloads, [n for n in os.listdir(downloads) if n.endswith(".png")][0])
+    upload.send_keys(text_file)
+    WebDriverWait(driver, 300).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".card.error"))
+    result["error"] = driver.find_element(By.CSS_SELECTOR, ".card.error .message").text
+    driver.save_screenshot(screenshot)
+    with open(photo, "rb") as f:
+        direct = urllib.request.urlopen(urllib.request.Request(url + "colorize", data=f.read(),
+                                                               headers={"Content-Type": "image/jpeg"}))
+    with open(result["downloaded"], "rb") as f:
+        result["same_as_direct"] = f.read() == direct.read()
+    print(json.dumps(result))
+finally:
+    driver.quit()
+'''
+
+
+def test_the_page_in_headless_chromium(exported, tmp_path):
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and chromedriver):
+        skip_unless_ci("no chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    namespace, why = local_cluster.private_namespace(1)
+    if namespace is None:
+        skip_unless_ci(f"no private network namespace for the browser: {why}")
+    photo = tmp_path / "family photo.jpg"
+    photo.write_bytes(_jpeg_gray(301, 203, seed=5))
+    (tmp_path / "notes.txt").write_text("not a photo\n")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    running = None
+    try:
+        running = Server(exported[1], prefix=namespace.enter, port=namespace.ports[0])
+        result = subprocess.run([*namespace.enter, sys.executable, "-c", BROWSER, f"http://127.0.0.1:{running.port}/",
+                                 str(photo), str(tmp_path / "notes.txt"), str(downloads),
+                                 str(tmp_path / "page.png")], capture_output=True, text=True, timeout=600)
+    finally:
+        if running:
+            running.stop()
+        namespace.close()
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "done" in page["classes"] and page["natural"] == [301, 203], page
+    downloaded = np.asarray(Image.open(page["downloaded"]))
+    assert downloaded.shape == (203, 301, 3) and page["same_as_direct"]
+    assert np.abs(downloaded.astype(int) - downloaded.mean(-1, keepdims=True)).mean() > 3  # it has chroma
+    assert page["error"] == "notes.txt: not an image"
+    assert Image.open(tmp_path / "page.png").size[0] > 0
+    print(f"screenshot: {tmp_path / 'page.png'}")
