@@ -59,6 +59,13 @@ def test_every_folder_is_a_subpackage_of_the_layers_with_an_empty_init():
             assert init.read_text() == "", f"{init} is not empty"
 
 
+def test_no_test_folder_shadows_the_package():
+    """tests/ is on sys.path (pytest's pythonpath): a folder there named colorgan, without __init__.py, becomes the
+    package itself wherever the repository root is not on the path (the editable install finds colorgan by a meta
+    path finder, which a namespace package on sys.path beats)."""
+    assert not list(pathlib.Path(REPO_ROOT, "tests").rglob("colorgan"))
+
+
 def test_importing_every_subpackage_loads_no_tensorflow():
     code = (f"import sys; import {', '.join(f'colorgan.{name}' for name in SUBPACKAGES)}; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
