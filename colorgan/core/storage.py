@@ -70,6 +70,11 @@ def resolved(path):
     return os.path.realpath(_local(path)) if is_local(path) else os.fspath(path).rstrip("/")
 
 
+def is_within(path, root):
+    """Whether `path` is `root` or below it; both as `resolved` gives them (no trailing '/', links resolved)."""
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
 def _local(path):
     return os.fspath(path).removeprefix("file://")
 

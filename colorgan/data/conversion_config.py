@@ -111,10 +111,10 @@ class ConversionConfig:
         problems = []
         roots = {directory: storage.resolved(directory) for directory in self.input_dirs}
         for directory, root in roots.items():
-            if _inside(storage.resolved(self.output_dir), root):
+            if storage.is_within(storage.resolved(self.output_dir), root):
                 problems.append(f"--output_dir={self.output_dir}: is inside --input_dir={directory}")
             for other, other_root in roots.items():
-                if other_root != root and _inside(root, other_root):
+                if other_root != root and storage.is_within(root, other_root):
                     problems.append(f"--input_dir={directory}: is inside --input_dir={other}")
         return problems
 
@@ -166,10 +166,6 @@ class ConfigError(ValueError):
     def __init__(self, problems):
         super().__init__("; ".join(problems))
         self.problems = problems
-
-
-def _inside(path, root):
-    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def _utf8(text):

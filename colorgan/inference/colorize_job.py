@@ -50,8 +50,9 @@ class Summary:
     failed: list = dataclasses.field(default_factory=list)  # (path, reason)
 
     def exit_code(self):
-        """0 when something was colorized (or everything was already done) and the rest reported; 1 otherwise."""
-        return EXIT_OK if self.colorized or (self.done_before and not self.failed) else EXIT_FAILED
+        """0 when photos are colorized (by this run or an earlier one) and the rest reported, so a rerun ends as the
+        first run did; 1 when none is."""
+        return EXIT_OK if self.colorized or self.done_before else EXIT_FAILED
 
 
 def list_sources(inputs, output_dir):
@@ -76,12 +77,31 @@ def list_sources(inputs, output_dir):
             if not matches:
                 raise ColorizeError(f"--input={pattern}: no such file or folder, and no file matches it as a glob")
             sources.extend((p, os.path.splitext(os.path.basename(p))[0]) for p in matches)
-    relatives = {}
-    for path, relative in sources:
-        if relatives.setdefault(relative, path) != path:
-            raise ColorizeError(f"--input: {path} and {relatives[relative]} would both be written as "
-                                f"{os.path.join(output_dir, relative)}.*")
     return sources
+
+
+def _claim_outputs(sources, output_dir):
+    """(sources that get their own output, [(source, reason)] for those whose output another one's takes): of
+    scan.tif and scan.jpg the first in sorted order is colorized and the other reported, not the whole job refused."""
+    claimed, clashes = {}, []
+    for path, relative in sorted(set(sources)):  # a photo named twice (a file and its folder) is colorized once
+        if relative in claimed:
+            clashes.append((path, f"would be written as {os.path.join(output_dir, relative)}.*, as "
+                                  f"{claimed[relative]} is"))
+        else:
+            claimed[relative] = path
+    kept = {(path, relative) for relative, path in claimed.items()}
+    return [source for source in dict.fromkeys(sources) if source in kept], clashes
+
+
+def _refuse_outputs_over_inputs(sources, output_dir):
+    """An output folder that is an input folder or holds an input photo would have originals replaced (--overwrite)
+    or taken for finished outputs: refused before anything is read or written."""
+    output_root = storage.resolved(output_dir)
+    for path, _ in sources:
+        if storage.is_within(storage.resolved(path), output_root):
+            raise ColorizeError(f"--output_dir={output_dir}: holds the input photo {path}; colorized photos would "
+                                "replace or mix with the originals: choose an output folder outside the inputs")
 
 
 def remove_stale_partials(output_dir):
@@ -105,6 +125,7 @@ def compare_sheet(gray, rgb):
     images = (visualize.to_u8(gray), visualize.to_u8(rgb / np.iinfo(rgb.dtype).max))
     return np.asarray(visualize.row_sheet(images, ("input", "colorized"), COMPARE_MAX_HEIGHT))
 
+
 def run(config, log=print):
     """Colorizes every photo named by config.inputs; returns the Summary (see Summary.exit_code)."""
     try:
@@ -116,6 +137,8 @@ def run(config, log=print):
     sources = list_sources(config.inputs, config.output_dir)
     if not sources:
         raise ColorizeError(f"--input={','.join(config.inputs)}: no photos found")
+    _refuse_outputs_over_inputs(sources, config.output_dir)
+    sources, clashes = _claim_outputs(sources, config.output_dir)
     from colorgan.inference import loading  # noqa: PLC0415 - TensorFlow loads only once the inputs are known to be usable.
 
     try:
@@ -127,6 +150,9 @@ def run(config, log=print):
     storage.makedirs(config.output_dir)
     remove_stale_partials(config.output_dir)
     summary = Summary()
+    for source, reason in clashes:
+        summary.failed.append((source, reason))
+        log(f"colorize: skipped {source}: {reason}")
     start = time.monotonic()
     for index, (source, relative) in enumerate(sources, start=1):
         image_format, extension = photo_files.output_format(source, config.format)

@@ -24,6 +24,11 @@ from colorgan.inference import rendering
 from colorgan.modeling import models
 
 KERAS_FILENAME = "generator.keras"
+EXPORT_FORMAT = "colorgan-export"  # colorgan.json's "format": what tells an export of ours
+# Everything an export folder holds: what tf.saved_model.save writes, the Keras file and our metadata. A folder with
+# anything else in it is not an export of ours, and --overwrite never replaces it.
+EXPORT_ENTRIES = frozenset({loading.SAVED_MODEL_FILENAME, "fingerprint.pb", "variables", "assets", KERAS_FILENAME,
+                            loading.EXPORT_METADATA_FILENAME})
 
 
 class ServingModule(tf.Module):
@@ -76,14 +81,47 @@ def weights_sha256(model):
     return digest.hexdigest()
 
 
+def _replace_problem(export_dir):
+    """Why `export_dir` may not become an export, even with --overwrite, or None: absent, empty, or a previous export
+    of ours (only EXPORT_ENTRIES, our metadata among them) may be written or replaced. A run folder, its parent, the
+    current folder or a base of numbered versions holds other things: deleting them is never this tool's to do."""
+    try:
+        if not storage.exists(export_dir):
+            return None
+        if not storage.isdir(export_dir):
+            return "is a file, not a folder"
+        names = storage.listdir(export_dir)
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    foreign = [name for name in names if name not in EXPORT_ENTRIES]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        return f"holds {shown}, which no export of ours holds"
+    if names and not _is_our_export(export_dir):
+        return f"holds no readable {loading.EXPORT_METADATA_FILENAME} of an export of ours"
+    return None
+
+
+def _is_our_export(export_dir):
+    try:
+        metadata = json.loads(storage.read_text(os.path.join(export_dir, loading.EXPORT_METADATA_FILENAME)))
+    except (OSError, ValueError):
+        return False
+    return isinstance(metadata, dict) and metadata.get("format") == EXPORT_FORMAT
+
+
 def export(model_dir, export_dir, step=0, render_size=0, overwrite=False):
     """Writes the export of `model_dir` (latest checkpoint or `step`) to `export_dir`; returns its description.
     A failed export never leaves one that loads: see `storage` for how, on local disks and object stores."""
-    if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir) and not overwrite:
+    problem = _replace_problem(export_dir)
+    if problem:
+        raise loading.InferenceError(f"--export_dir={export_dir}: {problem}; choose another --export_dir (--overwrite "
+                                     f"replaces only a previous export, with its {loading.EXPORT_METADATA_FILENAME})")
+    if storage.exists(export_dir) and storage.listdir(export_dir) and not overwrite:
         raise loading.InferenceError(f"--export_dir={export_dir}: exists and is not empty (--overwrite replaces it)")
     generator, description = loading.load_generator(model_dir, step, render_size)
     color_space = models.GENERATORS[description["generator"]].color_space
-    description.update(format="colorgan-export", format_version=1, weights_sha256=weights_sha256(generator),
+    description.update(format=EXPORT_FORMAT, format_version=1, weights_sha256=weights_sha256(generator),
                        signatures={"serving_default": "image_bytes -> image_bytes (PNG)",
                                    "colorize": "images uint8 [n,h,w,1|3] -> images uint8 [n,h,w,3]",
                                    loading.CHROMA_SIGNATURE: "gray float32 [n,R,R,1] -> ab float32 [n,R,R,2]"})

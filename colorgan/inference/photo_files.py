@@ -78,6 +78,9 @@ class Photo:
 def load_photo(path, max_pixels=DEFAULT_MAX_PIXELS):
     """Decodes one photo upright; raises PhotoError, and nothing else, for a file that cannot be colorized."""
     try:
+        info = storage.stat(path)
+        if not (info.is_file or info.is_dir):  # a FIFO would block the open forever; a device never ends
+            raise PhotoError("unreadable: not a regular file (a pipe, socket or device)")
         file = storage.open_for_reading(path)
     except OSError as e:
         raise PhotoError(f"unreadable: {e.strerror or _one_line(e)}") from None

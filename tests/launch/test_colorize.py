@@ -178,3 +178,49 @@ def test_a_killed_folder_job_leaves_no_partial_file_and_a_rerun_finishes_it(lab_
     assert {name: (out / name).stat().st_mtime_ns for name in finished} == finished
     for path in out.iterdir():
         assert np.asarray(Image.open(path)).shape == (480, 640, 3)
+
+
+def _files(root):
+    """{relative path: bytes} of every regular file under `root`."""
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_an_output_folder_over_the_inputs_is_refused_and_no_original_is_touched(lab_run, tmp_path):
+    """--overwrite with the output folder equal to the input folder replaced the originals (exit 0, "4 colorized");
+    without it the run silently did nothing. Refused in one line, exit 2, both ways, and for an output folder that
+    holds the input folder or a photo named as a file."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(2):
+        Image.fromarray(image_corpus.colourful(40, 30, seed=index)).save(photos / f"p{index}.png")
+    before = _files(tmp_path)
+    for inputs, output_dir, extra in ((photos, photos, "--overwrite"), (photos, photos, "--compare"),
+                                      (photos, tmp_path, "--overwrite"), (photos / "p0.png", photos, "--overwrite"),
+                                      (f"{photos}/*.png", photos, "--overwrite")):
+        result = _colorize(lab_run, f"--input={inputs}", f"--output_dir={output_dir}", extra, check=False)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert f"colorize: error: --output_dir={output_dir}: holds the input photo {photos / 'p0.png'}" in (
+            result.stderr)
+    assert _files(tmp_path) == before
+
+
+def test_a_fifo_and_a_name_clash_are_reported_and_a_rerun_ends_as_the_first_run(lab_run, tmp_path):
+    """A FIFO named like a photo hung the job forever; a.png beside a.gif refused the whole job. Each is now one
+    photo reported, the others colorized, and the rerun of a job with bad files exits 0 as the first run did."""
+    source, out = tmp_path / "in", tmp_path / "out"
+    source.mkdir()
+    os.mkfifo(source / "b.jpg")
+    Image.fromarray(image_corpus.colourful(40, 30)).save(source / "a.gif")
+    Image.fromarray(image_corpus.colourful(40, 30, seed=1)).save(source / "a.png")
+    Image.fromarray(image_corpus.colourful(40, 30, seed=2)).save(source / "c.png")
+    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, SCRIPT), f"--model={lab_run}",
+                             f"--input={source}", f"--output_dir={out}"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"colorize: skipped {source / 'a.png'}: would be written as {out / 'a'}.*, as {source / 'a.gif'} is" in (
+        result.stderr)
+    assert f"colorize: skipped {source / 'b.jpg'}: unreadable: not a regular file (a pipe, socket or device)" in (
+        result.stderr)
+    assert "colorize: 2 colorized, 0 already done, 2 failed" in result.stderr
+    assert sorted(path.name for path in out.iterdir()) == ["a.png", "c.png"]
+    rerun = _colorize(lab_run, f"--input={source}", f"--output_dir={out}", check=False)
+    assert rerun.returncode == 0 and "colorize: 0 colorized, 2 already done, 2 failed" in rerun.stderr

@@ -4,6 +4,7 @@ alone, saved_model_cli, EXIF orientation in the graph, the metadata beside the e
 import io
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import sysconfig
@@ -143,3 +144,40 @@ def test_bad_export_requests_are_one_line(exported, tmp_path):
     result = run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'e'}", "--step=3")
     assert result.returncode == 2 and f"--step=3: {model_dir} has no checkpoint of that step (it has [7])" in (
         result.stderr)
+
+
+def _tree(root):
+    """{relative path: bytes} of every file under `root`."""
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_overwrite_never_deletes_what_is_not_an_export_of_ours(exported, tmp_path):
+    """--overwrite replaces a previous export and nothing else: not the run folder, its parent, the current folder,
+    a base of numbered versions (the /N forgotten) or a file; each refusal is one line and leaves every byte."""
+    model_dir, export_dir = exported
+    base = tmp_path / "exports" / "model"
+    for version in ("1", "2"):
+        export.export(model_dir, str(base / version), render_size=64)
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "a_file").write_text("mine")
+    before = _tree(tmp_path)
+    run_before = _tree(pathlib.Path(model_dir))
+    for target, why in ((model_dir, "holds checkpoint, ckpt-7"), (os.path.dirname(model_dir), "holds "),
+                        (str(base), "holds 1, 2, which no export of ours holds"),
+                        (str(tmp_path / "a_file"), "is a file, not a folder")):
+        with pytest.raises(loading.InferenceError) as raised:
+            export.export(model_dir, target, render_size=64, overwrite=True)
+        assert f"--export_dir={target}: {why}" in str(raised.value) and "\n" not in str(raised.value)
+    result = run_script(SCRIPT, f"--model_dir={model_dir}", "--export_dir=.", "--overwrite", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "export: error: --export_dir=.: holds a_file, exports, notes.txt, which no export of ours holds" in (
+        result.stderr)
+    assert _tree(tmp_path) == before and _tree(pathlib.Path(model_dir)) == run_before
+    # A previous export of ours is replaced; a folder holding only export files but no metadata of ours is not.
+    description = export.export(model_dir, str(base / "1"), render_size=32, overwrite=True)
+    assert description["render_size"] == 32 and json.loads((base / "1" / "colorgan.json").read_text())[
+        "render_size"] == 32
+    (base / "2" / "colorgan.json").write_text('{"format": "someone else\'s"}')
+    with pytest.raises(loading.InferenceError, match="holds no readable colorgan.json of an export of ours"):
+        export.export(model_dir, str(base / "2"), render_size=64, overwrite=True)
+    assert (base / "2" / "saved_model.pb").exists()
