@@ -8,6 +8,7 @@ them) or an export made by launch/export.py, and colorizes gray photos of any si
 import dataclasses
 import json
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +26,17 @@ CHROMA_SIGNATURE = "chroma"
 
 class InferenceError(ValueError):
     """A run or export that cannot be loaded as asked; the message is one line naming the path or flag."""
+
+
+# What TensorFlow raises for damaged checkpoint and SavedModel files: truncated data (IndexError: "Read less bytes
+# than requested"), a checksum mismatch (DataLossError), a garbage index ("not an sstable"), a bad graph proto.
+_DAMAGE_ERRORS = (tf.errors.OpError, IndexError, ValueError, RuntimeError, OSError)
+
+
+def _reason(error):
+    """A TensorFlow error as a short line, without its graph-function noise ({{function_node ...}})."""
+    text = " ".join(re.sub(r"\{\{[^}]*\}\}", "", str(error)).split())
+    return text[:200] or type(error).__name__
 
 
 def chroma_predictor(generator, color_space):
@@ -68,14 +80,16 @@ def load_generator(model_dir, step=0, render_size=0):
         generator = models.build_generator(config.generator, render_size, **hparams)
     except ValueError as e:
         raise InferenceError(f"--render_size={render_size}: {e}") from None
-    weights = "ema_generator" if any(name.startswith("ema_generator/") for name in
-                                     storage.checkpoint_reader(checkpoint).get_variable_to_shape_map()) else "generator"
-    status = tf.train.Checkpoint(**{weights: generator}).restore(checkpoint).expect_partial()
     try:
-        status.assert_existing_objects_matched()
+        names = storage.checkpoint_reader(checkpoint).get_variable_to_shape_map()
+        weights = "ema_generator" if any(name.startswith("ema_generator/") for name in names) else "generator"
+        tf.train.Checkpoint(**{weights: generator}).restore(checkpoint).expect_partial() \
+            .assert_existing_objects_matched()
     except AssertionError as e:
         raise InferenceError(f"{checkpoint}: does not hold this run's generator: {str(e).splitlines()[0][:200]}") \
             from None
+    except _DAMAGE_ERRORS as e:
+        raise InferenceError(f"{checkpoint}: cannot be read, the checkpoint is damaged ({_reason(e)})") from None
     description = dict(generator=config.generator, color_space=spec.color_space.name, render_size=render_size,
                        training_image_size=config.image_size, depth=hparams["depth"], weights=weights,
                        step=int(checkpoint.rsplit("-", 1)[1]), checkpoint=checkpoint,
@@ -112,7 +126,11 @@ def load_export(export_dir, with_signature_defs=False):
     except (OSError, ValueError) as e:
         raise InferenceError(f"{metadata}: unreadable, the export is incomplete or damaged (export again): "
                              f"{e}") from None
-    loaded = tf.saved_model.load(export_dir)
+    try:
+        loaded = tf.saved_model.load(export_dir)
+    except _DAMAGE_ERRORS as e:
+        raise InferenceError(f"{export_dir}: cannot be loaded, the export is damaged (export again): "
+                             f"{_reason(e)}") from None
     signature = loaded.signatures[CHROMA_SIGNATURE]
     signature_defs = None
     if with_signature_defs:  # tf.saved_model.load keeps no SignatureDef protos: read them from the graph file
