@@ -18,9 +18,9 @@ import os
 import tensorflow as tf
 
 from colorgan.core import storage
-from colorgan.inference import exif_orientation
 from colorgan.inference import loading
 from colorgan.inference import rendering
+from colorgan.inference import safe_decode
 from colorgan.modeling import models
 
 KERAS_FILENAME = "generator.keras"
@@ -43,7 +43,7 @@ class ServingModule(tf.Module):
                                                     tf.uint8)
 
         def encoded_to_png(image_bytes):
-            image = exif_orientation.decode_upright(image_bytes)
+            image = safe_decode.decode_upright(image_bytes)
             return tf.io.encode_png(colorize_u8(image[tf.newaxis])[0])
 
         self.serving_default = tf.function(

@@ -1,17 +1,10 @@
-"""What the service accepts, decided before any work: the flags' limits, and the image checks made from the
-header alone (a body over --max_upload_mb, a photo over --max_pixels, anything TensorFlow's decoders do not read)."""
+"""What the service accepts, decided before any work: the flags' limits, and the image checks made from the bytes
+alone, before any decoder runs (a photo over --max_pixels, anything but the formats we mean to decode)."""
 
 import dataclasses
-import io
-import warnings
 
-from PIL import Image
-from PIL import UnidentifiedImageError
-
+from colorgan.core import image_headers
 from colorgan.serving.tf_serving_rest import ServingError
-
-# What tf.io.decode_image reads (PIL's names); other formats PIL recognises are refused before decoding.
-DECODABLE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,19 +23,14 @@ class Limits:
 
 
 def check_image(data, limits):
-    """Refuses, from the header alone, what is not an image, what TensorFlow cannot decode, and bombs."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                width, height, image_format = *image.size, image.format
-        except UnidentifiedImageError:
-            raise ServingError(400, "not an image") from None
-        except Image.DecompressionBombError as e:
-            raise ServingError(413, f"too many pixels: {e}") from None
-        except Exception as e:  # noqa: BLE001 - a bad header may raise anything from SyntaxError to struct.error.
-            raise ServingError(400, f"corrupt image: {e}") from None
-    if width * height > limits.max_pixels:
-        raise ServingError(413, f"too many pixels: {width}x{height} > --max_pixels={limits.max_pixels}")
-    if image_format not in DECODABLE_FORMATS:
-        raise ServingError(400, f"unsupported image format {image_format} (send {', '.join(DECODABLE_FORMATS)})")
+    """Refuses, before any decoder runs (`image_headers`): what is not JPEG, PNG, GIF, BMP or WebP by its magic bytes,
+    an animated or malformed WebP, a JPEG scan bomb (400), and more pixels than --max_pixels, every frame of a GIF
+    counted (413)."""
+    try:
+        header = image_headers.inspect(data)
+    except image_headers.RefusedImage as e:
+        raise ServingError(400, str(e)) from None
+    if header.pixels > limits.max_pixels:
+        frames = f" x {header.frames} frames" if header.frames > 1 else ""
+        raise ServingError(413, f"too many pixels: {header.width}x{header.height}{frames} > "
+                                f"--max_pixels={limits.max_pixels}")

@@ -7,10 +7,10 @@ import re
 import tensorflow as tf
 
 from colorgan.core import storage
-from colorgan.inference import exif_orientation
 from colorgan.inference import export
 from colorgan.inference import loading
 from colorgan.inference import rendering
+from colorgan.inference import safe_decode
 from colorgan.serving import tf_serving_rest
 from colorgan.serving.tf_serving_rest import ServingError
 
@@ -63,6 +63,6 @@ class ServedModel:
 
 def _prepare(data, render_size):
     """The bytes signature's first steps (decode upright, the records' luma), then the canvas the model sees."""
-    gray = rendering.gray_from_u8(exif_orientation.decode_upright(data)[tf.newaxis])
+    gray = rendering.gray_from_u8(safe_decode.decode_upright(data)[tf.newaxis])
     canvas, _ = rendering.fit_canvas(gray, render_size)
     return gray, canvas

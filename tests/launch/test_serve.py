@@ -477,3 +477,48 @@ def test_the_page_in_headless_chromium(exported, tmp_path):
     assert page["error"] == "notes.txt: not an image"
     assert Image.open(tmp_path / "page.png").size[0] > 0
     print(f"screenshot: {tmp_path / 'page.png'}")
+
+
+def _encoded(image_format, frames=1, size=(64, 48), **options):
+    rng = np.random.default_rng(len(image_format) + frames)
+    images = [Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), np.uint8)) for _ in range(frames)]
+    buffer = io.BytesIO()
+    if frames > 1:
+        options.update(save_all=True, append_images=images[1:])
+    images[0].save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+def _gif_bomb():
+    """Two frames on a 7000x7000 canvas in 38 kB: under --max_pixels one frame at a time, 98 MP as decoded."""
+    first = Image.new("P", (7000, 7000), 0)
+    first.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
+    second = first.copy()
+    second.putpixel((5, 5), 1)
+    buffer = io.BytesIO()
+    first.save(buffer, format="GIF", save_all=True, append_images=[second])
+    return buffer.getvalue()
+
+
+def test_hostile_images_are_refused_before_decoding_and_the_service_lives(exported):
+    """An 858-byte animated WebP aborted the process (TF 2.21's decode_image corrupts the heap); a GIF's frames
+    passed --max_pixels one at a time; JPEG XL was decoded; a phone's multi-picture JPEG (MPO) was refused."""
+    running = Server(exported[1], "--max_upload_mb=1")
+    try:
+        cases = {
+            "animated WebP": (_encoded("WEBP", frames=3, duration=100, loop=0), 400, "animated WebP"),
+            "GIF frames x pixels": (_gif_bomb(), 413, "too many pixels: 7000x7000 x 2 frames > --max_pixels=50000000"),
+            "JPEG XL": (b"\xff\x0a" + bytes(200), 400, "unsupported image format JPEG XL"),
+        }
+        for name, (data, want_status, want_message) in cases.items():
+            status, _, body = running.request("POST", "/colorize", data, {"Content-Type": "image/webp"})
+            assert status == want_status and _one_json_line(body).startswith(want_message), (name, status, body)
+            status, _, body = running.json("POST", "/v1/models/colorgan:predict",
+                                           {"instances": [{"b64": base64.b64encode(data).decode()}]})
+            assert status == want_status and _one_json_line(body).startswith(want_message), (name, status, body)
+            assert running.process.poll() is None, f"{name} killed the service: {running.lines[-5:]}"
+        status, _, png = running.request("POST", "/colorize", _encoded("MPO", frames=2), {"Content-Type": "image/jpeg"})
+        assert status == 200 and Image.open(io.BytesIO(png)).size == (64, 48)
+        assert running.request("GET", "/v1/models/colorgan")[0] == 200
+    finally:
+        running.stop()

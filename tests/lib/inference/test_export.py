@@ -181,3 +181,28 @@ def test_overwrite_never_deletes_what_is_not_an_export_of_ours(exported, tmp_pat
     with pytest.raises(loading.InferenceError, match="holds no readable colorgan.json of an export of ours"):
         export.export(model_dir, str(base / "2"), render_size=64, overwrite=True)
     assert (base / "2" / "saved_model.pb").exists()
+
+
+REFUSE_IN_ANOTHER_PROCESS = r'''
+import sys
+import tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+try:
+    loaded.signatures["serving_default"](image_bytes=tf.constant([open(sys.argv[2], "rb").read()]))
+except tf.errors.InvalidArgumentError as e:
+    print("refused:", " ".join(e.message.split())[:300])
+'''
+
+
+def test_the_bytes_signature_refuses_an_animated_webp_instead_of_aborting(exported, tmp_path):
+    """TF 2.21's decode_image corrupts the heap on an animated WebP and the process aborts: TF Serving running our
+    export would die of one request. The signature refuses it from the bytes, in graph ops, first (in a process of
+    its own, since the failure being guarded against is an abort)."""
+    _, export_dir = exported
+    frames = [Image.fromarray(image_corpus.colourful(16, 16, seed=index)) for index in range(3)]
+    frames[0].save(tmp_path / "animated.webp", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    (tmp_path / "refuse.py").write_text(REFUSE_IN_ANOTHER_PROCESS)
+    result = subprocess.run([sys.executable, str(tmp_path / "refuse.py"), export_dir, str(tmp_path / "animated.webp")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "assertion failed: [image refused: animated WebP]" in result.stdout, result.stdout
