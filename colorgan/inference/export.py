@@ -32,7 +32,8 @@ EXPORT_ENTRIES = frozenset({loading.SAVED_MODEL_FILENAME, "fingerprint.pb", "var
 
 
 class ServingModule(tf.Module):
-    """The generator and the three signatures' functions, at a fixed render size."""
+    """The generator and the three signatures' functions, at a fixed render size. No autograph: the graphs use
+    explicit while_loop / map_fn, and autograph would leave a generated file in $TMPDIR per converted function."""
 
     def __init__(self, generator, color_space, render_size):
         super().__init__()
@@ -49,13 +50,14 @@ class ServingModule(tf.Module):
         self.serving_default = tf.function(
             lambda image_bytes: {"image_bytes": tf.map_fn(encoded_to_png, image_bytes,
                                                           fn_output_signature=tf.TensorSpec([], tf.string))},
-            input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+            input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")], autograph=False)
         self.colorize = tf.function(
             lambda images: {"images": colorize_u8(images)},
-            input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8, name="images")])
+            input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8, name="images")], autograph=False)
         self.chroma = tf.function(
             lambda gray: {"ab": predict_chroma(gray)},
-            input_signature=[tf.TensorSpec([None, render_size, render_size, 1], tf.float32, name="gray")])
+            input_signature=[tf.TensorSpec([None, render_size, render_size, 1], tf.float32, name="gray")],
+            autograph=False)
 
         # Track the tf.Variables the traced functions read, not the Keras model: a tracked Keras 3 model saves its
         # variable wrappers, whose weights TF1-style loaders (TF Serving, saved_model_cli) then cannot find.

@@ -150,7 +150,7 @@ class Colorizer:
         # One compiled function per output dtype (float32 for evaluation, uint8 / uint16 for files).
         self._functions = {dtype: tf.function(
             lambda gray, dtype=dtype: rendering.render_full_resolution(gray, predict_chroma, render_size, dtype),
-            input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
+            input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)], autograph=False)
             for dtype in (tf.float32, tf.uint8, tf.uint16)}
         self.colorize_batch = self._functions[tf.float32]
 

@@ -104,7 +104,12 @@ class Service:
             payload = json.loads(body)
         except ValueError as e:
             raise ServingError(400, f"JSON Parse error: {e}") from None
+        except RecursionError:
+            raise ServingError(400, "JSON Parse error: nested too deep") from None
         photos, key = tf_serving_rest.photos_from_predict(payload)
+        if len(photos) > self.limits.max_batch:  # a request's photos are one batch: its size is the batch bound
+            raise ServingError(400, f"{len(photos)} instances in one request: at most --max_batch="
+                                    f"{self.limits.max_batch}")
         return JSONResponse(tf_serving_rest.predict_response(await self.colorize_photos(photos), key))
 
     async def colorize_file(self, request):
@@ -178,4 +183,8 @@ def make_app(model, limits, model_name="colorgan"):
         yield
         service.batcher.close()  # after uvicorn has let in-flight requests finish
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    async def not_routed(request, error):
+        """404 and 405 as TF Serving answers them: {"error": ...}, not Starlette's plain text."""
+        return JSONResponse({"error": f"{error.detail}: {request.method} {request.url.path}"}, error.status_code)
+
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_routed, 405: not_routed})

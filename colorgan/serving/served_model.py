@@ -40,12 +40,15 @@ class ServedModel:
         self.description, self.predict_chroma = loaded.description, loaded.predict_chroma
         self.signature_defs, self._saved_model = loaded.signature_defs, loaded.saved_model
         self.render_size = size = self.description["render_size"]
-        self._prepare = tf.function(lambda data: _prepare(data, size), input_signature=[tf.TensorSpec([], tf.string)])
+        # autograph=False: these graphs have no Python control flow to convert, and autograph leaves a generated
+        # file in $TMPDIR for every function it converts.
+        self._prepare = tf.function(lambda data: _prepare(data, size), input_signature=[tf.TensorSpec([], tf.string)],
+                                    autograph=False)
         self._finish = tf.function(
             lambda gray, ab: tf.io.encode_png(
                 rendering.render_full_resolution(gray, lambda canvas: ab, size, tf.uint8)[0]),
             input_signature=[tf.TensorSpec([1, None, None, 1], tf.float32),
-                             tf.TensorSpec([1, size, size, 2], tf.float32)])
+                             tf.TensorSpec([1, size, size, 2], tf.float32)], autograph=False)
 
     def prepare(self, data):
         """Encoded photo -> (gray [1, h, w, 1], canvas [1, R, R, 1]): decoded upright as the bytes signature does."""

@@ -53,9 +53,10 @@ def exported(tmp_path_factory):
 class Server:
     """launch/serve.py in its own process (optionally prefixed, e.g. by nsenter); stderr kept in `lines`."""
 
-    def __init__(self, model, *flags, prefix=(), port=0):
+    def __init__(self, model, *flags, prefix=(), port=0, env=None):
         self.process = subprocess.Popen([*prefix, sys.executable, SCRIPT, f"--model={model}", f"--port={port}",
-                                         *flags], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                         *flags], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                        env=env)
         self.lines, self.ready = [], threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
         if not self.ready.wait(STARTUP_TIMEOUT) or self.process.poll() is not None:
@@ -522,3 +523,30 @@ def test_hostile_images_are_refused_before_decoding_and_the_service_lives(export
         assert running.request("GET", "/v1/models/colorgan")[0] == 200
     finally:
         running.stop()
+
+
+def test_malformed_requests_are_tf_serving_errors_not_500s(server):
+    """JSON nested 100,000 deep gave 500 and a logged traceback; 2000 instances ran as one batch of 2000 past
+    --max_batch=16; 404 and 405 answered Starlette's plain text instead of TF Serving's {"error": ...}."""
+    status, _, body = server.request("POST", "/v1/models/colorgan:predict", b"[" * 100_000 + b"]" * 100_000,
+                                     {"Content-Type": "application/json"})
+    assert status == 400 and _one_json_line(body) == "JSON Parse error: nested too deep"
+    photo = {"b64": base64.b64encode(_jpeg_gray(8, 8)).decode()}
+    status, _, body = server.json("POST", "/v1/models/colorgan:predict", {"instances": [photo] * 17})
+    assert status == 400 and _one_json_line(body) == "17 instances in one request: at most --max_batch=16"
+    status, _, body = server.request("GET", "/v1/nothing/here")
+    assert status == 404 and json.loads(body) == {"error": "Not Found: GET /v1/nothing/here"}
+    status, _, body = server.request("DELETE", "/colorize")
+    assert status == 405 and json.loads(body) == {"error": "Method Not Allowed: DELETE /colorize"}
+
+
+def test_a_serve_start_leaves_no_autograph_files_in_tmpdir(exported, tmp_path):
+    """Each start left about 43 __autograph_generated_file*.py in $TMPDIR, never removed since a SIGTERM'd server
+    runs no atexit handler. (Serving a run still leaves one: tf.saved_model.save's own signature wrapper, when the
+    run is exported in memory.)"""
+    running = Server(exported[1], env=dict(os.environ, TMPDIR=str(tmp_path)))
+    try:
+        assert running.request("POST", "/colorize", _jpeg_gray(40, 30), {"Content-Type": "image/jpeg"})[0] == 200
+    finally:
+        running.stop()
+    assert sorted(path.name for path in tmp_path.rglob("*autograph*")) == []
