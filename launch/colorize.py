@@ -9,6 +9,7 @@ none could be, 2 for bad flags or a model that cannot be loaded.
 """
 
 import os
+import signal
 import sys
 
 from absl import app
@@ -49,6 +50,9 @@ def main(argv):
     except colorize_job.ColorizeError as e:
         print(f"colorize: error: {e}", file=sys.stderr)
         return colorize_job.EXIT_USAGE
+    except KeyboardInterrupt:  # finished outputs are whole (written atomically): a rerun skips them
+        print("colorize: stopped by Ctrl-C; run the same command to finish", file=sys.stderr)
+        return 128 + signal.SIGINT
     return summary.exit_code()
 
 

@@ -49,6 +49,9 @@ def main(argv):
         return _fail("give either --data_dir or --input_dir")
     if _SAMPLES.value and not _OUTPUT_DIR.value:
         return _fail(f"--samples={_SAMPLES.value} needs --output_dir")
+    problem = _OUTPUT_DIR.value and storage.directory_problem(_OUTPUT_DIR.value)
+    if problem:  # found now, not after the whole evaluation has run
+        return _fail(f"--output_dir={_OUTPUT_DIR.value}: {problem}")
     # TensorFlow loads late: once the flags are known to be usable.
     from colorgan.data import records  # noqa: PLC0415
     from colorgan.evaluation import evaluator  # noqa: PLC0415

@@ -154,10 +154,11 @@ def listdir(path):
         return sorted(name.rstrip("/") for name in _gfile().listdir(os.fspath(path)))
 
 
-def walk(root):
-    """os.walk's (folder, subfolders, files), top-down, for any path; subfolders may be pruned in place."""
+def walk(root, on_error=None):
+    """os.walk's (folder, subfolders, files), top-down, for any path; subfolders may be pruned in place. A local
+    folder that cannot be listed is passed to `on_error(path, OSError)` (os.walk would skip it silently)."""
     if is_local(root):
-        yield from os.walk(_local(root))
+        yield from os.walk(_local(root), onerror=on_error and (lambda error: on_error(error.filename, error)))
         return
     with _os_errors():
         yield from _gfile().walk(os.fspath(root))

@@ -55,15 +55,17 @@ class Summary:
         return EXIT_OK if self.colorized or self.done_before else EXIT_FAILED
 
 
-def list_sources(inputs, output_dir):
+def list_sources(inputs, output_dir, on_unreadable=None):
     """(source path, output path relative to output_dir without extension) for every photo named by `inputs`: a
-    file, a folder (walked recursively, structure mirrored, the output folder itself left out) or a glob."""
+    file, a folder (walked recursively, structure mirrored, the output folder itself left out) or a glob. A folder
+    that cannot be listed is passed to `on_unreadable(path, reason)`."""
+    report = on_unreadable and (lambda path, error: on_unreadable(path, f"unreadable folder: {error.strerror}"))
     output_root = storage.resolved(output_dir)
     sources = []
     for pattern in inputs:
         if storage.isdir(pattern):
             root = storage.absolute(pattern)
-            for directory, subdirs, files in storage.walk(root):
+            for directory, subdirs, files in storage.walk(root, on_error=report):
                 subdirs[:] = sorted(d for d in subdirs
                                     if storage.resolved(os.path.join(directory, d)) != output_root)
                 for name in sorted(files):
@@ -134,7 +136,11 @@ def run(config, log=print):
         raise ColorizeError(str(e)) from None
     if not config.output_dir:
         raise ColorizeError("--output_dir is required")
-    sources = list_sources(config.inputs, config.output_dir)
+    problem = storage.directory_problem(config.output_dir)
+    if problem:
+        raise ColorizeError(f"--output_dir={config.output_dir}: {problem}")
+    unreadable = []
+    sources = list_sources(config.inputs, config.output_dir, on_unreadable=lambda *failure: unreadable.append(failure))
     if not sources:
         raise ColorizeError(f"--input={','.join(config.inputs)}: no photos found")
     _refuse_outputs_over_inputs(sources, config.output_dir)
@@ -150,7 +156,7 @@ def run(config, log=print):
     storage.makedirs(config.output_dir)
     remove_stale_partials(config.output_dir)
     summary = Summary()
-    for source, reason in clashes:
+    for source, reason in unreadable + clashes:
         summary.failed.append((source, reason))
         log(f"colorize: skipped {source}: {reason}")
     start = time.monotonic()

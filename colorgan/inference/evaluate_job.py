@@ -28,7 +28,10 @@ def evaluate_folder(colorizer, inputs, max_pixels, keep_samples=0, log=print):
     """Colour photos at full resolution, exactly as colorize.py treats them: gray (the luma) -> colorize ->
     compare with the original. Photos without colour, and unreadable ones, are reported and left out."""
     means, samples = evaluator.Means(), []
-    for path, _ in colorize_job.list_sources(inputs, output_dir=""):
+    def unreadable(path, reason):
+        log(f"evaluate: skipped {path}: {reason}")
+
+    for path, _ in colorize_job.list_sources(inputs, output_dir="", on_unreadable=unreadable):
         try:
             photo = photo_files.load_photo(path, max_pixels)
         except photo_files.PhotoError as e:

@@ -46,7 +46,8 @@ _UPRIGHT = {
 # TIFF IFD0 tags that describe the photo rather than its pixel layout: the only ones that may move between a TIFF's
 # own IFD and an EXIF block (a JPEG's EXIF may carry ImageWidth and the like, which would corrupt a TIFF).
 # ImageDescription, Make, Model, Software, DateTime, Artist, Copyright:
-_TIFF_TEXT_TAGS = (0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298)
+_IMAGE_DESCRIPTION = 0x010E
+_TIFF_TEXT_TAGS = (_IMAGE_DESCRIPTION, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298)
 _X_RESOLUTION, _Y_RESOLUTION, _RESOLUTION_UNIT = 0x011A, 0x011B, 0x0128
 _SUB_IFDS = (0x8769, 0x8825)  # Exif, GPS
 _TIFF_EXIF_TAGS = frozenset(_TIFF_TEXT_TAGS + (_X_RESOLUTION, _Y_RESOLUTION, _RESOLUTION_UNIT) + _SUB_IFDS)
@@ -283,8 +284,9 @@ def _write_tiff16(file, rgb, exif):
         options["resolutionunit"] = tags.get(_RESOLUTION_UNIT, 2)
     # Pillow decoded the strings as latin-1: encoding back restores the bytes (often UTF-8, which tifffile's str
     # check would refuse as not 7-bit ASCII).
+    # ImageDescription is tifffile's own place for its metadata: a copied one makes tifffile warn on reading.
     extratags = [(tag, "s", 0, tags[tag].encode("latin-1", "replace"), True)
-                 for tag in _TIFF_TEXT_TAGS if isinstance(tags.get(tag), str)]
+                 for tag in _TIFF_TEXT_TAGS if isinstance(tags.get(tag), str) and tag != _IMAGE_DESCRIPTION]
     tifffile.imwrite(file, rgb, photometric="rgb", metadata=None, software=False, extratags=extratags, **options)
 
 

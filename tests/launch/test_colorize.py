@@ -224,3 +224,26 @@ def test_a_fifo_and_a_name_clash_are_reported_and_a_rerun_ends_as_the_first_run(
     assert sorted(path.name for path in out.iterdir()) == ["a.png", "c.png"]
     rerun = _colorize(lab_run, f"--input={source}", f"--output_dir={out}", check=False)
     assert rerun.returncode == 0 and "colorize: 0 colorized, 2 already done, 2 failed" in rerun.stderr
+
+
+def test_a_file_as_output_folder_and_ctrl_c_are_one_line(lab_run, tmp_path):
+    """An --output_dir that is a file gave a traceback; Ctrl-C printed a 30-line KeyboardInterrupt traceback (its
+    exit status 130 was right)."""
+    source = tmp_path / "in"
+    source.mkdir()
+    for index in range(12):
+        Image.fromarray(image_corpus.colourful(640, 480, seed=index)).save(source / f"p{index:02d}.png")
+    (tmp_path / "a_file").write_text("mine")
+    result = _colorize(lab_run, f"--input={source}", f"--output_dir={tmp_path / 'a_file'}", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"colorize: error: --output_dir={tmp_path / 'a_file'}: is a file, not a directory" in result.stderr
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, SCRIPT), f"--model={lab_run}",
+                                f"--input={source}", f"--output_dir={out}"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not list(out.glob("p*.png")):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert "colorize: stopped by Ctrl-C; run the same command to finish" in stderr

@@ -2,6 +2,7 @@
 values checked against independent numpy / scikit-image computations and against colorize.py's own outputs."""
 
 import json
+import os
 
 import image_corpus
 import numpy as np
@@ -89,6 +90,9 @@ def test_a_folder_of_colour_photos_goes_through_the_colorize_path(lab_run, tmp_p
     (["--input_dir=x", "--data_dir=y"], "evaluate: error: give either --data_dir or --input_dir"),
     (["--input_dir=x", "--samples=2"], "evaluate: error: --samples=2 needs --output_dir"),
     (["--data_dir=/nonexistent"], "evaluate: error: /nonexistent"),
+    # Found before the evaluation runs, not after it, with its results lost.
+    (["--input_dir=x", f"--output_dir={os.path.abspath(__file__)}"],
+     f"evaluate: error: --output_dir={os.path.abspath(__file__)}: is a file, not a directory"),
 ])
 def test_bad_requests_are_one_line(lab_run, args, message):
     result = run_script(SCRIPT, f"--model={lab_run}", *args)

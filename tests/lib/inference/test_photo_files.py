@@ -530,3 +530,23 @@ def test_output_format(path, override, expected):
 def test_output_format_rejects_unknown_override(override):
     with pytest.raises(ValueError, match="--format"):
         photo_files.output_format("photo.jpg", override)
+
+
+def test_a_16_bit_tiff_output_does_not_carry_the_source_tiffs_description(tmp_path):
+    """tifffile writes its own shape metadata into ImageDescription; copied from a gray scan into the RGB output, it
+    made tifffile warn on every read ("shaped series shape does not match page shape")."""
+    import logging
+
+    tifffile.imwrite(tmp_path / "scan16.tif", (np.arange(30 * 40).reshape(30, 40) * 50).astype(np.uint16))
+    photo = photo_files.load_photo(str(tmp_path / "scan16.tif"))
+    rgb = np.stack([np.round(photo.gray * 65535).astype(np.uint16)] * 3, axis=-1)
+    photo_files.save_photo(rgb, str(tmp_path / "out16.tif"), "TIFF", exif=photo.exif)
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger("tifffile").addHandler(handler)
+    try:
+        assert tifffile.imread(tmp_path / "out16.tif").shape == (30, 40, 3)
+    finally:
+        logging.getLogger("tifffile").removeHandler(handler)
+    assert messages == []
