@@ -19,6 +19,7 @@ from absl import flags
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from colorgan.inference import photo_files
+from colorgan.serving import request_guard
 
 _MODEL = flags.DEFINE_string("model", "", "An export made by launch/export.py or a training run's --model_dir.")
 _HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (an IP address; 0.0.0.0 exposes it).")
@@ -30,6 +31,13 @@ _MAX_PIXELS = flags.DEFINE_integer("max_pixels", photo_files.DEFAULT_MAX_PIXELS,
 _MAX_QUEUE = flags.DEFINE_integer("max_queue", 64, "Colorize requests in progress at once; past it 503 + Retry-After.")
 _MAX_BATCH = flags.DEFINE_integer("max_batch", 16, "Photos per batched model call (1: no batching).")
 _BATCH_TIMEOUT_MS = flags.DEFINE_float("batch_timeout_ms", 5.0, "How long a photo waits for others to batch with.")
+_ALLOWED_HOSTS = flags.DEFINE_multi_string(
+    "allowed_hosts", [], "Host names clients reach this server by, besides the loopback names (repeat or comma "
+    "list); required to listen beyond loopback. Other Host headers get 403 (DNS rebinding).")
+_BODY_TIMEOUT_S = flags.DEFINE_float("body_timeout_s", 30.0, "A request body not received whole within this gets "
+                                     "408 and a closed connection (slow uploads cannot hold the server).")
+_MAX_CONNECTIONS = flags.DEFINE_integer("max_connections", 128, "Open connections at once; past it 503 (slow "
+                                        "clients, uploads in progress).")
 
 
 def _flag_errors():
@@ -45,12 +53,20 @@ def _flag_errors():
         errors.append(f"--port={_PORT.value}: not in 0..65535")
     if not _MODEL_NAME.value or "/" in _MODEL_NAME.value or ":" in _MODEL_NAME.value:
         errors.append(f"--model_name={_MODEL_NAME.value!r}: must be non-empty, without '/' or ':'")
-    for flag in (_MAX_UPLOAD_MB, _MAX_PIXELS, _MAX_QUEUE, _MAX_BATCH):
+    for flag in (_MAX_UPLOAD_MB, _MAX_PIXELS, _MAX_QUEUE, _MAX_BATCH, _BODY_TIMEOUT_S, _MAX_CONNECTIONS):
         if not flag.value > 0:
             errors.append(f"--{flag.name}={flag.value}: must be positive")
     if not 0 <= _BATCH_TIMEOUT_MS.value <= 10_000:
         errors.append(f"--batch_timeout_ms={_BATCH_TIMEOUT_MS.value}: not in 0..10000")
+    if not errors and not request_guard.is_loopback(_HOST.value) and not _allowed_hosts():
+        errors.append(f"--host={_HOST.value}: listening beyond loopback needs --allowed_hosts, the names clients "
+                      "use to reach this server (any other Host header is refused)")
     return errors
+
+
+def _allowed_hosts():
+    """--allowed_hosts as a list of names (repeated flags, comma lists)."""
+    return [name.strip() for value in _ALLOWED_HOSTS.value for name in value.split(",") if name.strip()]
 
 
 def _bind():
@@ -98,15 +114,17 @@ def main(argv):
         return 2
     limits = serving_limits.Limits(max_upload_mb=_MAX_UPLOAD_MB.value, max_pixels=_MAX_PIXELS.value,
                                    max_queue=_MAX_QUEUE.value, max_batch=_MAX_BATCH.value,
-                                   batch_timeout_ms=_BATCH_TIMEOUT_MS.value)
-    application = serving_app.make_app(model, limits, _MODEL_NAME.value)
+                                   batch_timeout_ms=_BATCH_TIMEOUT_MS.value, body_timeout_s=_BODY_TIMEOUT_S.value,
+                                   max_connections=_MAX_CONNECTIONS.value)
+    allowed_hosts = [*request_guard.LOOPBACK_NAMES, *_allowed_hosts()]
+    application = serving_app.make_app(model, limits, _MODEL_NAME.value, allowed_hosts)
     host, port = sock.getsockname()[:2]
     url_host = f"[{host}]" if ":" in host else host
     banner = (f"serve: http://{url_host}:{port}/ (model {_MODEL.value}: {model.description['generator']} at "
               f"{model.render_size} px, step {model.description['step']}; API /v1/models/{_MODEL_NAME.value})")
     # timeout_graceful_shutdown None: on SIGTERM uvicorn stops accepting and waits for every request in progress.
     server = uvicorn.Server(uvicorn.Config(application, log_level="warning", timeout_graceful_shutdown=None,
-                                           lifespan="on"))
+                                           lifespan="on", limit_concurrency=limits.max_connections))
     try:
         asyncio.run(_serve(server, sock, banner))
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it deferred until requests in progress finished

@@ -19,6 +19,7 @@ import tensorflow as tf
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartParser
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.responses import Response
@@ -27,6 +28,7 @@ from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
 from colorgan.serving import limits as request_limits
+from colorgan.serving import request_guard
 from colorgan.serving import tf_serving_rest
 from colorgan.serving.batcher import Batcher
 from colorgan.serving.tf_serving_rest import ServingError
@@ -41,7 +43,8 @@ class Service:
     def __init__(self, model, limits, model_name="colorgan"):
         self.model, self.limits, self.model_name = model, limits, model_name
         self.batcher = Batcher(model.predict_chroma, limits.max_batch, limits.batch_timeout_ms)
-        self.admitted = 0
+        self.admitted = 0  # requests whose body is in, queued for the model or being colorized (--max_queue)
+        self.uploading = 0  # requests still sending their body (bounded by --body_timeout_s, not --max_queue)
 
     async def colorize_photos(self, photos):
         """Encoded photos -> PNGs: checked, prepared, their chroma predicted in one batch, recombined at full size."""
@@ -59,7 +62,9 @@ class Service:
         self.admitted += 1
 
     async def _read_body(self, request):
-        """The body, refused with 413 as soon as it is known to be over --max_upload_mb (chunked bodies too)."""
+        """The body, refused with 413 as soon as it is known to be over --max_upload_mb (chunked bodies too), and
+        with 408 and a closed connection when it has not arrived whole within --body_timeout_s: a deadline for the
+        whole body, since a timeout between reads is beaten by one byte every few seconds."""
         limit = self.limits.max_upload_bytes
         declared = request.headers.get("content-length")
         if declared is not None and not declared.isdigit():
@@ -67,28 +72,42 @@ class Service:
         if declared is not None and int(declared) > limit:  # refused before the body is read
             raise ServingError(413, f"request body of {declared} bytes is over "
                                     f"--max_upload_mb={self.limits.max_upload_mb:g}")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ServingError(413, f"request body is over --max_upload_mb={self.limits.max_upload_mb:g}")
-            chunks.append(chunk)
-        return b"".join(chunks)
+
+        async def receive():
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ServingError(413, f"request body is over --max_upload_mb={self.limits.max_upload_mb:g}")
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+        self.uploading += 1
+        try:
+            return await asyncio.wait_for(receive(), self.limits.body_timeout_s)
+        except asyncio.TimeoutError:
+            raise ServingError(408, f"request body not received whole within --body_timeout_s="
+                                    f"{self.limits.body_timeout_s:g}", {"Connection": "close"}) from None
+        finally:
+            self.uploading -= 1
 
     def _check_model(self, request):
         tf_serving_rest.check_model(request.path_params["name"], request.path_params.get("version"), self.model_name,
                                     self.model.version)
 
     async def handle(self, request, handler, admit=False):
-        """Runs a handler; ServingError becomes its JSON answer; admitted requests count against --max_queue."""
+        """Runs a handler; ServingError becomes its JSON answer. A handler of work for the model (`admit`) gets the
+        request's body, read first; only then does the request count against --max_queue, so clients still uploading
+        never hold the queue."""
         try:
-            if admit:
-                self._admit()
-            try:
+            if not admit:
                 return await handler(request)
+            body = await self._read_body(request)
+            self._admit()
+            try:
+                return await handler(request, body)
             finally:
-                if admit:
-                    self.admitted -= 1
+                self.admitted -= 1
         except ServingError as e:
             return e.response()
         except ClientDisconnect:  # the client left before sending its whole body: nobody to answer
@@ -97,9 +116,8 @@ class Service:
             logging.exception("colorgan serving: %s %s", request.method, request.url.path)
             return JSONResponse({"error": f"internal error: {' '.join(str(e).split())[:200]}"}, 500)
 
-    async def predict(self, request):
+    async def predict(self, request, body):
         self._check_model(request)
-        body = await self._read_body(request)
         try:
             payload = json.loads(body)
         except ValueError as e:
@@ -112,8 +130,7 @@ class Service:
                                     f"{self.limits.max_batch}")
         return JSONResponse(tf_serving_rest.predict_response(await self.colorize_photos(photos), key))
 
-    async def colorize_file(self, request):
-        body = await self._read_body(request)
+    async def colorize_file(self, request, body):
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/form-data"):
             photos = await _files_from_multipart(request.headers, body)
@@ -139,7 +156,9 @@ class Service:
         del request
         description = {key: self.model.description.get(key) for key in ("generator", "render_size", "step")}
         return JSONResponse({"model_name": self.model_name, "model": description,
-                             "limits": dataclasses.asdict(self.limits), "in_progress": self.admitted,
+                             "limits": dataclasses.asdict(self.limits),
+                             "in_progress": self.uploading + self.admitted, "uploading": self.uploading,
+                             "queued": self.admitted,
                              "batches": self.batcher.batches, "photos": self.batcher.photos,
                              "largest_batch": self.batcher.largest})
 
@@ -158,8 +177,10 @@ async def _files_from_multipart(headers, body):
         await form.close()  # removes any spooled temporary file
 
 
-def make_app(model, limits, model_name="colorgan"):
-    """The Starlette app: the page at /, the TF Serving REST API under /v1/models, POST /colorize, GET /server."""
+def make_app(model, limits, model_name="colorgan", allowed_hosts=request_guard.LOOPBACK_NAMES):
+    """The Starlette app: the page at /, the TF Serving REST API under /v1/models, POST /colorize, GET /server;
+    behind the RequestGuard, which lets in only requests for `allowed_hosts` and none a browser sends for another
+    site's page."""
     service = Service(model, limits, model_name)
 
     def route(path, handler, methods, admit=False):
@@ -187,4 +208,5 @@ def make_app(model, limits, model_name="colorgan"):
         """404 and 405 as TF Serving answers them: {"error": ...}, not Starlette's plain text."""
         return JSONResponse({"error": f"{error.detail}: {request.method} {request.url.path}"}, error.status_code)
 
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_routed, 405: not_routed})
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_routed, 405: not_routed},
+                     middleware=[Middleware(request_guard.RequestGuard, allowed_hosts=allowed_hosts)])

@@ -16,6 +16,8 @@ class Limits:
     max_queue: int  # requests admitted at once (reading, waiting or being colorized)
     max_batch: int  # photos per call of the chroma signature; 1 turns batching off
     batch_timeout_ms: float  # how long the first photo of a batch waits for others
+    body_timeout_s: float = 30.0  # a request's whole body must arrive within this (else 408)
+    max_connections: int = 128  # open connections at once (uvicorn's limit_concurrency): bounds slow clients
 
     @property
     def max_upload_bytes(self):

@@ -90,10 +90,14 @@ class Server:
         return json.loads(self.request("GET", "/server")[2])
 
     def wait_in_progress(self, count):
-        """Waits until the server holds `count` admitted requests (a condition, not a duration)."""
+        """Waits until the server holds `count` requests, uploading or admitted (a condition, not a duration)."""
+        self.wait_for("in_progress", count)
+
+    def wait_for(self, counter, count):
+        """Waits until /server's `counter` (in_progress, uploading, queued) is `count`."""
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while self.info()["in_progress"] != count:
-            assert time.monotonic() < deadline, f"never {count} requests in progress"
+        while self.info()[counter] != count:
+            assert time.monotonic() < deadline, f"never {counter} {count}"
             time.sleep(0.05)
 
     def stop(self):
@@ -333,11 +337,16 @@ class PartialUpload:
 
 
 def test_past_the_queue_bound_503_with_retry_after(exported):
-    running = Server(exported[1], "--max_queue=1")
+    """--max_queue bounds the requests whose body is in: one photo waiting in the batcher for a partner (a long
+    --batch_timeout_ms) holds the only place, and the next request gets 503 until it is done."""
+    running = Server(exported[1], "--max_queue=1", "--max_batch=2", "--batch_timeout_ms=5000")
     try:
         photo = _jpeg_gray(64, 48)
-        upload = PartialUpload(running.port, photo)
-        running.wait_in_progress(1)
+        first = {}
+        thread = threading.Thread(target=lambda: first.update(answer=running.request(
+            "POST", "/colorize", photo, {"Content-Type": "image/jpeg"})))
+        thread.start()
+        running.wait_for("queued", 1)
         status, headers, body = running.request("POST", "/colorize", photo, {"Content-Type": "image/jpeg"})
         assert status == 503 and headers.get("retry-after") == "1"
         assert _one_json_line(body).startswith("busy: 1 requests in progress (--max_queue=1)")
@@ -345,10 +354,44 @@ def test_past_the_queue_bound_503_with_retry_after(exported):
                                        {"instances": [{"b64": base64.b64encode(photo).decode()}]})
         assert status == 503
         assert running.request("GET", "/v1/models/colorgan")[0] == 200  # status and metadata are not queued
-        status, png = upload.finish()
+        thread.join(STARTUP_TIMEOUT)
+        status, _, png = first["answer"]
         assert status == 200 and Image.open(io.BytesIO(png)).size == (64, 48)
         running.wait_in_progress(0)
         assert running.request("POST", "/colorize", photo, {"Content-Type": "image/jpeg"})[0] == 200
+    finally:
+        running.stop()
+
+
+def _response(sock):
+    """(status, body, whether the server then closed the connection) of a response read from `sock`."""
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    body = response.read()
+    try:
+        closed = sock.recv(1) == b""
+    except (ConnectionResetError, TimeoutError):
+        closed = True
+    return response.status, body, closed
+
+
+def test_slow_uploads_do_not_hold_the_queue_and_get_408_at_the_body_deadline(exported):
+    """Four sockets trickling a body held --max_queue=4 and every other client got 503 for as long as they liked.
+    Uploads are now counted apart from the queue, and a body not received whole within --body_timeout_s gets 408
+    and a closed connection."""
+    running = Server(exported[1], "--max_queue=4", "--body_timeout_s=4")
+    try:
+        photo = _jpeg_gray(64, 48)
+        slow = [PartialUpload(running.port, photo) for _ in range(4)]
+        running.wait_for("uploading", 4)
+        status, _, png = running.request("POST", "/colorize", photo, {"Content-Type": "image/jpeg"})
+        assert status == 200 and Image.open(io.BytesIO(png)).size == (64, 48)
+        for upload in slow:
+            with upload.sock:
+                status, body, closed = _response(upload.sock)
+            assert status == 408 and closed
+            assert _one_json_line(body) == "request body not received whole within --body_timeout_s=4"
+        running.wait_for("uploading", 0)
     finally:
         running.stop()
 
@@ -550,3 +593,32 @@ def test_a_serve_start_leaves_no_autograph_files_in_tmpdir(exported, tmp_path):
     finally:
         running.stop()
     assert sorted(path.name for path in tmp_path.rglob("*autograph*")) == []
+
+
+def test_only_this_servers_own_names_and_page_are_answered(server):
+    """Any page the user opened could POST to the service (text/plain needs no preflight) and, by DNS rebinding,
+    read its answers: other Host headers and other origins get 403 in TF Serving's error shape."""
+    port = server.port
+    for host, want in ((f"127.0.0.1:{port}", 200), (f"localhost:{port}", 200), (f"[::1]:{port}", 200),
+                       ("LOCALHOST", 200), (f"evil.example:{port}", 403), ("127.0.0.1.evil.example", 403)):
+        status, body = _raw_request(port, f"GET /v1/models/colorgan HTTP/1.1\r\nHost: {host}\r\n"
+                                          "Connection: close\r\n\r\n", b"")
+        assert status == want, (host, status, body)
+        if want == 403:
+            assert _one_json_line(body) == f"Host {host!r} is not served here (add it with --allowed_hosts)"
+    photo = _jpeg_gray(40, 30)
+    for headers, want in (({"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}, 200),
+                          ({"Origin": "http://evil.example"}, 403), ({"Origin": "null"}, 403),
+                          ({"Origin": f"http://localhost:{port}"}, 403),  # the Host here is 127.0.0.1
+                          ({"Sec-Fetch-Site": "cross-site"}, 403), ({"Sec-Fetch-Site": "same-site"}, 403)):
+        status, _, body = server.request("POST", "/colorize", photo, {"Content-Type": "text/plain", **headers})
+        assert status == want, (headers, status, body)
+        if want == 403:
+            assert "refused: only this server's own page may call it" in _one_json_line(body)
+
+
+def test_listening_beyond_loopback_needs_allowed_hosts(tmp_path):
+    result = run_script("launch/serve.py", f"--model={tmp_path}", "--host=0.0.0.0")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert ("serve: error: --host=0.0.0.0: listening beyond loopback needs --allowed_hosts" in
+            result.stderr.strip().splitlines()[-1])
