@@ -19,6 +19,17 @@ def colourful(width, height, seed=0):
     return ((np.stack(channels, -1) * 0.5 + 0.5) * 255).astype(np.uint8)
 
 
+def encoded(image_format, frames=1, size=(16, 12), seed=0, **options):
+    """Random-noise images encoded by Pillow (distinct frames, so a GIF or WebP keeps every one)."""
+    rng = np.random.default_rng(seed)
+    images = [Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), np.uint8)) for _ in range(frames)]
+    buffer = io.BytesIO()
+    if frames > 1:
+        options.update(save_all=True, append_images=images[1:])
+    images[0].save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
 def png_rgb16(array16):
     """A 16-bit-per-channel RGB PNG, written by hand (PIL cannot write one)."""
     height, width, _ = array16.shape

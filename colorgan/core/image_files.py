@@ -18,6 +18,9 @@ except ImportError:  # Pillow built without littleCMS: embedded colour profiles 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".gif", ".ppm", ".pnm"}
 )
+# The Pillow decoders those files need, and the only ones Image.open may try: by default it tries every plugin on
+# any content (EPS runs Ghostscript, and dozens of rarely used decoders parse whatever a file named .jpg holds).
+PIL_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "DIB", "TIFF", "GIF", "PPM")  # JPEG opens MPO too
 # PIL modes of one 16- or 32-bit gray channel.
 HIGH_BIT_GRAY_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 # ITU-R 601 luma weights: the records' gray channel (PIL "L").
@@ -25,6 +28,11 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 _WHITE = (255, 255, 255, 255)
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+
+
+def open_image(file):
+    """PIL's Image.open trying only PIL_FORMATS' decoders."""
+    return Image.open(file, formats=PIL_FORMATS)
 
 
 def upright(image):

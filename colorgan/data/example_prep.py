@@ -103,7 +103,7 @@ def _load_rgb(source, options):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            image = Image.open(source)
+            image = image_files.open_image(source)
         except UnidentifiedImageError:
             raise SkipImage("not an image", "no decoder recognises the content") from None
         except Image.DecompressionBombError as e:

@@ -91,7 +91,7 @@ def load_photo(path, max_pixels=DEFAULT_MAX_PIXELS):
             raise PhotoError("empty file")
         file.seek(0)
         try:
-            image = Image.open(file)
+            image = image_files.open_image(file)
         except UnidentifiedImageError:
             raise PhotoError("not an image") from None
         except Image.DecompressionBombError as e:

@@ -272,6 +272,15 @@ def _raw_request(port, head, body):
         return response.status, response.read()
 
 
+def _answers_both_ways(server, name, data, want_status, want_message):
+    """POST /colorize and :predict of the same bytes both answer `want_status` with a message starting so."""
+    status, _, body = server.request("POST", "/colorize", data, {"Content-Type": "application/octet-stream"})
+    assert status == want_status and _one_json_line(body).startswith(want_message), (name, status, body)
+    status, _, body = server.json("POST", "/v1/models/colorgan:predict",
+                                  {"instances": [{"b64": base64.b64encode(data).decode()}]})
+    assert status == want_status and _one_json_line(body).startswith(want_message), (name, status, body)
+
+
 def test_bad_uploads_get_their_status_and_a_one_line_json_error(server, tmp_path):
     cases = {
         "not an image": (b"just some text, not a photo\n" * 10, 400, "not an image"),
@@ -283,11 +292,7 @@ def test_bad_uploads_get_their_status_and_a_one_line_json_error(server, tmp_path
     Image.fromarray(image_corpus.colourful(30, 20)).save(tmp_path / "photo.tif")
     cases["tiff"] = ((tmp_path / "photo.tif").read_bytes(), *cases["tiff"][1:])
     for name, (data, want_status, want_message) in cases.items():
-        status, _, body = server.request("POST", "/colorize", data, {"Content-Type": "application/octet-stream"})
-        assert status == want_status and _one_json_line(body).startswith(want_message), (name, status, body)
-        status, _, body = server.json("POST", "/v1/models/colorgan:predict",
-                                      {"instances": [{"b64": base64.b64encode(data).decode()}]})
-        assert status == want_status and _one_json_line(body).startswith(want_message), (name, status, body)
+        _answers_both_ways(server, name, data, want_status, want_message)
     status, _, body = server.json("POST", "/v1/models/colorgan:predict", {"instances": [{"b64": "not base64!"}]})
     assert status == 400 and _one_json_line(body).startswith("Unable to base64 decode")
 
@@ -523,16 +528,6 @@ def test_the_page_in_headless_chromium(exported, tmp_path):
     print(f"screenshot: {tmp_path / 'page.png'}")
 
 
-def _encoded(image_format, frames=1, size=(64, 48), **options):
-    rng = np.random.default_rng(len(image_format) + frames)
-    images = [Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), np.uint8)) for _ in range(frames)]
-    buffer = io.BytesIO()
-    if frames > 1:
-        options.update(save_all=True, append_images=images[1:])
-    images[0].save(buffer, format=image_format, **options)
-    return buffer.getvalue()
-
-
 def _gif_bomb():
     """Two frames on a 7000x7000 canvas in 38 kB: under --max_pixels one frame at a time, 98 MP as decoded."""
     first = Image.new("P", (7000, 7000), 0)
@@ -550,18 +545,15 @@ def test_hostile_images_are_refused_before_decoding_and_the_service_lives(export
     running = Server(exported[1], "--max_upload_mb=1")
     try:
         cases = {
-            "animated WebP": (_encoded("WEBP", frames=3, duration=100, loop=0), 400, "animated WebP"),
+            "animated WebP": (image_corpus.encoded("WEBP", frames=3, duration=100, loop=0), 400, "animated WebP"),
             "GIF frames x pixels": (_gif_bomb(), 413, "too many pixels: 7000x7000 x 2 frames > --max_pixels=50000000"),
             "JPEG XL": (b"\xff\x0a" + bytes(200), 400, "unsupported image format JPEG XL"),
         }
         for name, (data, want_status, want_message) in cases.items():
-            status, _, body = running.request("POST", "/colorize", data, {"Content-Type": "image/webp"})
-            assert status == want_status and _one_json_line(body).startswith(want_message), (name, status, body)
-            status, _, body = running.json("POST", "/v1/models/colorgan:predict",
-                                           {"instances": [{"b64": base64.b64encode(data).decode()}]})
-            assert status == want_status and _one_json_line(body).startswith(want_message), (name, status, body)
+            _answers_both_ways(running, name, data, want_status, want_message)
             assert running.process.poll() is None, f"{name} killed the service: {running.lines[-5:]}"
-        status, _, png = running.request("POST", "/colorize", _encoded("MPO", frames=2), {"Content-Type": "image/jpeg"})
+        mpo = image_corpus.encoded("MPO", frames=2, size=(64, 48))
+        status, _, png = running.request("POST", "/colorize", mpo, {"Content-Type": "image/jpeg"})
         assert status == 200 and Image.open(io.BytesIO(png)).size == (64, 48)
         assert running.request("GET", "/v1/models/colorgan")[0] == 200
     finally:

@@ -1,24 +1,12 @@
 """Tests of colorgan.core.image_headers on a hostile corpus: formats by magic bytes only, animated and malformed WebP
 refused, GIF frames and JPEG scans counted from the block structure, as independent encoders (Pillow) write them."""
 
-import io
 import struct
 
-import numpy as np
+import image_corpus
 import pytest
-from PIL import Image
 
 from colorgan.core import image_headers
-
-
-def _encoded(image_format, frames=1, size=(16, 12), **options):
-    rng = np.random.default_rng(0)
-    images = [Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), np.uint8)) for _ in range(frames)]
-    buffer = io.BytesIO()
-    if frames > 1:
-        options.update(save_all=True, append_images=images[1:])
-    images[0].save(buffer, format=image_format, **options)
-    return buffer.getvalue()
 
 
 def _riff(*chunks):
@@ -31,21 +19,22 @@ def test_accepted_formats_are_told_by_their_magic_bytes():
     for image_format, options in (("JPEG", {}), ("JPEG", {"progressive": True}), ("PNG", {}), ("GIF", {}),
                                   ("BMP", {}), ("WEBP", {}), ("WEBP", {"lossless": True}),
                                   ("WEBP", {"exif": b"Exif\0\0II*\0"})):  # simple, lossless, extended (VP8X)
-        assert image_headers.inspect(_encoded(image_format, size=(37, 21), **options)) == image_headers.Header(
-            image_format, 37, 21, 1), (image_format, options)
-    assert image_headers.inspect(_encoded("MPO", frames=2)).format == "JPEG"  # phones' multi-picture JPEGs
-    for data, reason in ((_encoded("TIFF"), r"^unsupported image format TIFF \(send JPEG, PNG, GIF, BMP, WEBP\)$"),
+        data = image_corpus.encoded(image_format, size=(37, 21), **options)
+        assert image_headers.inspect(data) == image_headers.Header(image_format, 37, 21, 1), (image_format, options)
+    assert image_headers.inspect(image_corpus.encoded("MPO", frames=2)).format == "JPEG"  # phones' multi-picture JPEGs
+    tiff = image_corpus.encoded("TIFF")
+    for data, reason in ((tiff, r"^unsupported image format TIFF \(send JPEG, PNG, GIF, BMP, WEBP\)$"),
                          (b"\xff\x0a" + b"\0" * 64, "unsupported image format JPEG XL"),
                          (b"", "^not an image$"), (b"just text", "^not an image$"),
                          (b"RIFF\x10\0\0\0WAVEfmt ", "^not an image$")):
         with pytest.raises(image_headers.RefusedImage, match=reason):
             image_headers.inspect(data)
     with pytest.raises(image_headers.RefusedImage, match="unsupported image format GIF"):
-        image_headers.inspect(_encoded("GIF"), formats=("JPEG", "PNG"))
+        image_headers.inspect(image_corpus.encoded("GIF"), formats=("JPEG", "PNG"))
 
 
 def test_animated_and_malformed_webp_are_refused():
-    animated = _encoded("WEBP", frames=3, duration=100, loop=0)
+    animated = image_corpus.encoded("WEBP", frames=3, duration=100, loop=0)
     assert b"ANMF" in animated
     vp8x_flag_only = _riff((b"VP8X", b"\x02" + b"\0" * 9))
     for data, reason in ((animated, "animated WebP"), (vp8x_flag_only, "animated WebP"),
@@ -64,17 +53,18 @@ def test_animated_and_malformed_webp_are_refused():
 
 
 def test_gif_frames_are_counted_from_the_blocks():
-    assert image_headers.inspect(_encoded("GIF", frames=100)).pixels == 100 * 16 * 12
-    assert image_headers.inspect(_encoded("GIF", frames=3, comment=b"x" * 600)).frames == 3
-    assert image_headers.gif_frames(_encoded("GIF", frames=5)[:-40]) <= 5  # a truncated tail ends the count
+    assert image_headers.inspect(image_corpus.encoded("GIF", frames=100)).pixels == 100 * 16 * 12
+    assert image_headers.inspect(image_corpus.encoded("GIF", frames=3, comment=b"x" * 600)).frames == 3
+    assert image_headers.gif_frames(image_corpus.encoded("GIF", frames=5)[:-40]) <= 5  # a truncated tail ends the count
 
 
 def test_jpeg_scans_are_counted_and_a_scan_bomb_is_refused():
-    baseline, progressive = _encoded("JPEG", size=(64, 48)), _encoded("JPEG", size=(64, 48), progressive=True)
+    baseline = image_corpus.encoded("JPEG", size=(64, 48))
+    progressive = image_corpus.encoded("JPEG", size=(64, 48), progressive=True)
     assert image_headers.jpeg_scans(baseline) == 1
     assert 2 < image_headers.jpeg_scans(progressive) <= 12
     # An EXIF thumbnail's own scans are inside an APP1 segment, not counted.
-    with_thumbnail = _encoded("JPEG", size=(64, 48), exif=b"Exif\0\0" + baseline)
+    with_thumbnail = image_corpus.encoded("JPEG", size=(64, 48), exif=b"Exif\0\0" + baseline)
     assert image_headers.jpeg_scans(with_thumbnail) == 1
     # The scans repeated: each one more pass over the image for the decoder, in a file of a few kB.
     header, _, rest = progressive.rpartition(b"\xff\xd9")[0].partition(b"\xff\xda")
@@ -85,7 +75,7 @@ def test_jpeg_scans_are_counted_and_a_scan_bomb_is_refused():
 
 
 def test_a_header_without_a_size_is_refused():
-    png = _encoded("PNG")
+    png = image_corpus.encoded("PNG")
     for data in (png[:20], png[:12] + b"IDAT" + png[16:], b"\xff\xd8\xff\xd9", b"GIF89a"):
         with pytest.raises(image_headers.RefusedImage, match="corrupt image: no (PNG|JPEG|GIF) size in its header"):
             image_headers.inspect(data)

@@ -179,3 +179,10 @@ def test_has_colour_tolerates_jpeg_noise_on_gray():
     noisy[:10, :10, 0] = 255  # a small red patch (4% of pixels) is colour
     noisy[:10, :10, 1:] = 0
     assert example_prep.has_colour(noisy)
+
+
+def test_only_the_formats_we_take_are_decoded_whatever_the_name(tmp_path):
+    """An icon named .png was decoded into the dataset: Pillow tries every decoder it has unless told which."""
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(tmp_path / "icon.png", format="ICO")
+    assert example_prep.prepare_task((str(tmp_path / "icon.png"), LOSSLESS)) == example_prep.Skipped(
+        "not an image", "no decoder recognises the content")

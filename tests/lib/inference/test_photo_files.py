@@ -550,3 +550,13 @@ def test_a_16_bit_tiff_output_does_not_carry_the_source_tiffs_description(tmp_pa
     finally:
         logging.getLogger("tifffile").removeHandler(handler)
     assert messages == []
+
+
+def test_only_the_formats_we_take_are_decoded_whatever_the_name(tmp_path):
+    """Pillow's Image.open tries every decoder it has on any content: an icon (or an EPS, which runs Ghostscript)
+    named .png was decoded and colorized. Only the formats of image_files.IMAGE_EXTENSIONS are tried now."""
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(tmp_path / "icon.png", format="ICO")
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(tmp_path / "targa.jpg", format="TGA")
+    for name in ("icon.png", "targa.jpg"):
+        with pytest.raises(photo_files.PhotoError, match="^not an image$"):
+            photo_files.load_photo(str(tmp_path / name))
