@@ -1,10 +1,10 @@
 """Tests of data_prep/inspect_tfrecords.py: verification of good and damaged datasets, and the preview sheet."""
 
 
+import dataset_damage
 import numpy as np
 from conftest import run_script
 from PIL import Image
-from test_verify import replace_gray_of_one_record
 
 from colorgan.data import conversion
 from colorgan.data import conversion_config
@@ -49,7 +49,7 @@ def test_png_gray_that_is_not_the_luma_is_named_and_exit_is_non_zero(photo_dir, 
     conversion.run(conversion_config.ConversionConfig(
         output_dir=str(tmp_path / "data"), input_dirs=(photo_dir,), image_size=32, num_workers=1, min_shards=2,
         val_fraction=0.2, encoding="png"), log=lambda _: None)
-    shard_file, index, key = replace_gray_of_one_record(tmp_path / "data")
+    shard_file, index, key = dataset_damage.replace_gray_of_one_record(tmp_path / "data")
     result = run_script(SCRIPT, f"--data_dir={tmp_path / 'data'}")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("inspect_tfrecords: error")]

@@ -66,6 +66,19 @@ def test_no_test_folder_shadows_the_package():
     assert not list(pathlib.Path(REPO_ROOT, "tests").rglob("colorgan"))
 
 
+def test_no_test_module_imports_another():
+    """Test modules live in several folders, so one importing another works only when pytest happened to put that
+    folder on sys.path first: helpers shared by tests live at the top of tests/ (conftest, run_dirs, ...)."""
+    importers = {}
+    for path in pathlib.Path(REPO_ROOT, "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            if any(name.split(".")[0].startswith("test_") for name in names):
+                importers[path.name] = names
+    assert not importers, importers
+
+
 def test_importing_every_subpackage_loads_no_tensorflow():
     code = (f"import sys; import {', '.join(f'colorgan.{name}' for name in SUBPACKAGES)}; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")

@@ -1,11 +1,8 @@
 """Tests of colorgan.data.verify on damage that a checksum alone cannot tell apart: CRC, counts, missing files."""
 
-import io
 import json
 
-import numpy as np
-import tensorflow as tf
-from PIL import Image
+import dataset_damage
 
 from colorgan.data import conversion
 from colorgan.data import conversion_config
@@ -18,37 +15,6 @@ def _dataset(photo_dir, output_dir, **overrides):
         **dict(output_dir=str(output_dir), input_dirs=(photo_dir,), image_size=32, num_workers=1, min_shards=2,
                val_fraction=0.2), **overrides}), log=lambda _: None)
     return json.loads((output_dir / records.MANIFEST_FILENAME).read_text())
-
-
-def replace_gray_of_one_record(data_dir, split="train", shard_index=0, record_index=1):
-    """In a PNG dataset, rewrites one record with a gray image one level off the luma of its colour image at one
-    pixel: a valid record in a valid shard whose size and sha256 the manifest is updated to, so that only the
-    gray-is-the-luma check can tell. Returns (shard file, record index, key)."""
-    manifest_path = data_dir / records.MANIFEST_FILENAME
-    manifest = json.loads(manifest_path.read_text())
-    assert manifest["encoding"] == "png"
-    shard = manifest["splits"][split]["shards"][shard_index]
-    path = data_dir / shard["file"]
-    serialized = [record.numpy() for record in tf.data.TFRecordDataset(str(path))]
-    parsed = records.parse_example(tf.constant(serialized[record_index]))
-    features = {name: value.numpy() for name, value in parsed.items()}
-    key = features[records.KEY_KEY].decode("utf-8")
-    height, width = features[records.HEIGHT_KEY], features[records.WIDTH_KEY]
-    rebuilt = records.serialize_example(features[records.RGB_KEY], features[records.GRAY_KEY], "png", height, width,
-                                        key)
-    assert rebuilt == serialized[record_index]  # the same record but for what is replaced below
-    gray = np.asarray(Image.open(io.BytesIO(features[records.GRAY_KEY]))).copy()
-    gray[height // 2, width // 2] ^= 1  # one level, one pixel
-    encoded = io.BytesIO()
-    Image.fromarray(gray).save(encoded, format="PNG")
-    serialized[record_index] = records.serialize_example(features[records.RGB_KEY], encoded.getvalue(), "png",
-                                                         height, width, key)
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for record in serialized:
-            writer.write(record)
-    shard["bytes"], shard["sha256"] = records.file_digest(path)
-    manifest_path.write_text(json.dumps(manifest))
-    return shard["file"], record_index, key
 
 
 def _rewrite_manifest(output_dir, manifest):
@@ -95,6 +61,6 @@ def test_missing_shard_and_wrong_counts(photo_dir, tmp_path):
 def test_png_gray_that_is_not_the_luma_of_its_colour_image_is_reported(photo_dir, tmp_path):
     _dataset(photo_dir, tmp_path, encoding="png")
     assert verify.verify_dataset(str(tmp_path)).problems == []
-    shard_file, index, key = replace_gray_of_one_record(tmp_path)
+    shard_file, index, key = dataset_damage.replace_gray_of_one_record(tmp_path)
     assert verify.verify_dataset(str(tmp_path)).problems == [
         f"{shard_file}: record {index} ({key}): gray is not the luma of rgb"]
