@@ -1,6 +1,7 @@
 """launch/serve.py under load: 16 concurrent clients on loopback, with batching on and off.
 
   python benchmarks/bench_serve.py [--seconds=60] [--clients=16]
+  python benchmarks/bench_serve.py --memory_budget [--seconds=90]
 
 Exports launch/configs/unet256.cfg's generator (54 M parameters, render size 256; weights as initialised: speed does
 not depend on their values), then for each variant starts launch/serve.py on 127.0.0.1 (a free port it picks and
@@ -8,6 +9,11 @@ names), sends one warm-up request, and lets --clients threads POST /colorize a g
 to back for --seconds. Variants: batching on (--max_batch=16, --batch_timeout_ms=5), batching off (--max_batch=1),
 and batching on with --max_queue below the client count, where 503s are expected. Prints requests/s, p50/p95
 latency, errors by status, mean batch size and the server's peak RSS (sampled every 20 ms), then one JSON line.
+
+--memory_budget measures the service's memory formula instead (BUILD.md): the server's RSS once loaded, the peak of
+one client sending the largest photo the defaults accept (a 7000x7000 gray JPEG, 49 MP in a small file), which gives
+the bytes a decoded pixel costs at the peak of its stages, and the peak of --clients sending it at once, which the
+default --max_pixels_in_flight (two such photos) must keep under loaded + budget x bytes per pixel.
 """
 
 import http.client
@@ -31,6 +37,12 @@ _SECONDS = flags.DEFINE_float("seconds", 60.0, "Timed load per variant.")
 _CLIENTS = flags.DEFINE_integer("clients", 16, "Concurrent clients.")
 _PHOTO_SIZE = flags.DEFINE_string("photo_size", "1024x768", "WIDTHxHEIGHT of the uploaded gray photo.")
 _WORK_DIR = flags.DEFINE_string("work_dir", "", "Keep the run and export here (default: a temporary folder).")
+_MEMORY_BUDGET = flags.DEFINE_bool("memory_budget", False, "Measure the memory formula's terms (see the docstring).")
+
+DEFAULT_MAX_PIXELS_IN_FLIGHT = 100_000_000  # launch/serve.py's default: two photos of --max_pixels
+# The formula's bytes per decoded pixel (BUILD.md): one photo alone measured 20.2 (2026-12-04); photos in flight
+# together also hold their canvases' activations and their threads' allocator arenas.
+FORMULA_BYTES_PER_PIXEL = 25
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVE = os.path.join(REPO_ROOT, "launch", "serve.py")
@@ -63,6 +75,7 @@ class Server:
         else:
             raise SystemExit(f"serve.py did not start ({self.process.wait()})")
         threading.Thread(target=lambda: self.process.stderr.read(), daemon=True).start()
+        self.loaded = psutil.Process(self.process.pid).memory_info().rss  # the model loaded, nothing decoded yet
         self.peak, self._sampling = 0, True
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
@@ -147,6 +160,43 @@ def measure(export_dir, photo, name, flags_):
             "largest_batch": after["largest_batch"], "peak_rss_mib": server.peak / 2**20}
 
 
+def memory_budget(export_dir):
+    """The memory formula's terms, measured: see the module docstring."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (7000, 7000), 128).save(buffer, format="JPEG", quality=90)
+    largest = buffer.getvalue()
+    figures = {}
+    for name, clients in (("one largest photo", 1), (f"{_CLIENTS.value} clients, largest photos", _CLIENTS.value)):
+        server = Server(export_dir, [])
+        try:
+            latencies, errors, seconds = load(server, largest, clients, _SECONDS.value)
+        finally:
+            server.stop()
+        figures[name] = {"loaded_mib": server.loaded / 2**20, "peak_mib": server.peak / 2**20, "ok": len(latencies),
+                         "errors": errors, "seconds_per_photo": float(np.mean(latencies)) if latencies else None}
+        print(f"{name}: done", file=sys.stderr, flush=True)
+    one, many = figures.values()
+    per_pixel = (one["peak_mib"] - one["loaded_mib"]) * 2**20 / (7000 * 7000)
+    bodies = _CLIENTS.value * len(largest) / 2**20
+    bound = many["loaded_mib"] + bodies + DEFAULT_MAX_PIXELS_IN_FLIGHT * FORMULA_BYTES_PER_PIXEL / 2**20
+    print(f"7000x7000 gray JPEG ({len(largest) / 1024:.0f} KiB), defaults (--max_pixels_in_flight=100000000), "
+          f"{os.cpu_count()} cores")
+    for name, figure in figures.items():
+        errors = ", ".join(f"{count} x {status}" for status, count in figure["errors"].items()) or "0"
+        print(f"{name:34} loaded {figure['loaded_mib']:6.0f} MiB  peak {figure['peak_mib']:6.0f} MiB  "
+              f"{figure['ok']} ok, errors {errors}, {figure['seconds_per_photo'] or 0:.1f} s per photo")
+    print(f"bytes per decoded pixel at one photo's peak: {per_pixel:.1f} (the formula takes "
+          f"{FORMULA_BYTES_PER_PIXEL}); formula loaded + bodies + 100 MP x {FORMULA_BYTES_PER_PIXEL} B = "
+          f"{bound:.0f} MiB; "
+          f"measured peak with {_CLIENTS.value} clients {many['peak_mib']:.0f} MiB "
+          f"({'under' if many['peak_mib'] <= bound else 'OVER'} the formula; with {per_pixel:.1f} B/px it would be "
+          f"{many['loaded_mib'] + bodies + DEFAULT_MAX_PIXELS_IN_FLIGHT * per_pixel / 2**20:.0f} MiB)")
+    print(json.dumps({"benchmark": "bench_serve_memory_budget", "seconds": _SECONDS.value, "clients": _CLIENTS.value,
+                      "figures": figures, "bytes_per_pixel": per_pixel, "formula_mib": bound}))
+
+
 def main(argv):
     del argv
     width, height = (int(side) for side in _PHOTO_SIZE.value.lower().split("x"))
@@ -157,6 +207,9 @@ def main(argv):
             unet256_run.make_run(run_dir)
             subprocess.run([sys.executable, os.path.join(REPO_ROOT, "launch", "export.py"), f"--model_dir={run_dir}",
                             f"--export_dir={export_dir}", "--overwrite"], check=True, capture_output=True)
+        if _MEMORY_BUDGET.value:
+            memory_budget(export_dir)
+            return
         photo = photo_bytes(width, height)
         variants = [("batching on", ["--max_batch=16", "--batch_timeout_ms=5"]),
                     ("batching off", ["--max_batch=1"]),

@@ -38,6 +38,9 @@ _BODY_TIMEOUT_S = flags.DEFINE_float("body_timeout_s", 30.0, "A request body not
                                      "408 and a closed connection (slow uploads cannot hold the server).")
 _MAX_CONNECTIONS = flags.DEFINE_integer("max_connections", 128, "Open connections at once; past it 503 (slow "
                                         "clients, uploads in progress).")
+_MAX_PIXELS_IN_FLIGHT = flags.DEFINE_integer(
+    "max_pixels_in_flight", 2 * photo_files.DEFAULT_MAX_PIXELS, "Decoded pixels (every GIF frame) of the photos "
+    "being colorized at once; past it 503. With --max_connections and --max_upload_mb it bounds memory (BUILD.md).")
 
 
 def _flag_errors():
@@ -53,11 +56,15 @@ def _flag_errors():
         errors.append(f"--port={_PORT.value}: not in 0..65535")
     if not _MODEL_NAME.value or "/" in _MODEL_NAME.value or ":" in _MODEL_NAME.value:
         errors.append(f"--model_name={_MODEL_NAME.value!r}: must be non-empty, without '/' or ':'")
-    for flag in (_MAX_UPLOAD_MB, _MAX_PIXELS, _MAX_QUEUE, _MAX_BATCH, _BODY_TIMEOUT_S, _MAX_CONNECTIONS):
+    for flag in (_MAX_UPLOAD_MB, _MAX_PIXELS, _MAX_QUEUE, _MAX_BATCH, _BODY_TIMEOUT_S, _MAX_CONNECTIONS,
+                 _MAX_PIXELS_IN_FLIGHT):
         if not flag.value > 0:
             errors.append(f"--{flag.name}={flag.value}: must be positive")
     if not 0 <= _BATCH_TIMEOUT_MS.value <= 10_000:
         errors.append(f"--batch_timeout_ms={_BATCH_TIMEOUT_MS.value}: not in 0..10000")
+    if _MAX_PIXELS_IN_FLIGHT.value < _MAX_PIXELS.value:
+        errors.append(f"--max_pixels_in_flight={_MAX_PIXELS_IN_FLIGHT.value}: below --max_pixels="
+                      f"{_MAX_PIXELS.value}, so the largest photo accepted could never be colorized")
     if not errors and not request_guard.is_loopback(_HOST.value) and not _allowed_hosts():
         errors.append(f"--host={_HOST.value}: listening beyond loopback needs --allowed_hosts, the names clients "
                       "use to reach this server (any other Host header is refused)")
@@ -115,7 +122,8 @@ def main(argv):
     limits = serving_limits.Limits(max_upload_mb=_MAX_UPLOAD_MB.value, max_pixels=_MAX_PIXELS.value,
                                    max_queue=_MAX_QUEUE.value, max_batch=_MAX_BATCH.value,
                                    batch_timeout_ms=_BATCH_TIMEOUT_MS.value, body_timeout_s=_BODY_TIMEOUT_S.value,
-                                   max_connections=_MAX_CONNECTIONS.value)
+                                   max_connections=_MAX_CONNECTIONS.value,
+                                   max_pixels_in_flight=_MAX_PIXELS_IN_FLIGHT.value)
     allowed_hosts = [*request_guard.LOOPBACK_NAMES, *_allowed_hosts()]
     application = serving_app.make_app(model, limits, _MODEL_NAME.value, allowed_hosts)
     host, port = sock.getsockname()[:2]

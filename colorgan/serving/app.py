@@ -45,15 +45,33 @@ class Service:
         self.batcher = Batcher(model.predict_chroma, limits.max_batch, limits.batch_timeout_ms)
         self.admitted = 0  # requests whose body is in, queued for the model or being colorized (--max_queue)
         self.uploading = 0  # requests still sending their body (bounded by --body_timeout_s, not --max_queue)
+        self.pixels = 0  # decoded pixels of the photos being colorized (--max_pixels_in_flight)
 
     async def colorize_photos(self, photos):
-        """Encoded photos -> PNGs: checked, prepared, their chroma predicted in one batch, recombined at full size."""
-        for data in photos:
-            request_limits.check_image(data, self.limits)
-        prepared = [await run_in_threadpool(self.model.prepare, data) for data in photos]
-        chroma = await asyncio.wrap_future(self.batcher.submit(tf.concat([canvas for _, canvas in prepared], 0)))
-        return [await run_in_threadpool(self.model.finish, gray, chroma[index:index + 1])
-                for index, (gray, _) in enumerate(prepared)]
+        """Encoded photos -> PNGs: checked from their bytes, then, within the pixel budget, prepared, their chroma
+        predicted in one batch and recombined at full size."""
+        pixels = sum(request_limits.check_image(data, self.limits).pixels for data in photos)
+        with self._pixels_in_flight(pixels):
+            prepared = [await run_in_threadpool(self.model.prepare, data) for data in photos]
+            chroma = await asyncio.wrap_future(self.batcher.submit(tf.concat([canvas for _, canvas in prepared], 0)))
+            return [await run_in_threadpool(self.model.finish, gray, chroma[index:index + 1])
+                    for index, (gray, _) in enumerate(prepared)]
+
+    @contextlib.contextmanager
+    def _pixels_in_flight(self, pixels):
+        """Holds `pixels` of the --max_pixels_in_flight budget while a request's photos are decoded and colorized:
+        memory follows decoded pixels, not requests (a 20 kB JPEG may declare 49 MP), so this is what bounds it."""
+        budget = self.limits.max_pixels_in_flight
+        if pixels > budget:
+            raise ServingError(413, f"{pixels} pixels in one request: over --max_pixels_in_flight={budget}")
+        if self.pixels + pixels > budget:
+            raise ServingError(503, f"busy: {self.pixels} pixels being colorized (--max_pixels_in_flight={budget}); "
+                                    "retry", {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        self.pixels += pixels
+        try:
+            yield
+        finally:
+            self.pixels -= pixels
 
     def _admit(self):
         if self.admitted >= self.limits.max_queue:
@@ -158,7 +176,7 @@ class Service:
         return JSONResponse({"model_name": self.model_name, "model": description,
                              "limits": dataclasses.asdict(self.limits),
                              "in_progress": self.uploading + self.admitted, "uploading": self.uploading,
-                             "queued": self.admitted,
+                             "queued": self.admitted, "pixels_in_flight": self.pixels,
                              "batches": self.batcher.batches, "photos": self.batcher.photos,
                              "largest_batch": self.batcher.largest})
 

@@ -18,6 +18,7 @@ class Limits:
     batch_timeout_ms: float  # how long the first photo of a batch waits for others
     body_timeout_s: float = 30.0  # a request's whole body must arrive within this (else 408)
     max_connections: int = 128  # open connections at once (uvicorn's limit_concurrency): bounds slow clients
+    max_pixels_in_flight: int = 100_000_000  # decoded pixels of the photos being colorized at once
 
     @property
     def max_upload_bytes(self):
@@ -27,7 +28,7 @@ class Limits:
 def check_image(data, limits):
     """Refuses, before any decoder runs (`image_headers`): what is not JPEG, PNG, GIF, BMP or WebP by its magic bytes,
     an animated or malformed WebP, a JPEG scan bomb (400), and more pixels than --max_pixels, every frame of a GIF
-    counted (413)."""
+    counted (413). Returns the image_headers.Header."""
     try:
         header = image_headers.inspect(data)
     except image_headers.RefusedImage as e:
@@ -36,3 +37,4 @@ def check_image(data, limits):
         frames = f" x {header.frames} frames" if header.frames > 1 else ""
         raise ServingError(413, f"too many pixels: {header.width}x{header.height}{frames} > "
                                 f"--max_pixels={limits.max_pixels}")
+    return header

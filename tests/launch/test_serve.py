@@ -614,3 +614,30 @@ def test_listening_beyond_loopback_needs_allowed_hosts(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert ("serve: error: --host=0.0.0.0: listening beyond loopback needs --allowed_hosts" in
             result.stderr.strip().splitlines()[-1])
+
+
+def test_decoded_pixels_in_flight_are_bounded(exported):
+    """Memory follows decoded pixels, not requests: a 20 kB JPEG may declare 49 MP, and three at once took 3.2 GB.
+    A photo waiting in the batcher holds its pixels of --max_pixels_in_flight; a request that would pass the budget
+    gets 503 (413 if it alone is over it), and its pixels come back when it is done."""
+    running = Server(exported[1], "--max_pixels=1000000", "--max_pixels_in_flight=1000000", "--max_batch=2",
+                     "--batch_timeout_ms=5000")
+    try:
+        first = {}
+        thread = threading.Thread(target=lambda: first.update(answer=running.request(
+            "POST", "/colorize", _jpeg_gray(800, 600), {"Content-Type": "image/jpeg"})))
+        thread.start()
+        running.wait_for("pixels_in_flight", 480_000)
+        status, headers, body = running.request("POST", "/colorize", _jpeg_gray(800, 700),
+                                                {"Content-Type": "image/jpeg"})
+        assert status == 503 and headers.get("retry-after") == "1"
+        assert _one_json_line(body) == "busy: 480000 pixels being colorized (--max_pixels_in_flight=1000000); retry"
+        thread.join(STARTUP_TIMEOUT)
+        assert first["answer"][0] == 200
+        running.wait_for("pixels_in_flight", 0)
+        photo = {"b64": base64.b64encode(_jpeg_gray(800, 700)).decode()}
+        status, _, body = running.json("POST", "/v1/models/colorgan:predict", {"instances": [photo] * 2})
+        assert status == 413
+        assert _one_json_line(body) == "1120000 pixels in one request: over --max_pixels_in_flight=1000000"
+    finally:
+        running.stop()
