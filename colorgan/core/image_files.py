@@ -31,7 +31,10 @@ _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 
 
 def open_image(file):
-    """PIL's Image.open trying only PIL_FORMATS' decoders."""
+    """PIL's Image.open trying only PIL_FORMATS' decoders, and without Pillow's own pixel limit (a warning past
+    89 MP, an error past 179 MP, whatever the tool's --max_pixels): every caller checks the size against its
+    --max_pixels right after this reads the header, before anything decodes, so the flag is the limit."""
+    Image.MAX_IMAGE_PIXELS = None
     return Image.open(file, formats=PIL_FORMATS)
 
 

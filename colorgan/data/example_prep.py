@@ -8,7 +8,6 @@ that the manifest records; nothing here lets a bad file crash a conversion.
 import dataclasses
 import io
 import os
-import warnings
 
 import numpy as np
 from PIL import Image
@@ -100,27 +99,23 @@ def _load_rgb(source, options):
     if not source.read(1):
         raise SkipImage("empty file")
     source.seek(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    try:
+        image = image_files.open_image(source)
+    except UnidentifiedImageError:
+        raise SkipImage("not an image", "no decoder recognises the content") from None
+    with image:
+        width, height = image.size
+        if width * height > options.max_pixels:
+            raise SkipImage("too many pixels", f"{width}x{height} > --max_pixels={options.max_pixels}")
+        if min(width, height) < options.min_size:
+            raise SkipImage("too small", f"{width}x{height}, shorter side < --min_size={options.min_size}")
+        # JPEG can decode at 1/2, 1/4 or 1/8 scale for free: ask for the smallest that still covers the output.
+        image.draft(None, _draft_size(width, height, options.image_size, options.resize))
         try:
-            image = image_files.open_image(source)
-        except UnidentifiedImageError:
-            raise SkipImage("not an image", "no decoder recognises the content") from None
-        except Image.DecompressionBombError as e:
-            raise SkipImage("too many pixels", str(e)) from None
-        with image:
-            width, height = image.size
-            if width * height > options.max_pixels:
-                raise SkipImage("too many pixels", f"{width}x{height} > --max_pixels={options.max_pixels}")
-            if min(width, height) < options.min_size:
-                raise SkipImage("too small", f"{width}x{height}, shorter side < --min_size={options.min_size}")
-            # JPEG can decode at 1/2, 1/4 or 1/8 scale for free: ask for the smallest that still covers the output.
-            image.draft(None, _draft_size(width, height, options.image_size, options.resize))
-            try:
-                image.load()
-            except (OSError, SyntaxError, ValueError) as e:
-                raise SkipImage("corrupt", str(e)) from None
-            return image_files.to_srgb(image_files.upright(image))
+            image.load()
+        except (OSError, SyntaxError, ValueError) as e:
+            raise SkipImage("corrupt", str(e)) from None
+        return image_files.to_srgb(image_files.upright(image))
 
 
 def _draft_size(width, height, size, mode):

@@ -560,3 +560,19 @@ def test_only_the_formats_we_take_are_decoded_whatever_the_name(tmp_path):
     for name in ("icon.png", "targa.jpg"):
         with pytest.raises(photo_files.PhotoError, match="^not an image$"):
             photo_files.load_photo(str(tmp_path / name))
+
+
+def test_max_pixels_above_pillows_own_limit_is_honoured(tmp_path, monkeypatch):
+    """Pillow refuses past 179 MP (and warns past 89 MP) whatever --max_pixels says: a flag above that was not
+    honoured, and the refusal quoted Pillow's limit, not the flag. The header check is now the tool's alone."""
+    path = tmp_path / "scan.png"
+    path.write_bytes(_png_claiming(20000, 10000))  # 200 MP
+    with pytest.raises(photo_files.PhotoError, match=r"^too many pixels: 20000x10000 > --max_pixels=190000000$"):
+        photo_files.load_photo(str(path), max_pixels=190_000_000)
+
+    def decoding(self):
+        raise RuntimeError("decoding")
+
+    monkeypatch.setattr(Image.Image, "load", decoding)  # reached: the size was accepted (nothing is decoded)
+    with pytest.raises(photo_files.PhotoError, match="^corrupt: decoding$"):
+        photo_files.load_photo(str(path), max_pixels=300_000_000)
