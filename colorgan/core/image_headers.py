@@ -5,8 +5,8 @@ aborts: one small upload would kill the service), sniffs formats we never meant 
 decodes every frame of a GIF even when asked for the first. So the tools that decode untrusted photos with
 TensorFlow first accept a format by its magic bytes, walk a WebP's RIFF chunks and refuse animation or inconsistent
 sizes, count a GIF's frames and a JPEG's scans from their block structure, and only then decode. Pure Python, no
-decoder: the walks read lengths and markers, never pixels. `exif_orientation`'s graph ops make the same checks inside
-the export.
+decoder: the walks read lengths and markers, never pixels. Inside the export, `inference.safe_decode` makes the
+magic-byte and WebP checks as graph ops.
 """
 
 import dataclasses
