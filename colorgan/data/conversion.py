@@ -89,7 +89,7 @@ def _run_locked(config, source, log):
     listing = source.list()
     log(f"found {len(listing.candidates)} candidate images ({len(listing.skipped)} other files skipped)")
     identity = {"flags": config.output_flags(source), "source_fingerprint": listing.fingerprint}
-    state_dir = os.path.join(config.output_dir, existing_output.STATE_DIRNAME)
+    state_dir = existing_output.state_dir(config.output_dir)
     found = existing_output.inspect(config.output_dir, identity)
     if found.foreign:
         raise existing_output.OutputExistsError(
@@ -137,7 +137,7 @@ def _plan(config, source, listing, identity, saved_plan, written, log):
             existing_output.save_plan(config.output_dir, identity, num_shards)
         else:
             num_shards = saved_plan["num_shards"]
-        state_dir = os.path.join(config.output_dir, existing_output.STATE_DIRNAME)
+        state_dir = existing_output.state_dir(config.output_dir)
         written.shards = [shard for split in records.SPLITS
                           for shard in shard_plan.make_shards(split, by_split[split], num_shards[split])]
         written.finished.update({shard.filename: shard_plan.finished_record(config.output_dir, state_dir, shard)

@@ -15,6 +15,11 @@ STATE_DIRNAME = ".make_tfrecords_state"
 PLAN_FILENAME = "plan.json"
 
 
+def state_dir(output_dir):
+    """The folder where an unfinished conversion keeps its plan and its finished shards' records."""
+    return os.path.join(output_dir, STATE_DIRNAME)
+
+
 class OutputExistsError(ValueError):
     """The output directory holds other data and --overwrite was not given (or cannot replace it)."""
 
@@ -46,11 +51,10 @@ def inspect(output_dir, identity):
             return Found(up_to_date=existing)
         return Found(conflict=f"holds a dataset made with other flags or inputs "
                               f"({_diff(_identity(existing), identity)})")
-    state_dir = os.path.join(output_dir, STATE_DIRNAME)
-    plan = _read_plan(state_dir)
+    plan = _read_plan(output_dir)
     if plan is shards.DAMAGED:
-        return Found(conflict=f"holds an unfinished conversion whose plan {os.path.join(state_dir, PLAN_FILENAME)} "
-                              "is damaged")
+        return Found(conflict=f"holds an unfinished conversion whose plan "
+                              f"{os.path.join(state_dir(output_dir), PLAN_FILENAME)} is damaged")
     if plan is not None and plan["identity"] != identity:
         return Found(conflict=f"holds an unfinished conversion with other flags or inputs "
                               f"({_diff(plan['identity'], identity)})")
@@ -61,7 +65,7 @@ def inspect(output_dir, identity):
 
 def save_plan(output_dir, identity, num_shards):
     """Records the shard counts planned for `identity`, so a rerun writes the same shards."""
-    records.write_json_atomic(os.path.join(output_dir, STATE_DIRNAME, PLAN_FILENAME),
+    records.write_json_atomic(os.path.join(state_dir(output_dir), PLAN_FILENAME),
                               {"identity": identity, "num_shards": num_shards})
 
 
@@ -72,7 +76,7 @@ def refuse_or_clear(output_dir, overwrite, log, why):
         raise OutputExistsError(f"--output_dir={output_dir} {why}; pass --overwrite to replace it")
     log(f"--overwrite: replacing this tool's files: {output_dir} {why}")
     storage.remove(records.manifest_path(output_dir))  # First, so an interrupted overwrite never looks finished.
-    storage.rmtree(os.path.join(output_dir, STATE_DIRNAME))
+    storage.rmtree(state_dir(output_dir))
     for name in shard_files_present(output_dir):
         storage.remove(os.path.join(output_dir, name))
 
@@ -111,7 +115,7 @@ def _inspect_manifest(output_dir):
 
 
 def _ours_by_context(output_dir, why):
-    ours = storage.isdir(os.path.join(output_dir, STATE_DIRNAME)) or shard_files_present(output_dir)
+    ours = storage.isdir(state_dir(output_dir)) or shard_files_present(output_dir)
     return ("damaged" if ours else "foreign"), None, why
 
 
@@ -120,9 +124,9 @@ def _json_kind(value):
     return kinds.get(type(value), "number")
 
 
-def _read_plan(state_dir):
+def _read_plan(output_dir):
     """The saved plan of an unfinished conversion: None (none), shards.DAMAGED, or {"identity", "num_shards"}."""
-    plan = shards.read_json(os.path.join(state_dir, PLAN_FILENAME))
+    plan = shards.read_json(os.path.join(state_dir(output_dir), PLAN_FILENAME))
     if plan is None or plan is shards.DAMAGED:
         return plan
     if not (isinstance(plan, dict) and isinstance(plan.get("identity"), dict)
