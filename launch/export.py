@@ -11,12 +11,17 @@ from absl import flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from colorgan.inference import photo_files
+
 _MODEL_DIR = flags.DEFINE_string("model_dir", "", "The training run to export (its flags.cfg and checkpoints).")
 _EXPORT_DIR = flags.DEFINE_string("export_dir", "", "Where the SavedModel goes (TF Serving: BASE/VERSION).")
 _STEP = flags.DEFINE_integer("step", 0, "Checkpoint step (0: the latest).", lower_bound=0)
 _RENDER_SIZE = flags.DEFINE_integer("render_size", 0, "Side of the square the model sees (0: the training size).",
                                     lower_bound=0)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing export.")
+_MAX_PIXELS = flags.DEFINE_integer(
+    "max_pixels", photo_files.DEFAULT_MAX_PIXELS, "serving_default refuses larger photos (every frame of a GIF "
+    "counted) before decoding them, as serve.py's --max_pixels does.", lower_bound=1)
 
 
 def main(argv):
@@ -30,7 +35,7 @@ def main(argv):
 
     try:
         description = export.export(_MODEL_DIR.value, _EXPORT_DIR.value, _STEP.value, _RENDER_SIZE.value,
-                                    overwrite=_OVERWRITE.value)
+                                    overwrite=_OVERWRITE.value, max_pixels=_MAX_PIXELS.value)
     except loading.InferenceError as e:
         print(f"export: error: {e}", file=sys.stderr)
         return 2

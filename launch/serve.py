@@ -115,7 +115,7 @@ def main(argv):
     from colorgan.serving import served_model  # noqa: PLC0415
 
     try:
-        model = served_model.ServedModel(_MODEL.value)
+        model = served_model.ServedModel(_MODEL.value, _MAX_PIXELS.value)
     except loading.InferenceError as e:
         print(f"serve: error: {e}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ decodes every frame of a GIF even when asked for the first. So the tools that de
 TensorFlow first accept a format by its magic bytes, walk a WebP's RIFF chunks and refuse animation or inconsistent
 sizes, count a GIF's frames and a JPEG's scans from their block structure, and only then decode. Pure Python, no
 decoder: the walks read lengths and markers, never pixels. Inside the export, `inference.safe_decode` makes the
-magic-byte and WebP checks as graph ops.
+same checks as graph ops.
 """
 
 import dataclasses
@@ -80,7 +80,10 @@ def inspect(data, formats=tuple(MAGIC)):
         width = height = 0
     if width <= 0 or height <= 0:
         raise RefusedImage(f"corrupt image: no {image_format} size in its header")
-    return Header(image_format, width, height, gif_frames(data) if image_format == "GIF" else 1)
+    frames = gif_frames(data) if image_format == "GIF" else 1
+    if not frames:
+        raise RefusedImage("corrupt image: a GIF without an image")
+    return Header(image_format, width, height, frames)
 
 
 def _png_size(data):

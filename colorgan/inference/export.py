@@ -4,6 +4,7 @@ The serving contract (BUILD.md, "Export and serving") has three signatures, each
 recombination of `rendering` inside the graph, so a server returns finished photos:
 
   serving_default  image_bytes: string [n] (encoded images; EXIF orientation applied)  -> image_bytes: PNG [n]
+                   (refused before decoding, as the service refuses them: `safe_decode`, up to max_pixels)
   colorize         images: uint8 [n, h, w, 1 or 3] (gray or colour, any size)         -> images: uint8 [n, h, w, 3]
   chroma           gray: float32 [n, R, R, 1] in [0, 1] (already at the render size)   -> ab: float32 [n, R, R, 2]
 
@@ -19,6 +20,7 @@ import tensorflow as tf
 
 from colorgan.core import storage
 from colorgan.inference import loading
+from colorgan.inference import photo_files
 from colorgan.inference import rendering
 from colorgan.inference import safe_decode
 from colorgan.modeling import models
@@ -35,7 +37,7 @@ class ServingModule(tf.Module):
     """The generator and the three signatures' functions, at a fixed render size. No autograph: the graphs use
     explicit while_loop / map_fn, and autograph would leave a generated file in $TMPDIR per converted function."""
 
-    def __init__(self, generator, color_space, render_size):
+    def __init__(self, generator, color_space, render_size, max_pixels):
         super().__init__()
         predict_chroma = loading.chroma_predictor(generator, color_space)
 
@@ -44,7 +46,7 @@ class ServingModule(tf.Module):
                                                     tf.uint8)
 
         def encoded_to_png(image_bytes):
-            image = safe_decode.decode_upright(image_bytes)
+            image = safe_decode.decode_upright(image_bytes, max_pixels)
             return tf.io.encode_png(colorize_u8(image[tf.newaxis])[0])
 
         self.serving_default = tf.function(
@@ -112,8 +114,9 @@ def _is_our_export(export_dir):
     return isinstance(metadata, dict) and metadata.get("format") == EXPORT_FORMAT
 
 
-def export(model_dir, export_dir, step=0, render_size=0, overwrite=False):
+def export(model_dir, export_dir, step=0, render_size=0, overwrite=False, max_pixels=photo_files.DEFAULT_MAX_PIXELS):
     """Writes the export of `model_dir` (latest checkpoint or `step`) to `export_dir`; returns its description.
+    `serving_default` refuses photos of more than `max_pixels` decoded pixels (every frame of a GIF).
     A failed export never leaves one that loads: see `storage` for how, on local disks and object stores."""
     problem = _replace_problem(export_dir)
     if problem:
@@ -124,6 +127,7 @@ def export(model_dir, export_dir, step=0, render_size=0, overwrite=False):
     generator, description = loading.load_generator(model_dir, step, render_size)
     color_space = models.GENERATORS[description["generator"]].color_space
     description.update(format=EXPORT_FORMAT, format_version=1, weights_sha256=weights_sha256(generator),
+                       max_pixels=max_pixels,
                        signatures={"serving_default": "image_bytes -> image_bytes (PNG)",
                                    "colorize": "images uint8 [n,h,w,1|3] -> images uint8 [n,h,w,3]",
                                    loading.CHROMA_SIGNATURE: "gray float32 [n,R,R,1] -> ab float32 [n,R,R,2]"})
@@ -133,7 +137,7 @@ def export(model_dir, export_dir, step=0, render_size=0, overwrite=False):
     staging = f"{export_dir.rstrip('/')}.partial-{os.getpid()}" if local else export_dir
     storage.rmtree(staging)
     try:
-        module = ServingModule(generator, color_space, description["render_size"])
+        module = ServingModule(generator, color_space, description["render_size"], max_pixels)
         tf.saved_model.save(module, staging, signatures=module.signatures())
         generator.save(os.path.join(staging, KERAS_FILENAME))
         storage.write_atomic(os.path.join(staging, loading.EXPORT_METADATA_FILENAME),

@@ -19,7 +19,7 @@ class ServedModel:
     """Loaded once: the chroma signature (what the batcher calls), the metadata TF Serving shows, and the stages
     before (decode upright, the records' luma, the canvas) and after (full-size recombination, PNG) it."""
 
-    def __init__(self, path):
+    def __init__(self, path, max_pixels):
         try:
             kind = loading.model_kind(path)
         except loading.InferenceError as e:
@@ -28,7 +28,7 @@ class ServedModel:
             export_dir, self.version = path, tf_serving_rest.version_of(path)
         else:  # a run is exported to TensorFlow's in-memory filesystem: one code path, nothing written to disk
             export_dir, self.version = f"ram://colorgan-serve-{os.getpid()}/1", "1"
-            export.export(path, export_dir, overwrite=True)
+            export.export(path, export_dir, overwrite=True, max_pixels=max_pixels)
         try:
             loaded = loading.load_export(export_dir, with_signature_defs=True)
         except (OSError, ValueError, tf.errors.OpError) as e:
@@ -42,8 +42,8 @@ class ServedModel:
         self.render_size = size = self.description["render_size"]
         # autograph=False: these graphs have no Python control flow to convert, and autograph leaves a generated
         # file in $TMPDIR for every function it converts.
-        self._prepare = tf.function(lambda data: _prepare(data, size), input_signature=[tf.TensorSpec([], tf.string)],
-                                    autograph=False)
+        self._prepare = tf.function(lambda data: _prepare(data, size, max_pixels),
+                                    input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
         self._finish = tf.function(
             lambda gray, ab: tf.io.encode_png(
                 rendering.render_full_resolution(gray, lambda canvas: ab, size, tf.uint8)[0]),
@@ -64,8 +64,8 @@ class ServedModel:
         return self._finish(gray, ab).numpy()
 
 
-def _prepare(data, render_size):
+def _prepare(data, render_size, max_pixels):
     """The bytes signature's first steps (decode upright, the records' luma), then the canvas the model sees."""
-    gray = rendering.gray_from_u8(safe_decode.decode_upright(data)[tf.newaxis])
+    gray = rendering.gray_from_u8(safe_decode.decode_upright(data, max_pixels)[tf.newaxis])
     canvas, _ = rendering.fit_canvas(gray, render_size)
     return gray, canvas

@@ -206,3 +206,19 @@ def test_the_bytes_signature_refuses_an_animated_webp_instead_of_aborting(export
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "assertion failed: [image refused: animated WebP]" in result.stdout, result.stdout
+
+
+def test_the_bytes_signature_counts_every_gif_frame_against_max_pixels(exported, tmp_path):
+    """TensorFlow decodes every frame of a GIF: a small file of many frames is many photos' memory. The signature
+    counts frames x canvas against the export's --max_pixels from the blocks, before decoding."""
+    model_dir, _ = exported
+    result = run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'small'}", "--render_size=32",
+                        "--max_pixels=10000", check=True)
+    assert "Traceback" not in result.stderr
+    assert json.loads((tmp_path / "small" / "colorgan.json").read_text())["max_pixels"] == 10_000
+    serve = tf.saved_model.load(str(tmp_path / "small")).signatures["serving_default"]
+    one_frame, many_frames = (image_corpus.encoded("GIF", frames=frames) for frames in (1, 100))  # 16 x 12 px
+    assert serve(image_bytes=tf.constant([one_frame]))["image_bytes"].shape == (1,)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image refused: too many pixels: 16x12 x 100 frames > "
+                                                               r"max_pixels=10000"):
+        serve(image_bytes=tf.constant([many_frames]))
