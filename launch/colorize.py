@@ -17,8 +17,11 @@ from absl import flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from colorgan.inference import colorize_job
+from colorgan.core import native_logs
 from colorgan.inference import photo_files
+
+with native_logs.filtered():  # TensorFlow loads here
+    from colorgan.inference import colorize_job
 
 _MODEL = flags.DEFINE_string("model", "", "A training run's --model_dir or an export made by launch/export.py.")
 _INPUT = flags.DEFINE_multi_string("input", [], "A photo, a folder (recursive) or a glob; repeat for more.")

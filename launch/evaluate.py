@@ -18,6 +18,7 @@ from absl import flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from colorgan.core import native_logs
 from colorgan.core import storage
 from colorgan.inference import photo_files
 
@@ -53,11 +54,12 @@ def main(argv):
     if problem:  # found now, not after the whole evaluation has run
         return _fail(f"--output_dir={_OUTPUT_DIR.value}: {problem}")
     # TensorFlow loads late: once the flags are known to be usable.
-    from colorgan.data import records  # noqa: PLC0415
-    from colorgan.evaluation import evaluator  # noqa: PLC0415
-    from colorgan.inference import colorize_job  # noqa: PLC0415
-    from colorgan.inference import evaluate_job  # noqa: PLC0415
-    from colorgan.inference import loading  # noqa: PLC0415
+    with native_logs.filtered():
+        from colorgan.data import records  # noqa: PLC0415
+        from colorgan.evaluation import evaluator  # noqa: PLC0415
+        from colorgan.inference import colorize_job  # noqa: PLC0415
+        from colorgan.inference import evaluate_job  # noqa: PLC0415
+        from colorgan.inference import loading  # noqa: PLC0415
 
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     try:

@@ -8,9 +8,11 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from colorgan.core import native_logs
 from colorgan.inference import photo_files
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", "", "The training run to export (its flags.cfg and checkpoints).")
@@ -30,8 +32,10 @@ def main(argv):
     if not _MODEL_DIR.value or not _EXPORT_DIR.value:
         print("export: error: --model_dir and --export_dir are required", file=sys.stderr)
         return 2
-    from colorgan.inference import export  # noqa: PLC0415 - TensorFlow loads once the flags are known good.
-    from colorgan.inference import loading  # noqa: PLC0415 - TensorFlow loads once the flags are known good.
+    logging.set_verbosity(logging.WARNING)  # tf.saved_model.save logs each signature at INFO
+    with native_logs.filtered():
+        from colorgan.inference import export  # noqa: PLC0415 - TensorFlow loads once the flags are known good.
+        from colorgan.inference import loading  # noqa: PLC0415 - TensorFlow loads once the flags are known good.
 
     try:
         description = export.export(_MODEL_DIR.value, _EXPORT_DIR.value, _STEP.value, _RENDER_SIZE.value,

@@ -3,21 +3,24 @@
   python launch/serve.py --model=exports/unet256/1 [--host=127.0.0.1] [--port=8080]
 
 Prints "serve: http://HOST:PORT/ ..." once it listens (--port=0: a free port, named there). SIGTERM or Ctrl-C:
-no new connections, requests in progress finish, then it ends by that signal (143 / 130, as Kubernetes and shells
-expect). Exit status 2 for bad flags, a model that cannot be loaded or an address that cannot be bound.
+no new connections, requests in progress finish, then it exits 143 / 130 (128 + the signal, as Kubernetes and
+shells expect). Exit status 2 for bad flags, a model that cannot be loaded or an address that cannot be bound.
 """
 
 import asyncio
 import ipaddress
 import os
+import signal
 import socket
 import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from colorgan.core import native_logs
 from colorgan.inference import photo_files
 from colorgan.serving import request_guard
 
@@ -94,6 +97,13 @@ async def _serve(server, sock, banner):
     await serving
 
 
+def _exit_after_sigterm(signum, frame):
+    """uvicorn re-raises a SIGTERM once the requests in progress are answered. Dying of it would skip exit handlers
+    (TensorFlow's removal of its autograph files in $TMPDIR among them); exiting with 143 runs them, and a shell or
+    Kubernetes reads 143 as "ended by SIGTERM" all the same."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -107,18 +117,20 @@ def main(argv):
         print(f"serve: error: --host={_HOST.value} --port={_PORT.value}: cannot listen there: {e.strerror}",
               file=sys.stderr)
         return 2
-    import uvicorn  # noqa: PLC0415 - TensorFlow and the server load once the flags are known good.
+    logging.set_verbosity(logging.WARNING)  # tf.saved_model.save logs each signature at INFO
+    with native_logs.filtered():
+        import uvicorn  # noqa: PLC0415 - TensorFlow and the server load once the flags are known good.
 
-    from colorgan.inference import loading  # noqa: PLC0415
-    from colorgan.serving import app as serving_app  # noqa: PLC0415
-    from colorgan.serving import limits as serving_limits  # noqa: PLC0415
-    from colorgan.serving import served_model  # noqa: PLC0415
+        from colorgan.inference import loading  # noqa: PLC0415
+        from colorgan.serving import app as serving_app  # noqa: PLC0415
+        from colorgan.serving import limits as serving_limits  # noqa: PLC0415
+        from colorgan.serving import served_model  # noqa: PLC0415
 
-    try:
-        model = served_model.ServedModel(_MODEL.value, _MAX_PIXELS.value)
-    except loading.InferenceError as e:
-        print(f"serve: error: {e}", file=sys.stderr)
-        return 2
+        try:
+            model = served_model.ServedModel(_MODEL.value, _MAX_PIXELS.value)
+        except loading.InferenceError as e:
+            print(f"serve: error: {e}", file=sys.stderr)
+            return 2
     limits = serving_limits.Limits(max_upload_mb=_MAX_UPLOAD_MB.value, max_pixels=_MAX_PIXELS.value,
                                    max_queue=_MAX_QUEUE.value, max_batch=_MAX_BATCH.value,
                                    batch_timeout_ms=_BATCH_TIMEOUT_MS.value, body_timeout_s=_BODY_TIMEOUT_S.value,
@@ -133,6 +145,7 @@ def main(argv):
     # timeout_graceful_shutdown None: on SIGTERM uvicorn stops accepting and waits for every request in progress.
     server = uvicorn.Server(uvicorn.Config(application, log_level="warning", timeout_graceful_shutdown=None,
                                            lifespan="on", limit_concurrency=limits.max_connections))
+    signal.signal(signal.SIGTERM, _exit_after_sigterm)
     try:
         asyncio.run(_serve(server, sock, banner))
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it deferred until requests in progress finished

@@ -409,7 +409,7 @@ def test_sigterm_lets_the_request_in_progress_finish(exported):
         running.process.send_signal(signal.SIGTERM)
         status, png = upload.finish()
         assert status == 200 and Image.open(io.BytesIO(png)).size == (80, 60)
-        assert running.process.wait(STARTUP_TIMEOUT) == -signal.SIGTERM  # exit status 143, as a shell shows it
+        assert running.process.wait(STARTUP_TIMEOUT) == 128 + signal.SIGTERM
     finally:
         running.stop()
 
@@ -575,16 +575,20 @@ def test_malformed_requests_are_tf_serving_errors_not_500s(server):
     assert status == 405 and json.loads(body) == {"error": "Method Not Allowed: DELETE /colorize"}
 
 
-def test_a_serve_start_leaves_no_autograph_files_in_tmpdir(exported, tmp_path):
-    """Each start left about 43 __autograph_generated_file*.py in $TMPDIR, never removed since a SIGTERM'd server
-    runs no atexit handler. (Serving a run still leaves one: tf.saved_model.save's own signature wrapper, when the
-    run is exported in memory.)"""
-    running = Server(exported[1], env=dict(os.environ, TMPDIR=str(tmp_path)))
+@pytest.mark.parametrize("model", ["export", "run"])
+def test_a_serve_start_prints_its_banner_first_and_leaves_nothing_in_tmpdir(exported, tmp_path, model):
+    """Each start left about 43 __autograph_generated_file*.py in $TMPDIR (serving a run: one, tf.saved_model.save's
+    signature wrapper, which TensorFlow removes at exit, but a server dying of SIGTERM ran no exit handler). And
+    TensorFlow's C++ INFO lines, and tf.saved_model.save's absl INFO lines, came before the banner."""
+    running = Server(exported[1] if model == "export" else exported[0], env=dict(os.environ, TMPDIR=str(tmp_path)))
     try:
         assert running.request("POST", "/colorize", _jpeg_gray(40, 30), {"Content-Type": "image/jpeg"})[0] == 200
     finally:
         running.stop()
-    assert sorted(path.name for path in tmp_path.rglob("*autograph*")) == []
+    assert running.process.returncode == 128 + signal.SIGTERM
+    before_banner = running.lines[:next(index for index, line in enumerate(running.lines) if BANNER.match(line))]
+    assert [line for line in before_banner if not re.match(r"E\d{4} .* cuda", line)] == []  # CUDA stubs: errors
+    assert sorted(path.name for path in tmp_path.rglob("*")) == []
 
 
 def test_only_this_servers_own_names_and_page_are_answered(server):
