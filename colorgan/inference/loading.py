@@ -40,11 +40,12 @@ def _reason(error):
 
 
 def chroma_predictor(generator, color_space):
-    """canvas gray [n, R, R, 1] in [0, 1] -> the generator's a*, b* [n, R, R, 2]: what rendering needs of a model."""
+    """canvas gray [n, R, R, 1] in [0, 1] -> the generator's a*, b* [n, R, R, 2]: what rendering needs of a model
+    (a hints generator colorizing alone)."""
 
     def predict(canvas):
         inputs = color_space.model_input(canvas)
-        return color_space.chroma(inputs, generator(inputs, training=False))
+        return color_space.chroma(inputs, generator(models.generator_inputs(generator, inputs), training=False))
 
     return predict
 

@@ -1,4 +1,5 @@
-"""The training step's random draws (dropout masks, noisy labels) as pure functions of where they are drawn.
+"""The training step's random draws (dropout masks, noisy labels, colour hints) as pure functions of where they are
+drawn.
 
 A draw depends only on the run's --seed, the data position (`batches_consumed`: a skipped non-finite batch still
 advances it, while the step number repeats), a name telling independent draws apart, and the example's index in the
@@ -24,10 +25,18 @@ class ExampleNoise:
 
     def uniform(self, name, shape, minval=0.0, maxval=1.0):
         """float32 uniform in [minval, maxval) of `shape` ([this replica's batch, ...]); `name` selects the stream."""
+        return self._draw(tf.random.stateless_uniform, name, shape, minval=minval, maxval=maxval)
+
+    def normal(self, name, shape):
+        """float32 standard normal of `shape` ([this replica's batch, ...]); `name` selects the stream."""
+        return self._draw(tf.random.stateless_normal, name, shape)
+
+    def _draw(self, distribution, name, shape, **parameters):
+        """This replica's rows of a draw shaped like the global batch."""
         seed = tf.random.experimental.stateless_fold_in(self.step_seed, zlib.crc32(name.encode()) & 0x7FFFFFFF)
         shape = tf.convert_to_tensor(shape, tf.int32)
-        values = tf.random.stateless_uniform(tf.concat([[self.global_batch], shape[1:]], axis=0), seed,
-                                             minval=minval, maxval=maxval, dtype=tf.float32)
+        values = distribution(tf.concat([[self.global_batch], shape[1:]], axis=0), seed, dtype=tf.float32,
+                              **parameters)
         return values[self.first_example:self.first_example + shape[0]]
 
 

@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from colorgan.core import color
+from colorgan.modeling import color_hints
 from colorgan.modeling import example_noise
 
 NORMS = ("batch", "instance", "none")
@@ -39,14 +40,16 @@ _PATCHGAN_WIDTH_MULTIPLIERS = (1, 2, 4)
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorSpec:
-    """builder(image_size, *, base_width, depth, norm, dropout, for_training) -> keras.Model; color_space:
+    """builder(image_size, *, base_width, depth, norm, dropout, hints, for_training) -> keras.Model; color_space:
     what the model predicts; has_depth: its depth follows the image size unless set (the U-Net), so inference at
-    another size must fix it; has_norm: it normalises as `norm` says."""
+    another size must fix it; has_norm: it normalises as `norm` says; takes_hints: it can be built with colour
+    hints as a second input (`color_hints`), a*b* colours, which only a Lab generator predicts."""
 
     builder: Callable[..., keras.Model]
     color_space: color.ColorSpace
     has_depth: bool = False
     has_norm: bool = False
+    takes_hints: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,16 +222,23 @@ def unet_depth(image_size, depth=0):
 
 
 def unet_generator(image_size, *, color_space="lab", base_width=64, depth=0, norm="batch", dropout=0.5,
-                   for_training=False):
+                   hints=False, for_training=False):
     """pix2pix U-Net (Isola et al. 2017). lab: L in [-1, 1] [b, s, s, 1] -> ab [b, s, s, 2], tanh; rgb: gray in
     [0, 1] -> RGB [b, s, s, 3], sigmoid, since RGB targets lie in [0, 1]. `dropout` is pix2pix's noise source in
-    the innermost decoder blocks (0.5 there; 0 makes the generator deterministic); for_training: the trainer's
-    model, with ExampleDropout and TrainingLeakyReLU (others get Keras's own layers, which load without colorgan)."""
+    the innermost decoder blocks (0.5 there; 0 makes the generator deterministic); hints (lab only): a second input
+    "hints" [b, s, s, 3] (`color_hints`) joined to L before the first convolution, as Zhang et al. 2017 feed theirs;
+    for_training: the trainer's model, with ExampleDropout and TrainingLeakyReLU (others get Keras's own layers,
+    which load without colorgan)."""
     space = _color_space("unet", color_space)
     _check_norm(norm)
     depth = unet_depth(image_size, depth)
+    if hints and space is not color.COLOR_SPACES["lab"]:
+        raise ValueError(f"unet: hints are a*b* colours; a generator predicting {space.name} does not take them")
     inputs = keras.Input((image_size, image_size, 1), name=space.input_name)
     x = inputs
+    if hints:
+        inputs = [inputs, keras.Input((image_size, image_size, color_hints.CHANNELS), name="hints")]
+        x = keras.layers.Concatenate(name="with_hints")(inputs)
     skips = []
     for index in range(depth):
         x = _down_block(x, base_width * _UNET_WIDTH_MULTIPLIERS[index], norm if index else "none",
@@ -287,9 +297,9 @@ def _seed_generator_builder(image_size, **_):
 
 
 def _unet_builder(color_space):
-    def build(image_size, *, base_width, depth, norm, dropout, for_training):
+    def build(image_size, *, base_width, depth, norm, dropout, hints, for_training):
         return unet_generator(image_size, color_space=color_space, base_width=base_width, depth=depth, norm=norm,
-                              dropout=dropout, for_training=for_training)
+                              dropout=dropout, hints=hints, for_training=for_training)
 
     return build
 
@@ -308,7 +318,7 @@ def _patchgan_builder(image_size, *, color_space, base_width, norm):
 GENERATORS = {
     "seed": GeneratorSpec(_seed_generator_builder, color_space=color.COLOR_SPACES["rgb"]),
     "unet": GeneratorSpec(_unet_builder("lab"), color_space=color.COLOR_SPACES["lab"], has_depth=True,
-                          has_norm=True),
+                          has_norm=True, takes_hints=True),
     "unet_rgb": GeneratorSpec(_unet_builder("rgb"), color_space=color.COLOR_SPACES["rgb"], has_depth=True,
                               has_norm=True),
 }
@@ -332,12 +342,30 @@ def _spec(registry, kind, name):
     return registry[name]
 
 
-def build_generator(name, image_size, *, base_width=64, depth=0, norm="batch", dropout=0.5,
+def build_generator(name, image_size, *, base_width=64, depth=0, norm="batch", dropout=0.5, hints=False,
                     for_training=False, **unused):
     """The generator registered as `name`. `unused` takes the trainer's other settings, so one set of keyword
     arguments serves every model. for_training: the trainer's model (see unet_generator)."""
-    return _spec(GENERATORS, "generator", name).builder(image_size, base_width=base_width, depth=depth, norm=norm,
-                                                        dropout=dropout, for_training=for_training)
+    spec = _spec(GENERATORS, "generator", name)
+    if hints and not spec.takes_hints:
+        raise ValueError(f"generator {name!r} takes no colour hints (a Lab U-Net does: unet)")
+    return spec.builder(image_size, base_width=base_width, depth=depth, norm=norm, dropout=dropout, hints=hints,
+                        for_training=for_training)
+
+
+def takes_hints(generator):
+    """Whether a built generator has the colour hints input."""
+    return len(generator.inputs) == 2
+
+
+def generator_inputs(generator, model_input, hints=None):
+    """What `generator` is called on: its input alone, or with `hints` ([b, s, s, 3]; None: no hints, so a hints
+    generator colorizes alone)."""
+    if not takes_hints(generator):
+        if hints is not None:
+            raise ValueError(f"{generator.name} takes no colour hints")
+        return model_input
+    return [model_input, color_hints.none_like(model_input) if hints is None else tf.cast(hints, model_input.dtype)]
 
 
 def build_discriminator(name, image_size, *, color_space="rgb", base_width=64, depth=0, norm="batch", **unused):

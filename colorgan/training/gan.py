@@ -2,15 +2,16 @@
 
 No file I/O and no clocks: `trainer` runs the loop around `train_step` (intervals, checkpoints, recovery). Losses are
 per-example and averaged over the global batch (`tf.nn.compute_average_loss`), so results do not depend on the number of
-replicas. Nor does the step's noise: every random draw (dropout, noisy labels) comes from `example_noise`, per example
-of the global batch, and batch norm is synchronised across replicas. The counters live here because they are part of the
-checkpoint: `step` counts applied updates, `batches_consumed` the data position (it runs ahead of `step` after a skipped
-non-finite batch) and the seed of the step's draws.
+replicas. Nor does the step's noise: every random draw (dropout, noisy labels, colour hints) comes from
+`example_noise`, per example of the global batch, and batch norm is synchronised across replicas. The counters live
+here because they are part of the checkpoint: `step` counts applied updates, `batches_consumed` the data position (it
+runs ahead of `step` after a skipped non-finite batch) and the seed of the step's draws.
 """
 
 import keras
 import tensorflow as tf
 
+from colorgan.modeling import color_hints
 from colorgan.modeling import example_noise
 from colorgan.modeling import losses
 from colorgan.modeling import models
@@ -66,9 +67,10 @@ class Gan:
         return self.ema_generator if self.ema_generator is not None else self.generator
 
     def generate_rgb(self, gray):
-        """The inference generator on gray [0, 1] [b, s, s, 1] -> sRGB [0, 1] (evaluation's callable)."""
+        """The inference generator on gray [0, 1] [b, s, s, 1] -> sRGB [0, 1] (evaluation's callable; no hints)."""
         inputs = self.color_space.model_input(gray)
-        return self.color_space.to_rgb(inputs, self.inference_generator(inputs, training=False))
+        generator = self.inference_generator
+        return self.color_space.to_rgb(inputs, generator(models.generator_inputs(generator, inputs), training=False))
 
     def _optimizer(self, learning_rate, name):
         optimizer = keras.optimizers.Adam(learning_rate, beta_1=self.config.beta_1, beta_2=self.config.beta_2,
@@ -132,7 +134,8 @@ class Gan:
             if config.noisy_labels:
                 score_shape = tf.concat([tf.shape(inputs)[:1], self.discriminator.output_shape[1:]], axis=0)
                 real_labels, fake_labels = losses.noisy_labels(score_shape, draws)
-            generated = self.generator(inputs, training=True)
+            hints = color_hints.simulated(targets, draws, config.image_size) if config.hints else None
+            generated = self.generator(models.generator_inputs(self.generator, inputs, hints), training=True)
             real_scores = self._discriminate(inputs, targets, training=True)
             fake_scores = self._discriminate(inputs, generated, training=True)
             d_per_example = adversarial.discriminator(real_scores, fake_scores, real_labels, fake_labels)

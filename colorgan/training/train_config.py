@@ -21,7 +21,7 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 FLAGFILE_NAME = "flags.cfg"
 # Settings that decide what a run's checkpoints hold or how their numbers are read: a run resumes only with the
 # same values (and with an EMA of the generator or without, as it started).
-CHECKPOINT_SETTINGS = ("generator", "discriminator", "base_width", "depth", "norm", "precision")
+CHECKPOINT_SETTINGS = ("generator", "discriminator", "base_width", "depth", "norm", "hints", "precision")
 
 
 _field = flag_config.field
@@ -43,6 +43,8 @@ class TrainConfig:
     depth: int = _field(0, "U-Net down-sampling steps (0: as many as the image size allows, at most 8).")
     norm: str = _field("batch", "U-Net / PatchGAN normalisation.", models.NORMS)
     dropout: float = _field(0.5, "U-Net dropout in its innermost decoder blocks (pix2pix's noise; 0: off).")
+    hints: bool = _field(False, "Colour hints: the generator also takes a few points' true a*b* (a person's clicks; "
+                                "simulated in training as Zhang et al. 2017 do). Lab U-Net only.")
     # Losses.
     adversarial_loss: str = _field("non_saturating", "GAN loss.", losses.ADVERSARIAL_LOSSES)
     reconstruction_loss: str = _field("l1", "Pixel loss between generated and real targets.",
@@ -113,6 +115,10 @@ class TrainConfig:
         check(0 <= self.beta_2 < 1, f"--beta_2={self.beta_2}: must be in [0, 1)")
         check(0 <= self.ema_decay < 1, f"--ema_decay={self.ema_decay}: must be in [0, 1)")
         check(0 <= self.dropout < 1, f"--dropout={self.dropout}: must be in [0, 1)")
+        spec = models.GENERATORS.get(self.generator)
+        check(not (self.hints and spec and not spec.takes_hints), f"--hints with --generator={self.generator}: " + (
+            "the seed generator stays as the seed designed it (gray in, RGB out); hints need --generator=unet"
+            if self.generator == "seed" else "hints are a*b* colours, which only a Lab U-Net takes (--generator=unet)"))
         check(not (self.noisy_labels and self.adversarial_loss == "hinge"),
               "--noisy_labels with --adversarial_loss=hinge: the hinge loss has no label targets to blur")
         problems.extend(flag_config.choice_problems(self))
@@ -132,7 +138,8 @@ class TrainConfig:
 
     def model_hparams(self):
         """The keyword arguments every model builder takes (`models.build_generator`, `build_discriminator`)."""
-        return dict(base_width=self.base_width, depth=self.depth, norm=self.norm, dropout=self.dropout)
+        return dict(base_width=self.base_width, depth=self.depth, norm=self.norm, dropout=self.dropout,
+                    hints=self.hints)
 
     def profile_range(self):
         """(A, B) of --profile_steps, or None when it is empty or not two step numbers 1 <= A <= B."""

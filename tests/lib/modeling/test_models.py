@@ -294,3 +294,25 @@ def test_unknown_names_are_refused_with_the_known_ones():
         models.build_generator("resnet", 64)
     with pytest.raises(ValueError, match=r"unknown discriminator 'critic': expected one of \['patchgan', 'seed'\]"):
         models.build_discriminator("critic", 64)
+
+
+def test_a_hints_unet_takes_lightness_and_hints_and_the_hints_change_its_output():
+    generator = models.build_generator("unet", 32, base_width=4, depth=3, norm="none", dropout=0.0, hints=True)
+    assert [tuple(tensor.shape) for tensor in generator.inputs] == [(None, 32, 32, 1), (None, 32, 32, 3)]
+    assert models.takes_hints(generator)
+    lightness = keras.ops.convert_to_tensor(_images(2, 32, 1) * 2 - 1)
+    alone = np.asarray(generator(models.generator_inputs(generator, lightness)))
+    hints = np.zeros((2, 32, 32, 3), np.float32)
+    hints[:, 10:14, 10:14] = (0.8, -0.5, 1.0)
+    hinted = np.asarray(generator(models.generator_inputs(generator, lightness, hints)))
+    assert alone.shape == hinted.shape == (2, 32, 32, 2) and not np.allclose(alone, hinted)
+    plain = models.build_generator("unet", 32, base_width=4, depth=3, norm="none", dropout=0.0)
+    assert not models.takes_hints(plain) and models.generator_inputs(plain, lightness) is lightness
+    # The first convolution sees three more channels; nothing else changes.
+    assert generator.count_params() - plain.count_params() == 4 * 4 * 3 * 4
+
+
+def test_hints_with_a_generator_that_cannot_take_them_are_refused():
+    for name in ("seed", "unet_rgb"):
+        with pytest.raises(ValueError, match=f"generator '{name}' takes no colour hints"):
+            models.build_generator(name, 96, base_width=2, hints=True)

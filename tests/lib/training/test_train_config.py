@@ -121,6 +121,16 @@ def test_validation_reports_one_line_per_bad_flag(tmp_path):
     assert all("\n" not in p for p in problems)
 
 
+def test_hints_are_refused_with_a_generator_that_cannot_take_them(tmp_path):
+    base = dataclasses.replace(train_config.TrainConfig(), data_dir="", model_dir=str(tmp_path), hints=True)
+    assert dataclasses.replace(base, generator="unet").validate()[1:] == []  # [0]: --data_dir is required
+    assert dataclasses.replace(base, generator="seed").validate()[1:] == [
+        "--hints with --generator=seed: the seed generator stays as the seed designed it (gray in, RGB out); hints "
+        "need --generator=unet"]
+    assert dataclasses.replace(base, generator="unet_rgb").validate()[1:] == [
+        "--hints with --generator=unet_rgb: hints are a*b* colours, which only a Lab U-Net takes (--generator=unet)"]
+
+
 @pytest.mark.parametrize("value, expected", [
     ("", None), ("3,6", (3, 6)), ("4,4", (4, 4)), ("6,3", None), ("0,2", None), ("3", None), ("a,b", None),
     ("1,2,3", None)])
@@ -169,7 +179,8 @@ def test_train_help_lists_every_training_flag_with_its_help():
 # Two valid values of each setting a run's checkpoints depend on.
 CHECKPOINT_SETTING_VALUES = {"generator": ("unet", "seed"), "discriminator": ("patchgan", "seed"),
                              "base_width": (4, 8), "depth": (3, 2), "norm": ("none", "instance"),
-                             "precision": ("float32", "mixed_bfloat16"), "ema_decay": (0.0, 0.9)}
+                             "hints": (False, True), "precision": ("float32", "mixed_bfloat16"),
+                             "ema_decay": (0.0, 0.9)}
 
 
 def test_build_md_names_the_settings_a_resume_refuses_to_change():

@@ -117,8 +117,8 @@ def _shipped(config, *overrides):
 
 @pytest.mark.parametrize("config, overrides", [
     ("smoke.cfg", []), ("unet256.cfg", []), ("seed150.cfg", SEED150_ON_TINY_MODELS),
-    ("smoke.cfg", ["--precision=mixed_float16", "--ema_decay=0.9"]),
-], ids=["smoke", "unet256", "seed150", "smoke+mixed_float16+ema"])
+    ("smoke.cfg", ["--precision=mixed_float16", "--ema_decay=0.9"]), ("smoke.cfg", ["--hints"]),
+], ids=["smoke", "unet256", "seed150", "smoke+mixed_float16+ema", "smoke+hints"])
 def test_resumed_run_equals_an_uninterrupted_one_with_each_shipped_config(data_dir, tmp_path, config, overrides):
     """Two half runs, one step per compiled call, give the weights of one whole run taking its four steps in one
     call, bit for bit (atol 0, every variable of the checkpoint: weights, optimizer moments, batch-norm statistics,
@@ -153,11 +153,13 @@ def _first_step_losses(model_dir):
     return line["g_loss"], line["d_loss"]
 
 
-@pytest.mark.parametrize("config, overrides", [("unet256.cfg", ["--noisy_labels"]), ("smoke.cfg", [])])
+@pytest.mark.parametrize("config, overrides", [("unet256.cfg", ["--noisy_labels"]), ("smoke.cfg", []),
+                                              ("unet256.cfg", ["--hints"])])
 def test_one_and_two_replicas_draw_the_same_noise_and_batch_statistics(data_dir, tmp_path, config, overrides):
-    """Dropout masks, noisy labels and batch-norm statistics are per example of the global batch, not per replica:
-    the first step's losses on 1 and on 2 replicas agree to 1e-5 relative (float32 sums in another order). Later
-    steps are not compared: Adam turns rounding-level gradient differences into full learning-rate steps."""
+    """Dropout masks, noisy labels, colour hints and batch-norm statistics are per example of the global batch, not
+    per replica: the first step's losses on 1 and on 2 replicas agree to 1e-5 relative (float32 sums in another
+    order). Later steps are not compared: Adam turns rounding-level gradient differences into full learning-rate
+    steps."""
     args = _shipped(config, *overrides, "--train_steps=1", "--precision=float32")
     _train(data_dir, tmp_path / "one", *args, "--strategy=one_device")
     _train(data_dir, tmp_path / "two", *args, "--strategy=mirrored", "--cpu_replicas=2")
@@ -178,6 +180,7 @@ def test_a_checkpoint_of_other_models_is_refused_in_one_line(data_dir, tmp_path)
 @pytest.mark.parametrize("first, then, message", [
     ([], ["--precision=mixed_bfloat16"], "--precision=mixed_bfloat16 where the run has --precision=float32"),
     (["--ema_decay=0.9"], [], "--ema_decay=0.0 where the run has --ema_decay=0.9"),
+    ([], ["--hints"], "--hints=True where the run has --hints=False"),
 ])
 def test_resuming_with_settings_that_change_the_checkpoint_is_refused(data_dir, tmp_path, first, then, message):
     _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=1", *first)

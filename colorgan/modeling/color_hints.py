@@ -1,0 +1,87 @@
+"""Colour hints: a few points whose true a*b* a person (or a simulation of one) reveals, as a generator's extra input.
+
+A hints generator takes, beside L, three channels at its own size: the hints' a*, b* (normalised as the targets are)
+and a mask of where hints are. Training draws them as Zhang et al. 2017 ("Real-Time User-Guided Image Colorization
+with Learned Deep Priors"; richzhang/colorization-pytorch, `add_color_patches_rand_gt`) do, from the real ab inside
+the compiled step, with the step's stateless draws (`example_noise`), so resume and replica count leave them
+unchanged:
+- the number of points is geometric, P(k) = (1 - p)^k p with p = 1/8 (one example in eight gets none, so the model
+  still colorizes alone; mean 7), drawn by inverse CDF and capped at MAX_POINTS, a fixed count plus a mask so shapes
+  stay static for XLA;
+- each point is a square patch, its side drawn uniformly from 1..9 px at 256 px and scaled to the image size, its
+  top-left corner normal around the centre (sigma a quarter of the free side), clipped into the image;
+- a patch reveals the mean ab of the real image over it. Where patches overlap, their means are averaged (the
+  reference overwrites with the later one: an arbitrary order this keeps out of the maths).
+"""
+
+import math
+
+import tensorflow as tf
+
+CHANNELS = 3  # a*, b*, mask
+GEOMETRIC_P = 1 / 8
+MAX_POINTS = 40  # P(k >= 40) = (7/8)^40 = 0.5%: those examples get 40
+PATCH_SIDES_AT_256 = tuple(range(1, 10))
+
+
+def patch_side(side_at_256, image_size):
+    """A patch side given at a 256 px image, at `image_size` (at least 1 px)."""
+    return max(1, round(side_at_256 * image_size / 256))
+
+
+def none_like(model_input):
+    """No hints for a batch of generator inputs [b, s, s, 1]: zero ab, zero mask."""
+    return tf.zeros(tf.concat([tf.shape(model_input)[:-1], [CHANNELS]], 0), model_input.dtype)
+
+
+def reveal(ab, top, left, side, active):
+    """Hints [b, s, s, 3] revealing, for each active point, the mean of `ab` [b, s, s, 2] over its square patch.
+
+    top, left, side: int32 [b, k] (patches inside the image); active: bool [b, k]. Built from per-point row and
+    column indicators with two matmuls, never a [b, k, s, s] tensor.
+    """
+    ab = tf.cast(ab, tf.float32)
+    height, width = tf.shape(ab)[1], tf.shape(ab)[2]
+
+    def inside(start, size):  # [b, k, size]: whether each row (column) lies in each point's patch
+        index = tf.range(size)[tf.newaxis, tf.newaxis]
+        return tf.cast((index >= start[..., tf.newaxis]) & (index < (start + side)[..., tf.newaxis]), tf.float32)
+
+    rows = inside(top, height) * tf.cast(active, tf.float32)[..., tf.newaxis]
+    columns = inside(left, width)
+    batch, points = tf.shape(rows)[0], tf.shape(rows)[1]
+    # Sum of ab over each patch: rows [b, k, h] @ ab [b, h, w*2], then over the patch's columns.
+    row_sums = tf.reshape(tf.matmul(rows, tf.reshape(ab, [batch, height, width * 2])), [batch, points, width, 2])
+    area = tf.cast(side * side, tf.float32)[..., tf.newaxis]
+    means = tf.reduce_sum(row_sums * columns[..., tf.newaxis], axis=2) / area  # [b, k, 2]
+    # Painted back: rows^T [b, h, k] @ (columns x [mean a, mean b, 1]) [b, k, w*3]; the third channel counts patches.
+    painted = columns[..., tf.newaxis] * tf.concat([means, tf.ones_like(means[..., :1])], -1)[:, :, tf.newaxis]
+    summed = tf.reshape(tf.matmul(rows, tf.reshape(painted, [batch, points, width * 3]), transpose_a=True),
+                        [batch, height, width, 3])
+    count = summed[..., 2:]
+    covered = tf.cast(count > 0, tf.float32)
+    return tf.concat([summed[..., :2] / tf.maximum(count, 1.0), covered], -1)
+
+
+def simulated(ab, draws, image_size):
+    """Training hints [b, s, s, 3] for real ab [b, s, s, 2] (normalised), drawn with `draws` (an
+    example_noise.ExampleNoise) as the module docstring says."""
+    return reveal(ab, *sample_points(draws, tf.shape(ab)[0], image_size))
+
+
+def sample_points(draws, batch, image_size):
+    """(top, left, side, active) [batch, MAX_POINTS] of training hints: the points and patches of `simulated`."""
+    # Inverse CDF of the geometric distribution: k = floor(log(u) / log(1 - p)), u in (0, 1].
+    uniform = 1.0 - draws.uniform("hint_count", [batch])
+    count = tf.minimum(tf.floor(tf.math.log(uniform) / math.log(1.0 - GEOMETRIC_P)), MAX_POINTS)
+    active = tf.range(MAX_POINTS, dtype=tf.float32)[tf.newaxis] < count[:, tf.newaxis]
+    sides = tf.constant([patch_side(side, image_size) for side in PATCH_SIDES_AT_256], tf.int32)
+    pick = tf.cast(draws.uniform("hint_side", [batch, MAX_POINTS]) * len(PATCH_SIDES_AT_256), tf.int32)
+    side = tf.gather(sides, tf.minimum(pick, len(PATCH_SIDES_AT_256) - 1))
+
+    def corner(name):
+        free = tf.cast(image_size - side + 1, tf.float32)  # positions a patch's corner can take
+        position = draws.normal(name, [batch, MAX_POINTS]) * free / 4 + free / 2
+        return tf.cast(tf.clip_by_value(position, 0.0, tf.cast(image_size - side, tf.float32)), tf.int32)
+
+    return corner("hint_top"), corner("hint_left"), side, active
