@@ -8,6 +8,9 @@ recombination of `rendering` inside the graph, so a server returns finished phot
   colorize         images: uint8 [n, h, w, 1 or 3] (gray or colour, any size)         -> images: uint8 [n, h, w, 3]
   chroma           gray: float32 [n, R, R, 1] in [0, 1] (already at the render size)   -> ab: float32 [n, R, R, 2]
 
+and, for a generator trained with colour hints, two more (HINTS_SIGNATURES): serving_hints (serving_default with a
+person's points) and chroma_hints (chroma with canvas hints).
+
 Beside it: colorgan.json (training flags, step, colour space, render size, sha256 of the weights) and the generator
 as generator.keras.
 """
@@ -23,9 +26,19 @@ from colorgan.inference import loading
 from colorgan.inference import photo_files
 from colorgan.inference import rendering
 from colorgan.inference import safe_decode
+from colorgan.modeling import color_hints
 from colorgan.modeling import models
 
 KERAS_FILENAME = "generator.keras"
+SERVING_HINTS_SIGNATURE = "serving_hints"
+SIGNATURES = {"serving_default": "image_bytes -> image_bytes (PNG)",
+              "colorize": "images uint8 [n,h,w,1|3] -> images uint8 [n,h,w,3]",
+              loading.CHROMA_SIGNATURE: "gray float32 [n,R,R,1] -> ab float32 [n,R,R,2]"}
+HINTS_SIGNATURES = {
+    SERVING_HINTS_SIGNATURE: "image_bytes, hint_xy float32 [n,k,2] (photo pixels), hint_rgb uint8 [n,k,3], "
+                             "hint_mask float32 [n,k] -> image_bytes (PNG)",
+    loading.CHROMA_HINTS_SIGNATURE: "gray float32 [n,R,R,1], hints float32 [n,R,R,3] (a, b normalised; mask) -> "
+                                    "ab float32 [n,R,R,2]"}
 EXPORT_FORMAT = "colorgan-export"  # colorgan.json's "format": what tells an export of ours
 # Everything an export folder holds: what tf.saved_model.save writes, the Keras file and our metadata. A folder with
 # anything else in it is not an export of ours, and --overwrite never replaces it.
@@ -34,20 +47,21 @@ EXPORT_ENTRIES = frozenset({loading.SAVED_MODEL_FILENAME, "fingerprint.pb", "var
 
 
 class ServingModule(tf.Module):
-    """The generator and the three signatures' functions, at a fixed render size. No autograph: the graphs use
-    explicit while_loop / map_fn, and autograph would leave a generated file in $TMPDIR per converted function."""
+    """The generator and the signatures' functions, at a fixed render size (SIGNATURES, and HINTS_SIGNATURES for a
+    generator that takes colour hints). No autograph: the graphs use explicit while_loop / map_fn, and autograph
+    would leave a generated file in $TMPDIR per converted function."""
 
     def __init__(self, generator, color_space, render_size, max_pixels):
         super().__init__()
         predict_chroma = loading.chroma_predictor(generator, color_space)
 
-        def colorize_u8(images):
+        def colorize_u8(images, hints=None):
             return rendering.render_full_resolution(rendering.gray_from_u8(images), predict_chroma, render_size,
-                                                    tf.uint8)
+                                                    tf.uint8, hints=hints)
 
-        def encoded_to_png(image_bytes):
+        def encoded_to_png(image_bytes, hints=None):
             image = safe_decode.decode_upright(image_bytes, max_pixels)
-            return tf.io.encode_png(colorize_u8(image[tf.newaxis])[0])
+            return tf.io.encode_png(colorize_u8(image[tf.newaxis], hints)[0])
 
         self.serving_default = tf.function(
             lambda image_bytes: {"image_bytes": tf.map_fn(encoded_to_png, image_bytes,
@@ -60,6 +74,27 @@ class ServingModule(tf.Module):
             lambda gray: {"ab": predict_chroma(gray)},
             input_signature=[tf.TensorSpec([None, render_size, render_size, 1], tf.float32, name="gray")],
             autograph=False)
+        self.hints_signatures = {}
+        if models.takes_hints(generator):
+            # TF Serving's row format stacks each input over the instances: points come padded to one count k per
+            # request, hint_mask 0 for padding. Colours are sRGB bytes, as a person picks them.
+            def encoded_with_points_to_png(image_bytes, xy, rgb, mask):
+                return encoded_to_png(image_bytes, (xy[tf.newaxis], tf.cast(rgb, tf.float32)[tf.newaxis] / 255.0,
+                                                    mask[tf.newaxis]))
+
+            self.hints_signatures[SERVING_HINTS_SIGNATURE] = tf.function(
+                lambda image_bytes, hint_xy, hint_rgb, hint_mask: {"image_bytes": tf.map_fn(
+                    lambda row: encoded_with_points_to_png(*row), (image_bytes, hint_xy, hint_rgb, hint_mask),
+                    fn_output_signature=tf.TensorSpec([], tf.string))},
+                input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes"),
+                                 tf.TensorSpec([None, None, 2], tf.float32, name="hint_xy"),
+                                 tf.TensorSpec([None, None, 3], tf.uint8, name="hint_rgb"),
+                                 tf.TensorSpec([None, None], tf.float32, name="hint_mask")], autograph=False)
+            self.hints_signatures[loading.CHROMA_HINTS_SIGNATURE] = tf.function(
+                lambda gray, hints: {"ab": predict_chroma(gray, hints)},
+                input_signature=[tf.TensorSpec([None, render_size, render_size, 1], tf.float32, name="gray"),
+                                 tf.TensorSpec([None, render_size, render_size, color_hints.CHANNELS], tf.float32,
+                                               name="hints")], autograph=False)
 
         # Track the tf.Variables the traced functions read, not the Keras model: a tracked Keras 3 model saves its
         # variable wrappers, whose weights TF1-style loaders (TF Serving, saved_model_cli) then cannot find.
@@ -72,7 +107,7 @@ class ServingModule(tf.Module):
 
     def signatures(self):
         return {"serving_default": self.serving_default, "colorize": self.colorize,
-                loading.CHROMA_SIGNATURE: self.chroma}
+                loading.CHROMA_SIGNATURE: self.chroma, **self.hints_signatures}
 
 
 def weights_sha256(model):
@@ -128,9 +163,7 @@ def export(model_dir, export_dir, step=0, render_size=0, overwrite=False, max_pi
     color_space = models.GENERATORS[description["generator"]].color_space
     description.update(format=EXPORT_FORMAT, format_version=1, weights_sha256=weights_sha256(generator),
                        max_pixels=max_pixels,
-                       signatures={"serving_default": "image_bytes -> image_bytes (PNG)",
-                                   "colorize": "images uint8 [n,h,w,1|3] -> images uint8 [n,h,w,3]",
-                                   loading.CHROMA_SIGNATURE: "gray float32 [n,R,R,1] -> ab float32 [n,R,R,2]"})
+                       signatures={**SIGNATURES, **(HINTS_SIGNATURES if description["hints"] else {})})
     # Local disks: built beside it and renamed into place. Object stores cannot rename a folder (it would be a copy):
     # built in place, the metadata file, which loading needs, written last.
     local = storage.is_local(export_dir)

@@ -22,6 +22,7 @@ from colorgan.training import train_config
 EXPORT_METADATA_FILENAME = "colorgan.json"
 SAVED_MODEL_FILENAME = "saved_model.pb"
 CHROMA_SIGNATURE = "chroma"
+CHROMA_HINTS_SIGNATURE = "chroma_hints"
 
 
 class InferenceError(ValueError):
@@ -40,12 +41,13 @@ def _reason(error):
 
 
 def chroma_predictor(generator, color_space):
-    """canvas gray [n, R, R, 1] in [0, 1] -> the generator's a*, b* [n, R, R, 2]: what rendering needs of a model
-    (a hints generator colorizing alone)."""
+    """(canvas gray [n, R, R, 1] in [0, 1], canvas hints [n, R, R, 3] or None) -> the generator's a*, b*
+    [n, R, R, 2]: what rendering needs of a model (a hints generator without hints colorizes alone)."""
 
-    def predict(canvas):
+    def predict(canvas, hints=None):
         inputs = color_space.model_input(canvas)
-        return color_space.chroma(inputs, generator(models.generator_inputs(generator, inputs), training=False))
+        return color_space.chroma(inputs, generator(models.generator_inputs(generator, inputs, hints),
+                                                    training=False))
 
     return predict
 
@@ -92,7 +94,8 @@ def load_generator(model_dir, step=0, render_size=0):
     except _DAMAGE_ERRORS as e:
         raise InferenceError(f"{checkpoint}: cannot be read, the checkpoint is damaged ({_reason(e)})") from None
     description = dict(generator=config.generator, color_space=spec.color_space.name, render_size=render_size,
-                       training_image_size=config.image_size, depth=hparams["depth"], weights=weights,
+                       training_image_size=config.image_size, depth=hparams["depth"], hints=config.hints,
+                       weights=weights,
                        step=int(checkpoint.rsplit("-", 1)[1]), checkpoint=checkpoint,
                        training_flags=train_config.to_flagfile_text(config).split())
     return generator, description
@@ -132,28 +135,42 @@ def load_export(export_dir, with_signature_defs=False):
     except _DAMAGE_ERRORS as e:
         raise InferenceError(f"{export_dir}: cannot be loaded, the export is damaged (export again): "
                              f"{_reason(e)}") from None
-    signature = loaded.signatures[CHROMA_SIGNATURE]
+    chroma = loaded.signatures[CHROMA_SIGNATURE]
+    with_hints = loaded.signatures.get(CHROMA_HINTS_SIGNATURE)
+
+    def predict_chroma(canvas, hints=None):
+        return chroma(gray=canvas)["ab"] if hints is None else with_hints(gray=canvas, hints=hints)["ab"]
+
     signature_defs = None
     if with_signature_defs:  # tf.saved_model.load keeps no SignatureDef protos: read them from the graph file
         saved_model = saved_model_pb2.SavedModel.FromString(
             storage.read_bytes(os.path.join(export_dir, SAVED_MODEL_FILENAME)))
         signature_defs = dict(saved_model.meta_graphs[0].signature_def)
-    return LoadedExport(description, loaded, lambda canvas: signature(gray=canvas)["ab"], signature_defs)
+    return LoadedExport(description, loaded, predict_chroma, signature_defs)
 
 
 class Colorizer:
-    """Colorizes gray photos [h, w] / [h, w, 1] / [n, h, w, 1] in [0, 1] at full resolution."""
+    """Colorizes gray photos [h, w] / [h, w, 1] / [n, h, w, 1] in [0, 1] at full resolution, with a person's colour
+    hints where the model takes them."""
 
     def __init__(self, predict_chroma, render_size, description, keep_alive=None):
         self.render_size = render_size
         self.description = description
+        self.takes_hints = bool(description.get("hints"))
         self._keep_alive = keep_alive  # a loaded SavedModel must outlive its signatures
-        # One compiled function per output dtype (float32 for evaluation, uint8 / uint16 for files).
-        self._functions = {dtype: tf.function(
+        # One compiled function per output dtype (float32 for evaluation, uint8 / uint16 for files), and with hints.
+        photos = tf.TensorSpec([None, None, None, 1], tf.float32)
+        points = (tf.TensorSpec([None, None, 2], tf.float32), tf.TensorSpec([None, None, 3], tf.float32),
+                  tf.TensorSpec([None, None], tf.float32))
+        self._functions = {(dtype, False): tf.function(
             lambda gray, dtype=dtype: rendering.render_full_resolution(gray, predict_chroma, render_size, dtype),
-            input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)], autograph=False)
-            for dtype in (tf.float32, tf.uint8, tf.uint16)}
-        self.colorize_batch = self._functions[tf.float32]
+            input_signature=[photos], autograph=False) for dtype in (tf.float32, tf.uint8, tf.uint16)}
+        if self.takes_hints:
+            self._functions.update({(dtype, True): tf.function(
+                lambda gray, xy, rgb, mask, dtype=dtype: rendering.render_full_resolution(
+                    gray, predict_chroma, render_size, dtype, hints=(xy, rgb, mask)),
+                input_signature=[photos, *points], autograph=False) for dtype in (tf.float32, tf.uint8, tf.uint16)})
+        self.colorize_batch = self._functions[tf.float32, False]
 
     @classmethod
     def from_run(cls, model_dir, step=0, render_size=0):
@@ -179,10 +196,20 @@ class Colorizer:
             return colorizer
         return cls.from_run(path, step, render_size)
 
-    def colorize(self, gray, dtype=np.float32):
+    def colorize(self, gray, dtype=np.float32, hints=None):
         """numpy gray in [0, 1] -> numpy sRGB with a channel axis of 3 (batch axis as given): float32 in [0, 1], or
-        uint8 / uint16 over their full range."""
+        uint8 / uint16 over their full range. hints: (xy [k, 2], rgb [k, 3] in [0, 1], mask [k]) per photo (a batch
+        axis first for a batch), as `rendering.canvas_hints` reads them."""
         gray = np.asarray(gray, np.float32)
         batch = gray if gray.ndim == 4 else (gray[..., np.newaxis] if gray.ndim == 2 else gray)[np.newaxis]
-        rgb = self._functions[tf.as_dtype(dtype)](tf.constant(batch)).numpy()
+        if hints is None:
+            rgb = self._functions[tf.as_dtype(dtype), False](tf.constant(batch))
+        elif not self.takes_hints:
+            raise InferenceError(f"{self.description['generator']} at step {self.description['step']} takes no "
+                                 "colour hints (train with --hints)")
+        else:
+            points = [np.asarray(value, np.float32) for value in hints]
+            points = [value if gray.ndim == 4 else value[np.newaxis] for value in points]
+            rgb = self._functions[tf.as_dtype(dtype), True](tf.constant(batch), *points)
+        rgb = rgb.numpy()
         return rgb if gray.ndim == 4 else rgb[0]

@@ -10,6 +10,7 @@ SavedModel, which is why TF Serving returns finished photos.
 import tensorflow as tf
 
 from colorgan.core import color
+from colorgan.modeling import color_hints
 
 
 def fit_canvas(gray, render_size):
@@ -33,18 +34,44 @@ def fit_canvas(gray, render_size):
 STRIP_ROWS = 256
 
 
-def render_full_resolution(gray, predict_chroma, render_size, dtype=tf.float32):
+def canvas_hints(points, photo_size, placement, render_size):
+    """A person's points on a photo -> hints [n, R, R, 3] on the canvas `fit_canvas` made of it.
+
+    points: (xy [n, k, 2]: pixels from the photo's top-left, x rightwards, y downwards; rgb [n, k, 3]: their sRGB
+    colours in [0, 1]; mask [n, k]: 1 for a point, 0 for padding). photo_size: (h, w); placement: fit_canvas's
+    (top, left, height, width). Each point becomes a patch of POINT_SIDE_AT_256 px at 256 around where the photo's
+    pixel lands on the canvas, holding the colour's a*b* (its L* is ignored: the photo's own lightness is kept)."""
+    xy, rgb, mask = (tf.cast(value, tf.float32) for value in points)
+    top, left, fitted_height, fitted_width = placement
+    side = color_hints.patch_side(color_hints.POINT_SIDE_AT_256, render_size)
+
+    def corner(coordinate, photo_side, offset, fitted_side):  # pixel centres map as tf.image.resize maps them
+        centre = tf.cast(offset, tf.float32) + (coordinate + 0.5) * tf.cast(fitted_side / photo_side, tf.float32) - 0.5
+        return tf.clip_by_value(tf.cast(tf.round(centre - (side - 1) / 2), tf.int32), 0, render_size - side)
+
+    rows = corner(xy[..., 1], photo_size[0], top, fitted_height)
+    columns = corner(xy[..., 0], photo_size[1], left, fitted_width)
+    ab = color.normalize_ab(color.rgb_to_lab(rgb)[..., 1:])
+    return color_hints.paint(ab, rows, columns, tf.fill(tf.shape(rows), side), mask > 0.5, render_size, render_size)
+
+
+def render_full_resolution(gray, predict_chroma, render_size, dtype=tf.float32, hints=None):
     """gray [n, h, w, 1] float in [0, 1] -> sRGB [n, h, w, 3] at the input's full resolution, as float32 in [0, 1]
     or as uint8 / uint16 (rounded).
 
-    predict_chroma: canvas [n, R, R, 1] gray in [0, 1] -> a*, b* [n, R, R, 2] in CIE units (what the exported
-    `chroma` signature computes). The chroma is upsampled bilinearly (tf.image.resize's half-pixel sampling, done
-    in two passes so the full-size chroma is only ever made one strip of rows at a time)."""
+    predict_chroma: canvas [n, R, R, 1] gray in [0, 1] (and canvas hints [n, R, R, 3] when `hints` are given) ->
+    a*, b* [n, R, R, 2] in CIE units (what the exported `chroma` and `chroma_hints` signatures compute). hints: a
+    person's points, as `canvas_hints` takes them. The chroma is upsampled bilinearly (tf.image.resize's
+    half-pixel sampling, done in two passes so the full-size chroma is only ever made one strip of rows at a
+    time)."""
     gray = tf.convert_to_tensor(gray, tf.float32)
     shape = tf.shape(gray)
     count, height, width = shape[0], shape[1], shape[2]
-    canvas, (top, left, fitted_height, fitted_width) = fit_canvas(gray, render_size)
-    chroma = predict_chroma(canvas)[:, top:top + fitted_height, left:left + fitted_width, :]
+    canvas, placement = fit_canvas(gray, render_size)
+    top, left, fitted_height, fitted_width = placement
+    chroma = (predict_chroma(canvas) if hints is None else
+              predict_chroma(canvas, canvas_hints(hints, (height, width), placement, render_size)))
+    chroma = chroma[:, top:top + fitted_height, left:left + fitted_width, :]
     chroma = tf.image.resize(chroma, [fitted_height, width], method="bilinear")  # columns only: [n, h', w, 2]
     strips = (height + STRIP_ROWS - 1) // STRIP_ROWS
     gray = tf.pad(gray, [[0, 0], [0, strips * STRIP_ROWS - height], [0, 0], [0, 0]])

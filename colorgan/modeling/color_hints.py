@@ -22,6 +22,7 @@ CHANNELS = 3  # a*, b*, mask
 GEOMETRIC_P = 1 / 8
 MAX_POINTS = 40  # P(k >= 40) = (7/8)^40 = 0.5%: those examples get 40
 PATCH_SIDES_AT_256 = tuple(range(1, 10))
+POINT_SIDE_AT_256 = 6  # a person's point, and the paper's evaluation patch
 
 
 def patch_side(side_at_256, image_size):
@@ -38,29 +39,38 @@ def reveal(ab, top, left, side, active):
     """Hints [b, s, s, 3] revealing, for each active point, the mean of `ab` [b, s, s, 2] over its square patch.
 
     top, left, side: int32 [b, k] (patches inside the image); active: bool [b, k]. Built from per-point row and
-    column indicators with two matmuls, never a [b, k, s, s] tensor.
+    column indicators with matmuls, never a [b, k, s, s] tensor.
     """
     ab = tf.cast(ab, tf.float32)
     height, width = tf.shape(ab)[1], tf.shape(ab)[2]
-
-    def inside(start, size):  # [b, k, size]: whether each row (column) lies in each point's patch
-        index = tf.range(size)[tf.newaxis, tf.newaxis]
-        return tf.cast((index >= start[..., tf.newaxis]) & (index < (start + side)[..., tf.newaxis]), tf.float32)
-
-    rows = inside(top, height) * tf.cast(active, tf.float32)[..., tf.newaxis]
-    columns = inside(left, width)
+    rows, columns = _inside(top, side, height), _inside(left, side, width)
     batch, points = tf.shape(rows)[0], tf.shape(rows)[1]
     # Sum of ab over each patch: rows [b, k, h] @ ab [b, h, w*2], then over the patch's columns.
     row_sums = tf.reshape(tf.matmul(rows, tf.reshape(ab, [batch, height, width * 2])), [batch, points, width, 2])
     area = tf.cast(side * side, tf.float32)[..., tf.newaxis]
     means = tf.reduce_sum(row_sums * columns[..., tf.newaxis], axis=2) / area  # [b, k, 2]
-    # Painted back: rows^T [b, h, k] @ (columns x [mean a, mean b, 1]) [b, k, w*3]; the third channel counts patches.
-    painted = columns[..., tf.newaxis] * tf.concat([means, tf.ones_like(means[..., :1])], -1)[:, :, tf.newaxis]
+    return paint(means, top, left, side, active, height, width)
+
+
+def paint(values, top, left, side, active, height, width):
+    """Hints [b, height, width, 3]: each active point's square patch holds its values [b, k, 2] (normalised ab),
+    the mask 1 there; overlapping patches average their values."""
+    rows = _inside(top, side, height) * tf.cast(active, tf.float32)[..., tf.newaxis]
+    columns = _inside(left, side, width)
+    batch, points = tf.shape(rows)[0], tf.shape(rows)[1]
+    values = tf.cast(values, tf.float32)
+    # rows^T [b, h, k] @ (columns x [a, b, 1]) [b, k, w*3]; the third channel counts the patches over a pixel.
+    painted = columns[..., tf.newaxis] * tf.concat([values, tf.ones_like(values[..., :1])], -1)[:, :, tf.newaxis]
     summed = tf.reshape(tf.matmul(rows, tf.reshape(painted, [batch, points, width * 3]), transpose_a=True),
                         [batch, height, width, 3])
     count = summed[..., 2:]
-    covered = tf.cast(count > 0, tf.float32)
-    return tf.concat([summed[..., :2] / tf.maximum(count, 1.0), covered], -1)
+    return tf.concat([summed[..., :2] / tf.maximum(count, 1.0), tf.cast(count > 0, tf.float32)], -1)
+
+
+def _inside(start, side, size):
+    """[b, k, size]: 1 where a row (column) index lies in each point's patch [start, start + side)."""
+    index = tf.range(size)[tf.newaxis, tf.newaxis]
+    return tf.cast((index >= start[..., tf.newaxis]) & (index < (start + side)[..., tf.newaxis]), tf.float32)
 
 
 def simulated(ab, draws, image_size):

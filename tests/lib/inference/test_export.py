@@ -222,3 +222,39 @@ def test_the_bytes_signature_counts_every_gif_frame_against_max_pixels(exported,
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"image refused: too many pixels: 16x12 x 100 frames > "
                                                                r"max_pixels=10000"):
         serve(image_bytes=tf.constant([many_frames]))
+
+
+@pytest.fixture(scope="module")
+def exported_hints(tmp_path_factory):
+    """(run dir, export dir) of a tiny Lab U-Net trained with --hints, exported at 64 px."""
+    root = tmp_path_factory.mktemp("export_hints")
+    model_dir, _ = run_dirs.make_run(root / "run", "unet", step=3, hints=True)
+    run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={root / 'export'}", "--render_size=64", check=True)
+    return model_dir, str(root / "export")
+
+
+def test_a_hints_export_serves_points_as_the_library_renders_them(exported_hints, exported):
+    model_dir, export_dir = exported_hints
+    colour = image_corpus.colourful(90, 60)
+    gray = rendering.gray_from_u8(colour[np.newaxis]).numpy()
+    xy = np.array([[20, 15], [70, 40], [0, 0]], np.float32)
+    rgb = np.array([[42, 92, 170], [200, 40, 30], [0, 0, 0]], np.uint8)
+    mask = np.array([1, 1, 0], np.float32)
+    in_process = loading.Colorizer.from_run(model_dir, render_size=64)
+    assert in_process.takes_hints
+    expected = in_process.colorize(gray, np.uint8, hints=(xy[np.newaxis], rgb[np.newaxis] / 255.0, mask[np.newaxis]))
+    alone = in_process.colorize(gray, np.uint8)
+    assert np.abs(expected.astype(int) - alone.astype(int)).max() > 20  # the points change the colours
+    loaded = tf.saved_model.load(export_dir)
+    assert {"serving_hints", "chroma_hints", "serving_default", "chroma"} <= set(loaded.signatures)
+    assert json.loads((pathlib.Path(export_dir) / "colorgan.json").read_text())["hints"] is True
+    served = loaded.signatures["serving_hints"](
+        image_bytes=tf.constant([_png_bytes(colour)] * 2), hint_xy=tf.constant(np.stack([xy, xy])),
+        hint_rgb=tf.constant(np.stack([rgb, rgb])), hint_mask=tf.constant(np.stack([mask, 0 * mask])))["image_bytes"]
+    with_points, without = (tf.io.decode_png(png).numpy().astype(int) for png in served.numpy())
+    assert np.abs(with_points - expected[0].astype(int)).max() <= 1
+    assert np.abs(without - alone[0].astype(int)).max() <= 1  # no points: the model colorizes alone
+    # A model trained without hints has no hint signatures and says so in one line when given points.
+    assert "serving_hints" not in tf.saved_model.load(exported[1]).signatures
+    with pytest.raises(loading.InferenceError, match=r"^unet at step 7 takes no colour hints \(train with --hints\)$"):
+        loading.Colorizer.from_run(exported[0], render_size=64).colorize(gray, np.uint8, hints=(xy, rgb, mask))

@@ -67,3 +67,22 @@ def test_gray_from_u8_matches_pil_for_every_channel_count():
     for channels, (image, expected) in cases.items():
         result = rendering.gray_from_u8(tf.constant(image[np.newaxis])).numpy()[0, ..., 0] * 255.0
         assert np.abs(np.round(result) - expected).max() <= 1, channels
+
+
+def test_a_persons_points_land_where_the_photo_lands_on_the_canvas():
+    """A 200x100 photo at 64 px: fitted 64x32, 16 px of margin above. A point's patch (6 px at 256: 2 px here) sits
+    where its pixel lands, holds the colour's a*b* (normalised; its L* is dropped), and padding leaves nothing."""
+    colours = np.array([[[0.16, 0.36, 0.67], [0.2, 0.6, 0.1], [1.0, 0.0, 0.0]]], np.float32)
+    xy = np.array([[[100, 50], [0, 0], [150, 90]]], np.float32)
+    mask = np.array([[1, 1, 0]], np.float32)
+    canvas, placement = rendering.fit_canvas(tf.zeros([1, 100, 200, 1]), 64)
+    assert [int(value) for value in placement] == [16, 0, 32, 64]
+    hints = rendering.canvas_hints((xy, colours, mask), (100, 200), placement, 64).numpy()[0]
+    expected_mask = np.zeros((64, 64))
+    expected_mask[31:33, 31:33] = 1  # centre (31.66, 31.66) -> the 2x2 patch from row / column 31
+    expected_mask[15:17, 0:2] = 1  # (15.66, -0.34) -> clipped into the canvas
+    np.testing.assert_array_equal(hints[..., 2], expected_mask)
+    ab = color.normalize_ab(color.rgb_to_lab(tf.constant(colours[0, :2]))[..., 1:]).numpy()
+    np.testing.assert_allclose(hints[31:33, 31:33, :2], np.broadcast_to(ab[0], (2, 2, 2)), atol=1e-6)
+    np.testing.assert_allclose(hints[15:17, 0:2, :2], np.broadcast_to(ab[1], (2, 2, 2)), atol=1e-6)
+    assert np.all(hints[expected_mask == 0] == 0)
