@@ -2,6 +2,7 @@
 
   python launch/colorize.py --model=runs/unet256 --input=old_photos/ --output_dir=colorized/ --compare
   python launch/colorize.py --model=exports/unet256 --input='scans/*.tif' --output_dir=colorized/
+  python launch/colorize.py --model=runs/unet256_hints --input=camera.png --hints=camera.hints.json --output_dir=out/
 
 Inputs: files, folders (walked recursively, structure mirrored) or globs. A rerun skips finished outputs.
 Exit status: 0 when at least one photo was colorized (or all were done before) and every other one reported, 1 when
@@ -36,6 +37,10 @@ _MAX_PIXELS = flags.DEFINE_integer("max_pixels", photo_files.DEFAULT_MAX_PIXELS,
                                    "Photos with more pixels are reported and skipped (decompression bombs).",
                                    lower_bound=1)
 _JPEG_QUALITY = flags.DEFINE_integer("jpeg_quality", 95, "Quality of JPEG outputs.", lower_bound=1, upper_bound=100)
+_HINTS = flags.DEFINE_string(
+    "hints", "", 'Colour hints for the one --input photo: a JSON file {"points": [{"x": 120, "y": 45, "color": '
+    '"#2a5caa"}, ...]} (pixels from the top-left of the photo as displayed). Without it, NAME.hints.json beside a '
+    "photo is used for it. Needs a model trained with --hints.")
 
 
 def main(argv):
@@ -47,7 +52,7 @@ def main(argv):
     config = colorize_job.ColorizeConfig(
         model=_MODEL.value, inputs=tuple(_INPUT.value), output_dir=_OUTPUT_DIR.value, step=_STEP.value,
         render_size=_RENDER_SIZE.value, format=_FORMAT.value, overwrite=_OVERWRITE.value, compare=_COMPARE.value,
-        max_pixels=_MAX_PIXELS.value, jpeg_quality=_JPEG_QUALITY.value)
+        max_pixels=_MAX_PIXELS.value, jpeg_quality=_JPEG_QUALITY.value, hints=_HINTS.value)
     try:
         summary = colorize_job.run(config, log=lambda line: print(line, file=sys.stderr, flush=True))
     except colorize_job.ColorizeError as e:

@@ -52,6 +52,19 @@ def row_sheet(images, titles, max_height):
     return image_grid([cells], titles=titles)
 
 
+def with_points(image, xy, colours):
+    """A uint8 image [h, w] or [h, w, 3] with colour hints drawn on it: a disc of each colour (sRGB in [0, 1]) at
+    each (x, y), ringed black and white so it shows on any background; sized for the sheet it goes in."""
+    canvas = Image.fromarray(_as_rgb(np.asarray(image)))
+    draw = ImageDraw.Draw(canvas)
+    radius = max(3, round(max(canvas.size) / 80))
+    for (x, y), colour in zip(np.asarray(xy), np.asarray(colours)):
+        fill = tuple(int(value) for value in np.round(np.clip(colour, 0, 1) * 255))
+        draw.ellipse((x - radius - 1, y - radius - 1, x + radius + 1, y + radius + 1), fill=_TEXT)
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=fill, outline=_BACKGROUND)
+    return np.asarray(canvas)
+
+
 def to_u8(image):
     """Float images in [0, 1] -> uint8, rounded (what sheets show)."""
     return np.round(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)

@@ -17,6 +17,7 @@ from colorgan.core import image_files
 from colorgan.core import progress
 from colorgan.core import storage
 from colorgan.core import visualize
+from colorgan.inference import hint_points
 from colorgan.inference import photo_files
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -41,6 +42,7 @@ class ColorizeConfig:
     compare: bool = False
     max_pixels: int = photo_files.DEFAULT_MAX_PIXELS
     jpeg_quality: int = 95
+    hints: str = ""  # one photo's hints file; otherwise NAME.hints.json beside each photo is used
 
 
 @dataclasses.dataclass
@@ -114,18 +116,35 @@ def remove_stale_partials(output_dir):
                 storage.remove(os.path.join(directory, name))
 
 
-def colorize_photo(colorizer, photo, output_format="PNG"):
+def colorize_photo(colorizer, photo, output_format="PNG", hints=None):
     """The colorized pixels of a loaded photo as the tool writes them: uint16 for 16-bit sources where the format
-    holds 16 bits, else uint8."""
+    holds 16 bits, else uint8. hints: a hint_points.Hints for the photo, or None."""
     sixteen_bit = photo.bit_depth == 16 and output_format in _SIXTEEN_BIT_FORMATS
-    return colorizer.colorize(photo.gray, np.uint16 if sixteen_bit else np.uint8)
+    return colorizer.colorize(photo.gray, np.uint16 if sixteen_bit else np.uint8,
+                              hints=hints.arrays() if hints is not None else None)
 
 
-def compare_sheet(gray, rgb):
-    """input | colorized, side by side, at most COMPARE_MAX_HEIGHT pixels high (gray: float [0, 1]; rgb: the
-    colorized uint8 or uint16 pixels)."""
-    images = (visualize.to_u8(gray), visualize.to_u8(rgb / np.iinfo(rgb.dtype).max))
-    return np.asarray(visualize.row_sheet(images, ("input", "colorized"), COMPARE_MAX_HEIGHT))
+def compare_sheet(gray, rgb, hints=None):
+    """input | colorized (input | hints | colorized with hints), side by side, at most COMPARE_MAX_HEIGHT pixels
+    high (gray: float [0, 1]; rgb: the colorized uint8 or uint16 pixels)."""
+    images = [visualize.to_u8(gray), visualize.to_u8(rgb / np.iinfo(rgb.dtype).max)]
+    titles = ["input", "colorized"]
+    if hints is not None:
+        images.insert(1, visualize.with_points(images[0], hints.xy, hints.rgb))
+        titles.insert(1, "hints")
+    return np.asarray(visualize.row_sheet(images, titles, COMPARE_MAX_HEIGHT))
+
+
+def _hints_for(config, colorizer, source, photo, log):
+    """The photo's hints (--hints, else its NAME.hints.json), or None; HintsError for a file that cannot be used."""
+    path = config.hints or hint_points.sidecar_path(source)
+    if not config.hints and not storage.exists(path):
+        return None
+    if not colorizer.takes_hints:  # --hints itself was refused before any photo
+        log(f"colorize: {path}: ignored, {config.model} takes no colour hints (train with --hints)")
+        return None
+    height, width = photo.gray.shape[:2]
+    return hint_points.load(path, width, height)
 
 
 def run(config, log=print):
@@ -144,6 +163,11 @@ def run(config, log=print):
     if not sources:
         raise ColorizeError(f"--input={','.join(config.inputs)}: no photos found")
     _refuse_outputs_over_inputs(sources, config.output_dir)
+    if config.hints and (len(set(sources)) != 1 or not storage.isfile(config.hints)):
+        raise ColorizeError(f"--hints={config.hints}: " + (
+            "not a file" if len(set(sources)) == 1 else
+            f"names one photo's hints, and --input names {len(set(sources))} photos; for folders, put NAME"
+            f"{hint_points.SIDECAR_SUFFIX} beside each photo"))
     sources, clashes = _claim_outputs(sources, config.output_dir)
     from colorgan.inference import loading  # noqa: PLC0415 - TensorFlow loads only once the inputs are known to be usable.
 
@@ -151,6 +175,8 @@ def run(config, log=print):
         colorizer = loading.Colorizer.load(config.model, config.step, config.render_size)
     except loading.InferenceError as e:
         raise ColorizeError(str(e)) from None
+    if config.hints and not colorizer.takes_hints:
+        raise ColorizeError(f"--hints={config.hints}: {config.model} takes no colour hints (train with --hints)")
     log(f"colorize: {len(sources)} photos with {config.model} ({colorizer.description['generator']}, step "
         f"{colorizer.description['step']}, rendered at {colorizer.render_size} px)")
     storage.makedirs(config.output_dir)
@@ -168,15 +194,16 @@ def run(config, log=print):
             continue
         try:
             photo = photo_files.load_photo(source, config.max_pixels)
-        except photo_files.PhotoError as e:
+            hints = _hints_for(config, colorizer, source, photo, log)
+        except (photo_files.PhotoError, hint_points.HintsError) as e:
             summary.failed.append((source, str(e)))
             log(f"colorize: skipped {source}: {e}")
             continue
-        rgb = colorize_photo(colorizer, photo, image_format)
+        rgb = colorize_photo(colorizer, photo, image_format, hints)
         storage.makedirs(storage.parent(output))
         try:
             if config.compare:
-                photo_files.save_photo(compare_sheet(photo.gray, rgb), os.path.join(
+                photo_files.save_photo(compare_sheet(photo.gray, rgb, hints), os.path.join(
                     config.output_dir, relative + COMPARE_SUFFIX), "JPEG", jpeg_quality=90)
             photo_files.save_photo(rgb, output, image_format, exif=photo.exif, jpeg_quality=config.jpeg_quality)
         except OSError as e:
@@ -186,7 +213,8 @@ def run(config, log=print):
         rate = summary.colorized / elapsed if elapsed > 0 else 0.0
         remaining = len(sources) - index
         eta = remaining / rate if rate > 0 else math.inf
-        log(f"colorize: {index}/{len(sources)} {rate:.2f} images/s ETA {progress.format_duration(eta)} {output}")
+        log(f"colorize: {index}/{len(sources)} {rate:.2f} images/s ETA {progress.format_duration(eta)} {output}"
+            + (f" ({len(hints)} hints)" if hints is not None else ""))
     log(f"colorize: {summary.colorized} colorized, {summary.done_before} already done, {len(summary.failed)} "
         f"failed; outputs in {config.output_dir}")
     return summary

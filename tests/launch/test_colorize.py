@@ -1,6 +1,7 @@
 """Tests of launch/colorize.py as users run it: real processes on real files, outputs read back and measured with an
 independent Lab conversion (scikit-image's rgb2lab), with generators that predict strong chroma."""
 
+import json
 import os
 import signal
 import subprocess
@@ -247,3 +248,55 @@ def test_a_file_as_output_folder_and_ctrl_c_are_one_line(lab_run, tmp_path):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130 and "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert "colorize: stopped by Ctrl-C; run the same command to finish" in stderr
+
+
+@pytest.fixture(scope="module")
+def hints_run(tmp_path_factory):
+    return run_dirs.make_run(tmp_path_factory.mktemp("hints_run"), "unet", hints=True)[0]
+
+
+def _hints_json(*points):
+    return json.dumps({"points": [{"x": x, "y": y, "color": colour} for x, y, colour in points]})
+
+
+def test_hints_files_and_sidecars_colour_their_photo_and_a_bad_one_reports_only_its_photo(hints_run, lab_run,
+                                                                                        tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    gray = (_textured_gray(48, 64) * 255).astype(np.uint8)
+    for name in ("hinted", "alone", "bad_json", "outside", "bad_colour"):
+        Image.fromarray(gray).save(photos / f"{name}.png")
+    (photos / "hinted.hints.json").write_text(_hints_json((10, 12, "#2a5caa"), (50, 30, "#c83"), (63.5, 47, "#00ff00")))
+    (photos / "bad_json.hints.json").write_text('{"points": [')
+    (photos / "outside.hints.json").write_text(_hints_json((64, 10, "#2a5caa")))
+    (photos / "bad_colour.hints.json").write_text(_hints_json((1, 1, "blue")))
+    result = _colorize(hints_run, f"--input={photos}", f"--output_dir={tmp_path / 'out'}", "--compare")
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    skipped = sorted(line for line in result.stderr.splitlines() if "skipped" in line)
+    assert skipped == [
+        f"colorize: skipped {photos}/bad_colour.png: {photos}/bad_colour.hints.json: point 0: color 'blue' is not "
+        "#rrggbb or #rgb",
+        f"colorize: skipped {photos}/bad_json.png: {photos}/bad_json.hints.json: not JSON (Expecting value: line 1 "
+        "column 13 (char 12))",
+        f"colorize: skipped {photos}/outside.png: {photos}/outside.hints.json: point 0: (64, 10) is outside the "
+        "64x48 photo"]
+    assert "hinted.png (3 hints)" in result.stderr
+    hinted, alone = (np.asarray(Image.open(tmp_path / "out" / f"{name}.png")) for name in ("hinted", "alone"))
+    assert np.abs(hinted.astype(int) - alone.astype(int)).max() > 20  # same pixels; the hints made the difference
+    hinted_sheet, alone_sheet = (Image.open(tmp_path / "out" / f"{name}.compare.jpg") for name in ("hinted", "alone"))
+    assert hinted_sheet.width > alone_sheet.width * 1.4  # input | hints | colorized
+    # --hints names one photo's file; a model without hints refuses it, and ignores sidecars (said in a line).
+    one = _colorize(hints_run, f"--input={photos}", f"--output_dir={tmp_path / 'two'}",
+                    f"--hints={photos / 'hinted.hints.json'}", check=False)
+    assert one.returncode == 2 and f"--hints={photos / 'hinted.hints.json'}: names one photo's hints, and --input " \
+                                   "names 5 photos" in one.stderr
+    direct = _colorize(hints_run, f"--input={photos / 'alone.png'}", f"--output_dir={tmp_path / 'direct'}",
+                       f"--hints={photos / 'hinted.hints.json'}")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "direct" / "alone.png")), hinted)
+    assert direct.returncode == 0
+    plain = _colorize(lab_run, f"--input={photos / 'alone.png'}", f"--output_dir={tmp_path / 'plain'}",
+                      f"--hints={photos / 'hinted.hints.json'}", check=False)
+    assert plain.returncode == 2 and "takes no colour hints (train with --hints)" in plain.stderr
+    ignored = _colorize(lab_run, f"--input={photos / 'hinted.png'}", f"--output_dir={tmp_path / 'ignored'}")
+    assert f"colorize: {photos}/hinted.hints.json: ignored, {lab_run} takes no colour hints" in ignored.stderr
+    assert (tmp_path / "ignored" / "hinted.png").exists()
