@@ -34,6 +34,9 @@ _SAMPLES = flags.DEFINE_integer("samples", 0, "Write this many gray | colorized 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "", "Where evaluation.json and sample sheets go (optional).")
 _MAX_PIXELS = flags.DEFINE_integer("max_pixels", photo_files.DEFAULT_MAX_PIXELS, "Larger photos are skipped.",
                                    lower_bound=1)
+_HINTS = flags.DEFINE_integer("hints", 0, "Reveal this many points per photo from its colour original, as Zhang et "
+                              "al. 2017 evaluate (fixed seed; --input_dir, a model trained with --hints). 0: none.",
+                              lower_bound=0)
 
 
 def _fail(message):
@@ -48,6 +51,9 @@ def main(argv):
         return _fail("--model is required")
     if bool(_DATA_DIR.value) == bool(_INPUT_DIR.value):
         return _fail("give either --data_dir or --input_dir")
+    if _HINTS.value and _DATA_DIR.value:
+        return _fail(f"--hints={_HINTS.value} with --data_dir: points are revealed from full-resolution photos; use "
+                     "--input_dir")
     if _SAMPLES.value and not _OUTPUT_DIR.value:
         return _fail(f"--samples={_SAMPLES.value} needs --output_dir")
     problem = _OUTPUT_DIR.value and storage.directory_problem(_OUTPUT_DIR.value)
@@ -64,20 +70,24 @@ def main(argv):
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     try:
         colorizer = loading.Colorizer.load(_MODEL.value, _STEP.value, _RENDER_SIZE.value)
+        if _HINTS.value and not colorizer.takes_hints:
+            return _fail(f"--hints={_HINTS.value}: {_MODEL.value} takes no colour hints (train with --hints)")
         if _DATA_DIR.value:
             source = f"{_DATA_DIR.value} ({_SPLIT.value})"
             result = evaluate_job.evaluate_dataset(colorizer, _DATA_DIR.value, _SPLIT.value, _SAMPLES.value)
         else:
             source = ",".join(_INPUT_DIR.value)
-            result = evaluate_job.evaluate_folder(colorizer, _INPUT_DIR.value, _MAX_PIXELS.value, _SAMPLES.value, log)
+            result = evaluate_job.evaluate_folder(colorizer, _INPUT_DIR.value, _MAX_PIXELS.value, _SAMPLES.value, log,
+                                                  hints=_HINTS.value)
     except (loading.InferenceError, records.DatasetError, colorize_job.ColorizeError) as e:
         return _fail(str(e))
     if not result.count:
         print(f"evaluate: error: {source}: no photo could be evaluated", file=sys.stderr)
         return 1
     report = {"model": _MODEL.value, "step": colorizer.description["step"], "source": source,
-              "render_size": colorizer.render_size, "examples": result.count, **result.means}
-    print(evaluator.table(result.means, f"{source}: {result.count} photos, {_MODEL.value} step {report['step']}"))
+              "render_size": colorizer.render_size, "examples": result.count, "hints": _HINTS.value, **result.means}
+    print(evaluator.table(result.means, f"{source}: {result.count} photos, {_MODEL.value} step {report['step']}"
+                                        + (f", {_HINTS.value} hints each" if _HINTS.value else "")))
     if _OUTPUT_DIR.value:
         storage.makedirs(_OUTPUT_DIR.value)
         storage.write_atomic(os.path.join(_OUTPUT_DIR.value, "evaluation.json"),

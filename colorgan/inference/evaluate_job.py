@@ -6,6 +6,7 @@ tool's way of reading photos."""
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from colorgan.core import visualize
@@ -13,7 +14,10 @@ from colorgan.data import input_pipeline
 from colorgan.data import records
 from colorgan.evaluation import evaluator
 from colorgan.inference import colorize_job
+from colorgan.inference import hint_points
 from colorgan.inference import photo_files
+
+HINTS_SEED = 2017  # the points revealed per photo: the same on every run, for every model compared
 
 
 def evaluate_dataset(colorizer, data_dir, split="val", keep_samples=0):
@@ -24,14 +28,16 @@ def evaluate_dataset(colorizer, data_dir, split="val", keep_samples=0):
     return evaluator.Evaluator(colorizer.colorize_batch).run(iter(batches), keep_samples=keep_samples)
 
 
-def evaluate_folder(colorizer, inputs, max_pixels, keep_samples=0, log=print):
+def evaluate_folder(colorizer, inputs, max_pixels, keep_samples=0, log=print, hints=0):
     """Colour photos at full resolution, exactly as colorize.py treats them: gray (the luma) -> colorize ->
-    compare with the original. Photos without colour, and unreadable ones, are reported and left out."""
+    compare with the original. Photos without colour, and unreadable ones, are reported and left out. hints: points
+    revealed per photo from its original (`hint_points.from_original`, seeded by HINTS_SEED and the photo's
+    place in the sorted list), drawn on the samples' gray column."""
     means, samples = evaluator.Means(), []
     def unreadable(path, reason):
         log(f"evaluate: skipped {path}: {reason}")
 
-    for path, _ in colorize_job.list_sources(inputs, output_dir="", on_unreadable=unreadable):
+    for index, (path, _) in enumerate(colorize_job.list_sources(inputs, output_dir="", on_unreadable=unreadable)):
         try:
             photo = photo_files.load_photo(path, max_pixels)
         except photo_files.PhotoError as e:
@@ -40,13 +46,18 @@ def evaluate_folder(colorizer, inputs, max_pixels, keep_samples=0, log=print):
         if photo.rgb is None:
             log(f"evaluate: skipped {path}: no colour original to compare with")
             continue
-        generated = colorize_job.colorize_photo(colorizer, photo, "JPEG").astype("float32") / 255.0
+        points = hint_points.from_original(photo.rgb, hints, np.random.default_rng([HINTS_SEED, index])) \
+            if hints else None
+        generated = colorize_job.colorize_photo(colorizer, photo, "JPEG", points).astype("float32") / 255.0
         gray = tf.constant(photo.gray[None, ..., None])
         real = tf.constant(photo.rgb[None].astype("float32") / 255.0)
         values = evaluator.pair_metrics(tf.constant(generated[None]), real, evaluator.gray_as_rgb(gray))
         means.add({name: float(tf.reduce_sum(value)) for name, value in values.items()}, 1)
         if len(samples) < keep_samples:
-            samples.append((evaluator.gray_as_rgb(gray)[0].numpy(), generated, real[0].numpy()))
+            shown = evaluator.gray_as_rgb(gray)[0].numpy()
+            if points is not None:
+                shown = visualize.with_points(visualize.to_u8(shown), points.xy, points.rgb) / 255.0
+            samples.append((shown, generated, real[0].numpy()))
     return evaluator.Result(means.means(), means.count, samples)
 
 

@@ -93,7 +93,31 @@ def test_a_folder_of_colour_photos_goes_through_the_colorize_path(lab_run, tmp_p
     # Found before the evaluation runs, not after it, with its results lost.
     (["--input_dir=x", f"--output_dir={os.path.abspath(__file__)}"],
      f"evaluate: error: --output_dir={os.path.abspath(__file__)}: is a file, not a directory"),
+    (["--data_dir=y", "--hints=3"], "evaluate: error: --hints=3 with --data_dir: points are revealed from "
+                                    "full-resolution photos; use --input_dir"),
 ])
 def test_bad_requests_are_one_line(lab_run, args, message):
     result = run_script(SCRIPT, f"--model={lab_run}", *args)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_hints_are_revealed_from_each_original_the_same_way_on_every_run(lab_run, tmp_path):
+    """--hints=K: K points per photo from its original (the paper's protocol), seeded by the photo's place, so two
+    runs and two models see the same points; the colorize path takes them, which changes the colours."""
+    hints_run = run_dirs.make_run(tmp_path / "hints_run", "unet", hints=True)[0]
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(2):
+        Image.fromarray(image_corpus.colourful(96, 64, seed=index)).save(photos / f"p{index}.png")
+    reports = [_report(run_script(SCRIPT, f"--model={hints_run}", f"--input_dir={photos}", f"--hints={hints}",
+                                  *extra)) for hints, extra in ((0, []), (10, []), (10, ["--samples=1",
+                                                                                        f"--output_dir={tmp_path}"]))]
+    assert [report["hints"] for report in reports] == [0, 10, 10]
+    assert reports[1]["psnr"] != pytest.approx(reports[0]["psnr"], abs=1e-3)
+    assert reports[2] == reports[1]
+    sheet = np.asarray(Image.open(tmp_path / "samples" / "sample_000.png"))
+    gray_column = sheet[20:60, 4:100]
+    assert np.abs(gray_column[..., 0].astype(int) - gray_column[..., 2]).max() > 30  # the points, in colour
+    refused = run_script(SCRIPT, f"--model={lab_run}", f"--input_dir={photos}", "--hints=2")
+    assert refused.returncode == 2 and f"evaluate: error: --hints=2: {lab_run} takes no colour hints" in (
+        refused.stderr)
