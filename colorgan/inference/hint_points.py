@@ -46,6 +46,9 @@ class Hints:
         return self.xy, self.rgb, np.ones(len(self.xy), np.float32)
 
 
+NONE = Hints(np.zeros((0, 2), np.float32), np.zeros((0, 3), np.float32))  # a hints model colorizing alone
+
+
 def sidecar_path(photo_path):
     """NAME.hints.json beside NAME.ext."""
     return os.path.splitext(photo_path)[0] + SIDECAR_SUFFIX
@@ -62,8 +65,9 @@ def parse_color(text):
     return [int(digits[i:i + 2], 16) / 255.0 for i in (0, 2, 4)]
 
 
-def parse(text, width, height):
-    """Hints from a hints file's text, for a photo of `width` x `height` pixels; ValueError saying what is wrong."""
+def parse(text, width=None, height=None):
+    """Hints from a hints file's text, for a photo of `width` x `height` pixels (None: its size is not known yet,
+    `check_inside` follows); ValueError saying what is wrong."""
     try:
         document = json.loads(text)
     except ValueError as e:
@@ -80,14 +84,42 @@ def parse(text, width, height):
         x, y = point.get("x"), point.get("y")
         if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in (x, y)):
             raise ValueError(f"point {index}: x and y must be numbers")
-        if not (0 <= x < width and 0 <= y < height):
-            raise ValueError(f"point {index}: ({x}, {y}) is outside the {width}x{height} photo")
         try:
             rgb.append(parse_color(point.get("color")))
         except ValueError as e:
             raise ValueError(f"point {index}: {e}") from None
         xy.append((x, y))
-    return Hints(np.asarray(xy, np.float32).reshape(-1, 2), np.asarray(rgb, np.float32).reshape(-1, 3))
+    hints = Hints(np.asarray(xy, np.float32).reshape(-1, 2), np.asarray(rgb, np.float32).reshape(-1, 3))
+    if width is not None:
+        check_inside(hints, width, height)
+    return hints
+
+
+def from_arrays(xy, rgb, mask):
+    """Hints from the export's serving_hints inputs for one photo: xy [k, 2] pixels, rgb [k, 3] in 0-255, mask [k]
+    (points with mask 0 are padding, dropped); ValueError saying what is wrong."""
+    try:
+        xy, rgb, mask = (np.asarray(value, np.float64) for value in (xy, rgb, mask))
+    except (TypeError, ValueError):
+        raise ValueError("hint_xy, hint_rgb and hint_mask must be arrays of numbers") from None
+    if xy.size == 0 and rgb.size == 0 and mask.size == 0:  # no points: [] for each
+        xy, rgb = xy.reshape(0, 2), rgb.reshape(0, 3)
+    if xy.ndim != 2 or xy.shape[1:] != (2,) or rgb.shape != (len(xy), 3) or mask.shape != (len(xy),):
+        raise ValueError(f"hint_xy must be [k, 2], hint_rgb [k, 3] and hint_mask [k] (got {list(xy.shape)}, "
+                         f"{list(rgb.shape)} and {list(mask.shape)})")
+    if len(xy) > MAX_POINTS:
+        raise ValueError(f"{len(xy)} points: at most {MAX_POINTS}")
+    if not (np.all(np.isfinite(xy)) and np.all((rgb >= 0) & (rgb <= 255)) and np.all(np.isin(mask, (0, 1)))):
+        raise ValueError("hint_xy must be finite, hint_rgb in 0..255 and hint_mask 0 or 1")
+    kept = mask == 1
+    return Hints(xy[kept].astype(np.float32), (rgb[kept] / 255.0).astype(np.float32))
+
+
+def check_inside(hints, width, height):
+    """ValueError naming the first point outside a `width` x `height` photo (0 <= x < width, 0 <= y < height)."""
+    for index, (x, y) in enumerate(hints.xy.tolist()):
+        if not (0 <= x < width and 0 <= y < height):
+            raise ValueError(f"point {index}: ({x:g}, {y:g}) is outside the {width}x{height} photo")
 
 
 def load(path, width, height):

@@ -27,6 +27,7 @@ from starlette.routing import Mount
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
+from colorgan.inference import hint_points
 from colorgan.serving import limits as request_limits
 from colorgan.serving import request_guard
 from colorgan.serving import tf_serving_rest
@@ -47,15 +48,18 @@ class Service:
         self.uploading = 0  # requests still sending their body (bounded by --body_timeout_s, not --max_queue)
         self.pixels = 0  # decoded pixels of the photos being colorized (--max_pixels_in_flight)
 
-    async def colorize_photos(self, photos):
-        """Encoded photos -> PNGs: checked from their bytes, then, within the pixel budget, prepared, their chroma
-        predicted in one batch and recombined at full size."""
+    async def colorize_photos(self, photos, hints=None):
+        """Encoded photos (and a hint_points.Hints or None for each) -> PNGs: checked from their bytes, then, within
+        the pixel budget, prepared, their chroma predicted in one batch and recombined at full size."""
         pixels = sum(request_limits.check_image(data, self.limits).pixels for data in photos)
         with self._pixels_in_flight(pixels):
-            prepared = [await run_in_threadpool(self.model.prepare, data) for data in photos]
-            chroma = await asyncio.wrap_future(self.batcher.submit(tf.concat([canvas for _, canvas in prepared], 0)))
+            prepared = [await run_in_threadpool(self.model.prepare, data, points)
+                        for data, points in zip(photos, hints or [None] * len(photos))]
+            canvases = tf.concat([canvas for _, canvas, _ in prepared], 0)
+            canvas_hints = tf.concat([points for _, _, points in prepared], 0) if self.model.takes_hints else None
+            chroma = await asyncio.wrap_future(self.batcher.submit(canvases, canvas_hints))
             return [await run_in_threadpool(self.model.finish, gray, chroma[index:index + 1])
-                    for index, (gray, _) in enumerate(prepared)]
+                    for index, (gray, _, _) in enumerate(prepared)]
 
     @contextlib.contextmanager
     def _pixels_in_flight(self, pixels):
@@ -142,22 +146,30 @@ class Service:
             raise ServingError(400, f"JSON Parse error: {e}") from None
         except RecursionError:
             raise ServingError(400, "JSON Parse error: nested too deep") from None
-        photos, key = tf_serving_rest.photos_from_predict(payload)
+        photos, key, hints = tf_serving_rest.photos_from_predict(payload, self.model.takes_hints)
         if len(photos) > self.limits.max_batch:  # a request's photos are one batch: its size is the batch bound
             raise ServingError(400, f"{len(photos)} instances in one request: at most --max_batch="
                                     f"{self.limits.max_batch}")
-        return JSONResponse(tf_serving_rest.predict_response(await self.colorize_photos(photos), key))
+        return JSONResponse(tf_serving_rest.predict_response(await self.colorize_photos(photos, hints), key))
 
     async def colorize_file(self, request, body):
+        """One photo: the body itself, or a multipart form with the file and, optionally, a "hints" field holding a
+        hints file's JSON ({"points": [{"x", "y", "color"}]}, in the photo's pixels as displayed)."""
         content_type = request.headers.get("content-type", "")
+        hints = None
         if content_type.startswith("multipart/form-data"):
-            photos = await _files_from_multipart(request.headers, body)
+            photos, fields = await _files_from_multipart(request.headers, body)
             if len(photos) != 1:
                 raise ServingError(400, f"send one file per request (got {len(photos)})")
             body = photos[0]
+            if "hints" in fields:
+                try:
+                    hints = hint_points.parse(fields["hints"])
+                except ValueError as e:
+                    raise ServingError(400, f"hints: {e}") from None
         if not body:
             raise ServingError(400, "empty body: send one image file")
-        (png,) = await self.colorize_photos([body])
+        (png,) = await self.colorize_photos([body], [hints])
         return Response(png, media_type="image/png")
 
     async def status(self, request):
@@ -182,6 +194,7 @@ class Service:
 
 
 async def _files_from_multipart(headers, body):
+    """(the files' bytes, {field name: text}) of a multipart form."""
     async def stream():
         yield body
 
@@ -190,7 +203,8 @@ async def _files_from_multipart(headers, body):
     except Exception as e:  # noqa: BLE001 - starlette signals malformed forms with several exception types.
         raise ServingError(400, f"malformed multipart form: {e}") from None
     try:
-        return [await item.read() for _, item in form.multi_items() if not isinstance(item, str)]
+        return ([await item.read() for _, item in form.multi_items() if not isinstance(item, str)],
+                {name: item for name, item in form.multi_items() if isinstance(item, str)})
     finally:
         await form.close()  # removes any spooled temporary file
 

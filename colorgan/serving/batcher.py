@@ -24,10 +24,11 @@ class Batcher:
         self._thread = threading.Thread(target=self._run, name="colorgan-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, canvases):
-        """canvases [k, R, R, 1] -> a Future of their chroma [k, R, R, 2]."""
+    def submit(self, canvases, hints=None):
+        """canvases [k, R, R, 1] (and their canvas hints [k, R, R, 3], for a model that takes hints: always, zero
+        where a photo has none) -> a Future of their chroma [k, R, R, 2]."""
         future = concurrent.futures.Future()
-        self._queue.put((canvases, future))
+        self._queue.put((canvases, hints, future))
         return future
 
     def close(self):
@@ -56,13 +57,16 @@ class Batcher:
 
     def _run_batch(self, batch, count):
         try:
-            chroma = self._predict(tf.concat([canvases for canvases, _ in batch], axis=0))
+            canvases = tf.concat([canvases for canvases, _, _ in batch], axis=0)
+            with_hints = batch[0][1] is not None
+            chroma = (self._predict(canvases, tf.concat([hints for _, hints, _ in batch], axis=0)) if with_hints else
+                      self._predict(canvases))
         except Exception as e:  # noqa: BLE001 - every waiting request learns what went wrong.
-            for _, future in batch:
+            for _, _, future in batch:
                 future.set_exception(e)
             return
         self.batches, self.photos, self.largest = self.batches + 1, self.photos + count, max(self.largest, count)
         start = 0
-        for canvases, future in batch:
+        for canvases, _, future in batch:
             future.set_result(chroma[start:start + canvases.shape[0]])
             start += canvases.shape[0]

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from colorgan.core import storage
 from colorgan.inference import export
+from colorgan.inference import hint_points
 from colorgan.inference import loading
 from colorgan.inference import rendering
 from colorgan.inference import safe_decode
@@ -38,34 +39,57 @@ class ServedModel:
             if export_dir.startswith("ram://"):
                 storage.rmtree(storage.parent(export_dir))
         self.description, self.predict_chroma = loaded.description, loaded.predict_chroma
+        self.takes_hints = bool(self.description.get("hints"))
         self.signature_defs, self._saved_model = loaded.signature_defs, loaded.saved_model
         self.render_size = size = self.description["render_size"]
         # autograph=False: these graphs have no Python control flow to convert, and autograph leaves a generated
         # file in $TMPDIR for every function it converts.
         self._prepare = tf.function(lambda data: _prepare(data, size, max_pixels),
                                     input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
+        self._prepare_with_points = tf.function(
+            lambda data, xy, rgb, mask: _prepare(data, size, max_pixels, (xy, rgb, mask)),
+            input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([1, None, 2], tf.float32),
+                             tf.TensorSpec([1, None, 3], tf.float32), tf.TensorSpec([1, None], tf.float32)],
+            autograph=False)
         self._finish = tf.function(
             lambda gray, ab: tf.io.encode_png(
                 rendering.render_full_resolution(gray, lambda canvas: ab, size, tf.uint8)[0]),
             input_signature=[tf.TensorSpec([1, None, None, 1], tf.float32),
                              tf.TensorSpec([1, size, size, 2], tf.float32)], autograph=False)
 
-    def prepare(self, data):
-        """Encoded photo -> (gray [1, h, w, 1], canvas [1, R, R, 1]): decoded upright as the bytes signature does."""
+    def prepare(self, data, hints=None):
+        """Encoded photo (and a hint_points.Hints) -> (gray [1, h, w, 1], canvas [1, R, R, 1], canvas hints
+        [1, R, R, 3], None for a model without hints): decoded upright as the bytes signature does. Points must lie
+        inside the photo as displayed."""
+        if hints is not None and not self.takes_hints:
+            raise ServingError(400, f"hints: this model ({self.description['generator']} at step "
+                                    f"{self.description['step']}) takes no colour hints")
         try:
-            return self._prepare(tf.constant(data))
+            if not self.takes_hints:
+                return (*self._prepare(tf.constant(data)), None)
+            xy, rgb, mask = (value[None] for value in (hints or hint_points.NONE).arrays())
+            gray, canvas, canvas_hints = self._prepare_with_points(tf.constant(data), xy, rgb, mask)
         except tf.errors.InvalidArgumentError as e:  # TensorFlow's decoders name what is wrong; drop its graph noise
             reason = re.sub(r"\{\{[^}]*\}\}|\[\[[^\]]*\]\]", "", e.message).strip()
             raise ServingError(400, f"corrupt image: {reason.splitlines()[0][:200] if reason else 'undecodable'}") \
                 from None
+        if hints is not None:
+            try:
+                hint_points.check_inside(hints, int(gray.shape[2]), int(gray.shape[1]))
+            except ValueError as e:
+                raise ServingError(400, f"hints: {e}") from None
+        return gray, canvas, canvas_hints
 
     def finish(self, gray, ab):
         """gray [1, h, w, 1] + its chroma at the render size -> PNG bytes of the photo colorized at full size."""
         return self._finish(gray, ab).numpy()
 
 
-def _prepare(data, render_size, max_pixels):
-    """The bytes signature's first steps (decode upright, the records' luma), then the canvas the model sees."""
+def _prepare(data, render_size, max_pixels, points=None):
+    """The bytes signature's first steps (decode upright, the records' luma), then the canvas the model sees, and the
+    points on it."""
     gray = rendering.gray_from_u8(safe_decode.decode_upright(data, max_pixels)[tf.newaxis])
-    canvas, _ = rendering.fit_canvas(gray, render_size)
-    return gray, canvas
+    canvas, placement = rendering.fit_canvas(gray, render_size)
+    if points is None:
+        return gray, canvas
+    return gray, canvas, rendering.canvas_hints(points, tf.shape(gray)[1:3], placement, render_size)

@@ -645,3 +645,78 @@ def test_decoded_pixels_in_flight_are_bounded(exported):
         assert _one_json_line(body) == "1120000 pixels in one request: over --max_pixels_in_flight=1000000"
     finally:
         running.stop()
+
+
+def _multipart(photo, **fields):
+    boundary = "colorgan-test-boundary"
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n".encode()
+                    for name, value in fields.items())
+    body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"old.jpg\"\r\n"
+             f"Content-Type: image/jpeg\r\n\r\n").encode() + photo + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+@pytest.fixture(scope="module")
+def exported_hints(tmp_path_factory):
+    """The export of a tiny Lab U-Net trained with --hints, at 64 px."""
+    root = tmp_path_factory.mktemp("serving_hints")
+    model_dir, _ = run_dirs.make_run(root / "run", "unet", step=5, hints=True)
+    export_dir = str(root / "models" / "colorgan" / "1")
+    run_script("launch/export.py", f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--render_size=64",
+               check=True)
+    return export_dir
+
+
+def test_hints_through_colorize_and_predict_equal_the_exports_serving_hints(exported_hints, server):
+    """A person's points in a POST /colorize form field, and in :predict to serving_hints (row and columnar, padded
+    with a mask, as TF Serving's row format needs), give the PNG TF Serving running the export would give."""
+    photo = _jpeg_gray(120, 80, seed=6)
+    points = [(20, 10, "#2a5caa"), (100, 70, "#c83020")]
+    xy, rgb, mask = [[20, 10], [100, 70], [0, 0]], [[42, 92, 170], [200, 48, 32], [0, 0, 0]], [1, 1, 0]
+    served = tf.saved_model.load(exported_hints).signatures["serving_hints"]
+    expected = np.asarray(Image.open(io.BytesIO(served(
+        image_bytes=tf.constant([photo]), hint_xy=tf.constant([xy], tf.float32), hint_rgb=tf.constant([rgb], tf.uint8),
+        hint_mask=tf.constant([mask], tf.float32))["image_bytes"][0].numpy())))
+    running = Server(exported_hints)
+    try:
+        hints_json = json.dumps({"points": [{"x": x, "y": y, "color": colour} for x, y, colour in points]})
+        status, _, png = running.request("POST", "/colorize", *_multipart(photo, hints=hints_json))
+        assert status == 200
+        from_form = np.asarray(Image.open(io.BytesIO(png)))
+        assert np.abs(from_form.astype(int) - expected.astype(int)).max() <= 1
+        alone = np.asarray(Image.open(io.BytesIO(running.request("POST", "/colorize", photo,
+                                                                 {"Content-Type": "image/jpeg"})[2])))
+        assert np.abs(alone.astype(int) - expected.astype(int)).max() > 20  # the points made the difference
+        encoded = {"b64": base64.b64encode(photo).decode()}
+        row = {"signature_name": "serving_hints",
+               "instances": [{"image_bytes": encoded, "hint_xy": xy, "hint_rgb": rgb, "hint_mask": mask}]}
+        columnar = {"signature_name": "serving_hints", "inputs": {"image_bytes": [encoded], "hint_xy": [xy],
+                                                                  "hint_rgb": [rgb], "hint_mask": [mask]}}
+        for request, key in ((row, "predictions"), (columnar, "outputs")):
+            status, _, body = running.json("POST", "/v1/models/colorgan:predict", request)
+            assert status == 200, body
+            predicted = _decode(json.loads(body)[key][0]["b64"])
+            assert np.abs(predicted.astype(int) - expected.astype(int)).max() <= 1
+        metadata = json.loads(running.request("GET", "/v1/models/colorgan/metadata")[2])
+        assert {"serving_hints", "chroma_hints"} <= set(metadata["metadata"]["signature_def"]["signature_def"])
+        # Bad points are one line each, as TF Serving's errors are.
+        for fields, message in (
+                ({"hints": '{"points": ['}, "hints: not JSON"),
+                ({"hints": json.dumps({"points": [{"x": 120, "y": 5, "color": "#fff"}]})},
+                 "hints: point 0: (120, 5) is outside the 120x80 photo"),
+                ({"hints": json.dumps({"points": [{"x": 1, "y": 5, "color": "red"}]})},
+                 "hints: point 0: color 'red' is not #rrggbb or #rgb")):
+            status, _, body = running.request("POST", "/colorize", *_multipart(photo, **fields))
+            assert status == 400 and _one_json_line(body).startswith(message), body
+        bad = dict(row, instances=[dict(row["instances"][0], hint_rgb=[[300, 0, 0]] * 3)])
+        status, _, body = running.json("POST", "/v1/models/colorgan:predict", bad)
+        assert status == 400 and _one_json_line(body) == (
+            "serving_hints: hint_xy must be finite, hint_rgb in 0..255 and hint_mask 0 or 1")
+    finally:
+        running.stop()
+    # A model trained without hints: no serving_hints signature, and a hints field is refused.
+    status, _, body = server.json("POST", "/v1/models/colorgan:predict", row)
+    assert status == 400 and _one_json_line(body) == (
+        'Serving signature name: "serving_hints" not found in signature def')
+    status, _, body = server.request("POST", "/colorize", *_multipart(photo, hints='{"points": []}'))
+    assert status == 400 and "takes no colour hints" in _one_json_line(body)
