@@ -34,3 +34,30 @@ def make_run(model_dir, generator="unet", step=7, ema=False, seed=0, **overrides
     tf.train.CheckpointManager(tf.train.Checkpoint(**objects), str(model_dir), max_to_keep=5).save(
         checkpoint_number=step)
     return str(model_dir), keras_generator
+
+
+def make_hint_carrying_run(model_dir, step=3):
+    """A hints U-Net (TINY) whose hand-set weights carry each hint's a*b* to the pixels under it and predict gray
+    elsewhere: for testing the plumbing of hints (page, service, export), not a trained model.
+
+    down1 reads only its 2x2 block of the input (kernel taps 1..2 of 4 with "same" padding) and keeps +a, -a, +b, -b
+    of the hints (LeakyReLU(x) - LeakyReLU(-x) = 1.2 x); the output layer reads only its parent down1 pixel and
+    undoes the 1.2. Everything else is zero, so ab = tanh(the block's mean hint ab): within ~2 CIE units of the
+    hint for moderate colours, wherever a point's patch covers the block."""
+    config = dataclasses.replace(train_config.TrainConfig(), data_dir="unused", model_dir=str(model_dir),
+                                 generator="unet", hints=True, ema_decay=0.0, **TINY)
+    generator = models.build_generator("unet", config.image_size, for_training=True, **config.model_hparams())
+    weights = {weight.path: np.zeros(weight.shape, np.float32) for weight in generator.weights}
+    down1 = weights["down1_conv/kernel"]  # [4, 4, 1 + 3, width]: input channels L, hint a, hint b, mask
+    for channel, (source, sign) in enumerate(((1, 1.0), (1, -1.0), (2, 1.0), (2, -1.0))):
+        down1[1:3, 1:3, source, channel] = sign / 4
+    output = weights["ab/kernel"]  # [4, 4, 2 outputs, width of up2 + width of down1] (transposed convolution)
+    up_width = output.shape[-1] - down1.shape[-1]
+    for channel, (target, sign) in enumerate(((0, 1.0), (0, -1.0), (1, 1.0), (1, -1.0))):
+        output[1:3, 1:3, target, up_width + channel] = sign / 1.2
+    generator.set_weights([weights[weight.path] for weight in generator.weights])
+    os.makedirs(model_dir, exist_ok=True)
+    train_config.write_flagfile(config, os.path.join(model_dir, train_config.FLAGFILE_NAME))
+    tf.train.CheckpointManager(tf.train.Checkpoint(generator=generator), str(model_dir), max_to_keep=5).save(
+        checkpoint_number=step)
+    return str(model_dir)

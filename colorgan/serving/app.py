@@ -184,7 +184,7 @@ class Service:
     async def server_info(self, request):
         """What the page needs to know (limits, the model) and the batcher's counters."""
         del request
-        description = {key: self.model.description.get(key) for key in ("generator", "render_size", "step")}
+        description = {key: self.model.description.get(key) for key in ("generator", "render_size", "step", "hints")}
         return JSONResponse({"model_name": self.model_name, "model": description,
                              "limits": dataclasses.asdict(self.limits),
                              "in_progress": self.uploading + self.admitted, "uploading": self.uploading,

@@ -27,6 +27,7 @@ from conftest import REPO_ROOT
 from conftest import run_script
 from conftest import skip_unless_ci
 from PIL import Image
+from skimage.color import rgb2lab
 
 from colorgan.training import local_cluster
 
@@ -720,3 +721,123 @@ def test_hints_through_colorize_and_predict_equal_the_exports_serving_hints(expo
         'Serving signature name: "serving_hints" not found in signature def')
     status, _, body = server.request("POST", "/colorize", *_multipart(photo, hints='{"points": []}'))
     assert status == 400 and "takes no colour hints" in _one_json_line(body)
+
+
+# Places colour hints through the page: two clicks on the result, each point's colour set in its picker, a third
+# point placed and removed, one point dragged; then downloads the result and prints what the page sent.
+BROWSER_HINTS = r'''
+import json, os, sys
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+url, photo, downloads, colours = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+options = webdriver.ChromeOptions()
+options.binary_location = "/usr/bin/chromium"
+for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-proxy-server",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--window-size=1280,1100"):
+    options.add_argument(flag)
+options.add_experimental_option("prefs", {"download.default_directory": downloads,
+                                          "download.prompt_for_download": False})
+driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+
+
+def rendered(count):
+    """Waits until the shown result was colorized with `count` points, none of them being moved; returns them."""
+    def settled(d):
+        text = d.execute_script("const c = document.querySelector('.card'); return c.classList.contains('rendering')"
+                                " ? null : c.dataset.renderedHints || null;")
+        return text and len(json.loads(text)["points"]) == count and json.loads(text)
+    return WebDriverWait(driver, 300).until(settled)["points"]
+
+
+def click_at(frame, x, y):
+    width, height = driver.execute_script(
+        "const i = document.querySelector('.card .result'); return [i.naturalWidth, i.naturalHeight];")
+    box = frame.rect
+    ActionChains(driver).move_to_element_with_offset(
+        frame, round((x + 0.5) / width * box["width"] - box["width"] / 2),
+        round((y + 0.5) / height * box["height"] - box["height"] / 2)).click().perform()
+
+
+def pick(index, colour):
+    driver.execute_script(
+        "const p = document.querySelectorAll('.card .hint-color')[arguments[0]]; p.value = arguments[1];"
+        "p.dispatchEvent(new Event('input')); p.dispatchEvent(new Event('change'));", index, colour)
+
+
+try:
+    driver.get(url)
+    driver.find_element(By.ID, "files").send_keys(photo)
+    WebDriverWait(driver, 300).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".card.done, .card.error"))
+    frame = driver.find_element(By.CSS_SELECTOR, ".card .frame")
+    result = {"hints_shown": driver.find_element(By.CSS_SELECTOR, ".card .hints").is_displayed()}
+    click_at(frame, 60, 50)
+    result["first_picker"] = rendered(1)[0]["color"]  # the picker opened on the model's colour there
+    pick(0, colours[0])
+    rendered(1)
+    click_at(frame, 150, 120)
+    pick(1, colours[1])
+    click_at(frame, 250, 30)
+    rendered(3)
+    driver.find_elements(By.CSS_SELECTOR, ".card .hint-remove")[2].click()
+    rendered(2)
+    marker = driver.find_elements(By.CSS_SELECTOR, ".card .marker")[1]
+    ActionChains(driver).drag_and_drop_by_offset(marker, 90, 20).perform()
+    result["points"] = WebDriverWait(driver, 300).until(
+        lambda d: (lambda points: points[1]["x"] > 200 and points)(rendered(2)))
+    result["markers"] = len(driver.find_elements(By.CSS_SELECTOR, ".card .marker"))
+    driver.find_element(By.CSS_SELECTOR, ".card .download").click()
+    WebDriverWait(driver, 120).until(lambda d: [n for n in os.listdir(downloads) if n.endswith(".png")])
+    result["downloaded"] = os.path.join(downloads, [n for n in os.listdir(downloads) if n.endswith(".png")][0])
+    print(json.dumps(result))
+finally:
+    driver.quit()
+'''
+
+
+def test_colour_hints_placed_on_the_page_colour_the_downloaded_photo(tmp_path):
+    """With a model that carries hints through (hand-set weights: the test is of the plumbing), two points placed,
+    coloured, one dragged and a third removed through the page give a download whose colour at each point is
+    within 10 (CIE a*b* distance) of its hint."""
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and chromedriver):
+        skip_unless_ci("no chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    namespace, why = local_cluster.private_namespace(1)
+    if namespace is None:
+        skip_unless_ci(f"no private network namespace for the browser: {why}")
+    model_dir = run_dirs.make_hint_carrying_run(tmp_path / "run")
+    export_dir = tmp_path / "export" / "1"
+    run_script("launch/export.py", f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--render_size=256",
+               check=True)
+    photo = tmp_path / "street.png"
+    Image.fromarray(np.full((203, 301), 119, np.uint8)).save(photo)  # L* 50: room for colour in the gamut
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    colours = ["#2a5caa", "#c87828"]
+    running = None
+    try:
+        running = Server(export_dir, prefix=namespace.enter, port=namespace.ports[0])
+        result = subprocess.run([*namespace.enter, sys.executable, "-c", BROWSER_HINTS,
+                                 f"http://127.0.0.1:{running.port}/", str(photo), str(downloads), json.dumps(colours)],
+                                capture_output=True, text=True, timeout=900)
+    finally:
+        if running:
+            running.stop()
+        namespace.close()
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = json.loads(result.stdout.strip().splitlines()[-1])
+    assert page["hints_shown"] and page["markers"] == 2 and page["first_picker"] == "#777777"  # gray: no hints yet
+    assert [point["color"] for point in page["points"]] == colours
+    first, second = page["points"]
+    assert abs(first["x"] - 60) <= 1.5 and abs(first["y"] - 50) <= 1.5 and second["x"] > 200  # dragged right
+    downloaded = np.asarray(Image.open(page["downloaded"]).convert("RGB")).astype(np.float64) / 255
+    lab = rgb2lab(downloaded)
+    for point, colour in zip(page["points"], colours):
+        hint = rgb2lab(np.array([[[int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]]]))[0, 0]
+        got = lab[int(point["y"]), int(point["x"])]
+        assert np.hypot(*(got[1:] - hint[1:])) < 10, (point, got, hint)
+    assert np.hypot(*lab[200, 5, 1:]) < 1  # far from every point: the photo stays gray
