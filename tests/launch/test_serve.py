@@ -450,25 +450,32 @@ def test_the_page_has_no_external_assets():
         assert "@import" not in text and "analytics" not in text.lower()
 
 
-# Run inside the network namespace (only loopback): drives the page in headless Chromium through Debian's
-# chromedriver, uploads a photo and a text file, downloads the result, compares it with a direct POST /colorize.
-BROWSER = r'''
+# Run inside the network namespace (only loopback): drives the page in headless Chromium, uploads a photo and a text
+# file, downloads the result, compares it with a direct POST /colorize.
+CHROMIUM = r'''
 import json, os, sys, time, urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+
+def start_chromium(downloads):
+    """Headless Chromium through Debian's chromedriver, downloading into `downloads` without asking."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-proxy-server",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1280,1100"):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"download.default_directory": downloads,
+                                              "download.prompt_for_download": False})
+    return webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+'''
+BROWSER = CHROMIUM + r'''
 url, photo, text_file, downloads, screenshot = sys.argv[1:6]
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-proxy-server",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--window-size=1280,1100"):
-    options.add_argument(flag)
-options.add_experimental_option("prefs", {"download.default_directory": downloads,
-                                          "download.prompt_for_download": False})
-driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+driver = start_chromium(downloads)
 try:
     driver.get(url)
     upload = driver.find_element(By.ID, "files")
@@ -496,30 +503,36 @@ finally:
 '''
 
 
-def test_the_page_in_headless_chromium(exported, tmp_path):
+def _browse(model, script, *args):
+    """Serves `model` in a network namespace of its own (only loopback) and runs a browser `script` there against
+    it (its first argument the page's URL); returns the JSON of the script's last line."""
     chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and chromedriver):
         skip_unless_ci("no chromium and chromium-driver (apt-get install chromium chromium-driver)")
     namespace, why = local_cluster.private_namespace(1)
     if namespace is None:
         skip_unless_ci(f"no private network namespace for the browser: {why}")
-    photo = tmp_path / "family photo.jpg"
-    photo.write_bytes(_jpeg_gray(301, 203, seed=5))
-    (tmp_path / "notes.txt").write_text("not a photo\n")
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
     running = None
     try:
-        running = Server(exported[1], prefix=namespace.enter, port=namespace.ports[0])
-        result = subprocess.run([*namespace.enter, sys.executable, "-c", BROWSER, f"http://127.0.0.1:{running.port}/",
-                                 str(photo), str(tmp_path / "notes.txt"), str(downloads),
-                                 str(tmp_path / "page.png")], capture_output=True, text=True, timeout=600)
+        running = Server(model, prefix=namespace.enter, port=namespace.ports[0])
+        result = subprocess.run([*namespace.enter, sys.executable, "-c", script, f"http://127.0.0.1:{running.port}/",
+                                 *args], capture_output=True, text=True, timeout=900)
     finally:
         if running:
             running.stop()
         namespace.close()
     assert result.returncode == 0, result.stderr[-3000:]
-    page = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_page_in_headless_chromium(exported, tmp_path):
+    photo = tmp_path / "family photo.jpg"
+    photo.write_bytes(_jpeg_gray(301, 203, seed=5))
+    (tmp_path / "notes.txt").write_text("not a photo\n")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    page = _browse(exported[1], BROWSER, str(photo), str(tmp_path / "notes.txt"), str(downloads),
+                   str(tmp_path / "page.png"))
     assert "done" in page["classes"] and page["natural"] == [301, 203], page
     downloaded = np.asarray(Image.open(page["downloaded"]))
     assert downloaded.shape == (203, 301, 3) and page["same_as_direct"]
@@ -725,24 +738,9 @@ def test_hints_through_colorize_and_predict_equal_the_exports_serving_hints(expo
 
 # Places colour hints through the page: two clicks on the result, each point's colour set in its picker, a third
 # point placed and removed, one point dragged; then downloads the result and prints what the page sent.
-BROWSER_HINTS = r'''
-import json, os, sys
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
-
+BROWSER_HINTS = CHROMIUM + r'''
 url, photo, downloads, colours = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-proxy-server",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--window-size=1280,1100"):
-    options.add_argument(flag)
-options.add_experimental_option("prefs", {"download.default_directory": downloads,
-                                          "download.prompt_for_download": False})
-driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+driver = start_chromium(downloads)
 
 
 def rendered(count):
@@ -803,12 +801,6 @@ def test_colour_hints_placed_on_the_page_colour_the_downloaded_photo(tmp_path):
     """With a model that carries hints through (hand-set weights: the test is of the plumbing), two points placed,
     coloured, one dragged and a third removed through the page give a download whose colour at each point is
     within 10 (CIE a*b* distance) of its hint."""
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and chromedriver):
-        skip_unless_ci("no chromium and chromium-driver (apt-get install chromium chromium-driver)")
-    namespace, why = local_cluster.private_namespace(1)
-    if namespace is None:
-        skip_unless_ci(f"no private network namespace for the browser: {why}")
     model_dir = run_dirs.make_hint_carrying_run(tmp_path / "run")
     export_dir = tmp_path / "export" / "1"
     run_script("launch/export.py", f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--render_size=256",
@@ -818,18 +810,7 @@ def test_colour_hints_placed_on_the_page_colour_the_downloaded_photo(tmp_path):
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     colours = ["#2a5caa", "#c87828"]
-    running = None
-    try:
-        running = Server(export_dir, prefix=namespace.enter, port=namespace.ports[0])
-        result = subprocess.run([*namespace.enter, sys.executable, "-c", BROWSER_HINTS,
-                                 f"http://127.0.0.1:{running.port}/", str(photo), str(downloads), json.dumps(colours)],
-                                capture_output=True, text=True, timeout=900)
-    finally:
-        if running:
-            running.stop()
-        namespace.close()
-    assert result.returncode == 0, result.stderr[-3000:]
-    page = json.loads(result.stdout.strip().splitlines()[-1])
+    page = _browse(export_dir, BROWSER_HINTS, str(photo), str(downloads), json.dumps(colours))
     assert page["hints_shown"] and page["markers"] == 2 and page["first_picker"] == "#777777"  # gray: no hints yet
     assert [point["color"] for point in page["points"]] == colours
     first, second = page["points"]
