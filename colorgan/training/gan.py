@@ -134,7 +134,9 @@ class Gan:
             if config.noisy_labels:
                 score_shape = tf.concat([tf.shape(inputs)[:1], self.discriminator.output_shape[1:]], axis=0)
                 real_labels, fake_labels = losses.noisy_labels(score_shape, draws)
-            hints = color_hints.simulated(targets, draws, config.image_size) if config.hints else None
+            hints = None
+            if config.hints:
+                targets, hints = color_hints.simulated(targets, draws, config.image_size, config.hints_recolor)
             generated = self.generator(models.generator_inputs(self.generator, inputs, hints), training=True)
             real_scores = self._discriminate(inputs, targets, training=True)
             fake_scores = self._discriminate(inputs, generated, training=True)

@@ -45,6 +45,9 @@ class TrainConfig:
     dropout: float = _field(0.5, "U-Net dropout in its innermost decoder blocks (pix2pix's noise; 0: off).")
     hints: bool = _field(False, "Colour hints: the generator also takes a few points' true a*b* (a person's clicks; "
                                 "simulated in training as Zhang et al. 2017 do). Lab U-Net only.")
+    hints_recolor: float = _field(0.0, "With --hints: the fraction of training examples with points whose colours are "
+                                       "rotated by a random hue first, so that the points, not the training set's "
+                                       "colours, tell them (small datasets need it: BUILD.md, \"Colour hints\").")
     # Losses.
     adversarial_loss: str = _field("non_saturating", "GAN loss.", losses.ADVERSARIAL_LOSSES)
     reconstruction_loss: str = _field("l1", "Pixel loss between generated and real targets.",
@@ -115,6 +118,8 @@ class TrainConfig:
         check(0 <= self.beta_2 < 1, f"--beta_2={self.beta_2}: must be in [0, 1)")
         check(0 <= self.ema_decay < 1, f"--ema_decay={self.ema_decay}: must be in [0, 1)")
         check(0 <= self.dropout < 1, f"--dropout={self.dropout}: must be in [0, 1)")
+        check(0 <= self.hints_recolor <= 1, f"--hints_recolor={self.hints_recolor}: must be in [0, 1]")
+        check(not self.hints_recolor or self.hints, f"--hints_recolor={self.hints_recolor} needs --hints")
         spec = models.GENERATORS.get(self.generator)
         check(not (self.hints and spec and not spec.takes_hints), f"--hints with --generator={self.generator}: " + (
             "the seed generator stays as the seed designed it (gray in, RGB out); hints need --generator=unet"

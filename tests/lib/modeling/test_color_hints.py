@@ -62,9 +62,28 @@ def test_the_simulation_follows_the_papers_distribution():
 def test_each_replica_draws_its_rows_of_the_global_batch():
     ab = _ab(batch=4)
     seed = example_noise.step_seed(1, 5)
-    whole = color_hints.simulated(ab, example_noise.ExampleNoise(seed, 0, 4), 16)
-    halves = [color_hints.simulated(ab[first:first + 2], example_noise.ExampleNoise(seed, first, 4), 16)
+    whole = color_hints.simulated(ab, example_noise.ExampleNoise(seed, 0, 4), 16, recolor=0.5)
+    halves = [color_hints.simulated(ab[first:first + 2], example_noise.ExampleNoise(seed, first, 4), 16, recolor=0.5)
               for first in (0, 2)]
-    np.testing.assert_array_equal(whole.numpy(), tf.concat(halves, 0).numpy())
+    for index in (0, 1):  # targets, hints
+        np.testing.assert_array_equal(whole[index].numpy(), tf.concat([half[index] for half in halves], 0).numpy())
     again = color_hints.simulated(ab, example_noise.ExampleNoise(example_noise.step_seed(1, 6), 0, 4), 16)
-    assert not np.array_equal(whole.numpy(), again.numpy())  # the next data position draws other hints
+    assert not np.array_equal(whole[1].numpy(), again[1].numpy())  # the next data position draws other hints
+
+
+def test_recolor_rotates_the_hue_of_examples_with_points_and_hints_follow_it():
+    batch = 64
+    ab = _ab(batch=batch)
+    draws = example_noise.ExampleNoise(example_noise.step_seed(3, 1), 0, batch)
+    has_points = np.any(color_hints.sample_points(draws, batch, 16)[3].numpy(), axis=1)
+    same, _ = color_hints.simulated(ab, draws, 16, recolor=0.0)
+    np.testing.assert_array_equal(same.numpy(), ab.numpy())
+    targets, hints = (value.numpy() for value in color_hints.simulated(ab, draws, 16, recolor=1.0))
+    np.testing.assert_allclose(np.hypot(*np.moveaxis(targets, -1, 0)), np.hypot(*np.moveaxis(ab.numpy(), -1, 0)),
+                               atol=1e-5)  # a rotation: chroma kept, hue moved
+    changed = np.abs(targets - ab.numpy()).max(axis=(1, 2, 3)) > 1e-3
+    np.testing.assert_array_equal(changed, has_points)  # every example with points, and none without
+    assert 0 < has_points.sum() < batch
+    # The hints are revealed from the recolored targets, at the points the draws place.
+    np.testing.assert_allclose(hints, color_hints.reveal(targets, *color_hints.sample_points(draws, batch, 16)),
+                               atol=1e-6)

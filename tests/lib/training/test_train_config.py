@@ -40,7 +40,18 @@ def test_flagfile_round_trip_reproduces_the_config(tmp_path):
 
 
 def test_the_configs_folder_holds_the_documented_configs():
-    assert {"seed150", "unet256", "smoke"} <= {os.path.basename(path)[:-len(".cfg")] for path in SHIPPED_CONFIGS}
+    assert {"seed150", "unet256", "smoke", "smoke_hints", "unet256_hints"} <= {
+        os.path.basename(path)[:-len(".cfg")] for path in SHIPPED_CONFIGS}
+
+
+@pytest.mark.parametrize("base", ["smoke", "unet256"])
+def test_a_hints_variant_is_its_base_config_with_hints(base):
+    configs = []
+    for name in (base, f"{base}_hints"):
+        values = _flag_values()
+        values(["prog", f"--flagfile={os.path.join(REPO_ROOT, 'launch', 'configs', name + '.cfg')}"])
+        configs.append(train_config.from_flags(values))
+    assert not configs[0].hints and configs[1] == dataclasses.replace(configs[0], hints=True, hints_recolor=0.5)
 
 
 @pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=os.path.basename)
@@ -129,6 +140,10 @@ def test_hints_are_refused_with_a_generator_that_cannot_take_them(tmp_path):
         "need --generator=unet"]
     assert dataclasses.replace(base, generator="unet_rgb").validate()[1:] == [
         "--hints with --generator=unet_rgb: hints are a*b* colours, which only a Lab U-Net takes (--generator=unet)"]
+    assert dataclasses.replace(base, generator="unet", hints=False, hints_recolor=0.5).validate()[1:] == [
+        "--hints_recolor=0.5 needs --hints"]
+    assert dataclasses.replace(base, generator="unet", hints_recolor=1.5).validate()[1:] == [
+        "--hints_recolor=1.5: must be in [0, 1]"]
 
 
 @pytest.mark.parametrize("value, expected", [

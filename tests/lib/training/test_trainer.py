@@ -117,8 +117,8 @@ def _shipped(config, *overrides):
 
 @pytest.mark.parametrize("config, overrides", [
     ("smoke.cfg", []), ("unet256.cfg", []), ("seed150.cfg", SEED150_ON_TINY_MODELS),
-    ("smoke.cfg", ["--precision=mixed_float16", "--ema_decay=0.9"]), ("smoke.cfg", ["--hints"]),
-], ids=["smoke", "unet256", "seed150", "smoke+mixed_float16+ema", "smoke+hints"])
+    ("smoke.cfg", ["--precision=mixed_float16", "--ema_decay=0.9"]), ("smoke_hints.cfg", []),
+], ids=["smoke", "unet256", "seed150", "smoke+mixed_float16+ema", "smoke_hints"])
 def test_resumed_run_equals_an_uninterrupted_one_with_each_shipped_config(data_dir, tmp_path, config, overrides):
     """Two half runs, one step per compiled call, give the weights of one whole run taking its four steps in one
     call, bit for bit (atol 0, every variable of the checkpoint: weights, optimizer moments, batch-norm statistics,
@@ -154,7 +154,7 @@ def _first_step_losses(model_dir):
 
 
 @pytest.mark.parametrize("config, overrides", [("unet256.cfg", ["--noisy_labels"]), ("smoke.cfg", []),
-                                              ("unet256.cfg", ["--hints"])])
+                                              ("unet256_hints.cfg", [])])
 def test_one_and_two_replicas_draw_the_same_noise_and_batch_statistics(data_dir, tmp_path, config, overrides):
     """Dropout masks, noisy labels, colour hints and batch-norm statistics are per example of the global batch, not
     per replica: the first step's losses on 1 and on 2 replicas agree to 1e-5 relative (float32 sums in another
