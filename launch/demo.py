@@ -14,7 +14,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _WORKDIR = flags.DEFINE_string("workdir", "demo_out", "Where the demo writes photos, dataset, run and pictures.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 150, "Side of the stored images.", lower_bound=8)
 _CONFIG = flags.DEFINE_string("config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs",
-                                                     "smoke.cfg"), "Training flagfile ('' to skip training).")
+                                                     "smoke_hints.cfg"),
+                              "Training flagfile ('' to skip training). The default trains with colour hints, so the "
+                              "demo also shows the black-and-white photo colorized with a few of them.")
 _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 0, "Override the config's --train_steps (0: keep it).")
 
 

@@ -19,6 +19,10 @@ from colorgan.training import train_config
 
 # Enough crops that the val split is not empty and training has something to chew on.
 DEMO_CROPS = 240
+# A few true colours of the black-and-white photo (sky, grass, coat), as a person would click them.
+DEMO_HINTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{sample_photos.BLACK_AND_WHITE_PHOTO_NAME}"
+                                                                      ".hints.json")
+HINTED_NAME = f"{sample_photos.BLACK_AND_WHITE_PHOTO_NAME}_with_hints"
 
 
 def run(workdir, image_size=150, train_flagfile=None, train_steps=None, num_workers=0, log=print):
@@ -94,4 +98,24 @@ def _colorize(workdir, model_dir, log):
                                                          sort_keys=True) + "\n")
     log(evaluator.table(result.means, f"demo: held-out photos at full resolution ({result.count}):"))
     log(f"demo: colorized photos and input | colorized sheets in {paths['colorized']}")
+    if loading.Colorizer.load(paths["export"]).takes_hints:
+        paths["hinted"] = _colorize_with_hints(paths, black_and_white, log)
     return paths
+
+
+def _colorize_with_hints(paths, black_and_white, log):
+    """The black-and-white photo again, with the hints shipped beside this module as its sidecar: what a person
+    fixing wrong colours with a few clicks gets."""
+    from colorgan.inference import colorize_job  # noqa: PLC0415
+    from colorgan.inference import hint_points  # noqa: PLC0415
+
+    hinted_input = os.path.join(storage.parent(black_and_white), f"{HINTED_NAME}.png")
+    storage.write_atomic(hinted_input, storage.read_bytes(black_and_white))
+    storage.write_atomic(hint_points.sidecar_path(hinted_input), storage.read_bytes(DEMO_HINTS))
+    config = colorize_job.ColorizeConfig(model=paths["export"], inputs=(hinted_input,),
+                                         output_dir=paths["colorized"], compare=True, overwrite=True)
+    colorize_job.run(config, log=lambda m: log(f"demo: {m}"))
+    hinted = os.path.join(paths["colorized"], f"{HINTED_NAME}.png")
+    log(f"demo: {sample_photos.BLACK_AND_WHITE_PHOTO_NAME} with the colour hints of {DEMO_HINTS} (sky, grass, "
+        f"coat): {hinted} and its input | hints | colorized sheet")
+    return hinted
