@@ -177,8 +177,9 @@ def run(config, log=print):
         raise ColorizeError(str(e)) from None
     if config.hints and not colorizer.takes_hints:
         raise ColorizeError(f"--hints={config.hints}: {config.model} takes no colour hints (train with --hints)")
-    log(f"colorize: {len(sources)} photos with {config.model} ({colorizer.description['generator']}, step "
-        f"{colorizer.description['step']}, rendered at {colorizer.render_size} px)")
+    log(f"colorize: {len(sources)} photo{'s' if len(sources) != 1 else ''} with {config.model} "
+        f"({colorizer.description['generator']}, step {colorizer.description['step']}, rendered at "
+        f"{colorizer.render_size} px)")
     storage.makedirs(config.output_dir)
     remove_stale_partials(config.output_dir)
     summary = Summary()
