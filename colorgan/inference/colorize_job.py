@@ -163,10 +163,11 @@ def run(config, log=print):
     if not sources:
         raise ColorizeError(f"--input={','.join(config.inputs)}: no photos found")
     _refuse_outputs_over_inputs(sources, config.output_dir)
-    if config.hints and (len(set(sources)) != 1 or not storage.isfile(config.hints)):
+    photos = len(set(sources))
+    if config.hints and (photos != 1 or not storage.isfile(config.hints)):
         raise ColorizeError(f"--hints={config.hints}: " + (
-            "not a file" if len(set(sources)) == 1 else
-            f"names one photo's hints, and --input names {len(set(sources))} photos; for folders, put NAME"
+            "not a file" if photos == 1 else
+            f"names one photo's hints, and --input names {photos} photos; for folders, put NAME"
             f"{hint_points.SIDECAR_SUFFIX} beside each photo"))
     sources, clashes = _claim_outputs(sources, config.output_dir)
     from colorgan.inference import loading  # noqa: PLC0415 - TensorFlow loads only once the inputs are known to be usable.

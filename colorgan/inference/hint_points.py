@@ -21,9 +21,6 @@ from colorgan.core import storage
 SIDECAR_SUFFIX = ".hints.json"
 MAX_POINTS = 256
 MAX_FILE_BYTES = 1 << 20
-# The paper's evaluation patch: the mean colour of the original over 6 px at a 256 px render, i.e. 6/256 of the
-# photo's longer side (color_hints.POINT_SIDE_AT_256, the patch a point becomes on the canvas).
-EVALUATION_PATCH_AT_256 = 6
 _COLOR = re.compile(r"^#([0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
 
 
@@ -143,10 +140,15 @@ def load(path, width, height):
 
 def from_original(rgb_u8, count, rng):
     """`count` points revealed from a colour photo [h, w, 3] uint8 by the paper's protocol: a square patch of
-    EVALUATION_PATCH_AT_256/256 of the longer side, its corner normal around the centre (sigma a quarter of the free
-    side, clipped inside), the point at the patch's centre with the patch's mean colour."""
+    color_hints.POINT_SIDE_AT_256 / 256 of the longer side (the patch a point becomes on the canvas), its corner
+    normal around the centre (sigma a quarter of the free side, clipped inside), the point at the patch's centre
+    with the patch's mean colour."""
+    # Here, not at the top: color_hints loads TensorFlow, which reading a hints file does not need; only evaluation,
+    # which has it loaded, reveals points.
+    from colorgan.modeling import color_hints  # noqa: PLC0415
+
     height, width = rgb_u8.shape[:2]
-    side = max(1, round(EVALUATION_PATCH_AT_256 * max(height, width) / 256))
+    side = color_hints.patch_side(color_hints.POINT_SIDE_AT_256, max(height, width))
     side_y, side_x = min(side, height), min(side, width)
     xy, colours = [], []
     for _ in range(count):

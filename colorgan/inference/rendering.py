@@ -51,7 +51,7 @@ def canvas_hints(points, photo_size, placement, render_size):
 
     rows = corner(xy[..., 1], photo_size[0], top, fitted_height)
     columns = corner(xy[..., 0], photo_size[1], left, fitted_width)
-    ab = color.normalize_ab(color.rgb_to_lab(rgb)[..., 1:])
+    _, ab = color.rgb_to_model_lab(rgb)  # normalised as the training targets are
     return color_hints.paint(ab, rows, columns, tf.fill(tf.shape(rows), side), mask > 0.5, render_size, render_size)
 
 

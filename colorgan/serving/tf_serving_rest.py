@@ -9,11 +9,12 @@ import os
 from google.protobuf import json_format
 from starlette.responses import JSONResponse
 
+from colorgan.inference import export
 from colorgan.inference import hint_points
 
 BYTES_SIGNATURE = "serving_default"
 BYTES_KEY = "image_bytes"  # the bytes signature's input and output name (its `_bytes` suffix means base64 in JSON)
-HINTS_SIGNATURE = "serving_hints"  # the bytes signature with a person's points (models trained with --hints)
+HINTS_SIGNATURE = export.SERVING_HINTS_SIGNATURE  # the bytes signature with a person's points (--hints models)
 HINT_KEYS = ("hint_xy", "hint_rgb", "hint_mask")
 
 
