@@ -2,9 +2,9 @@
 
   python benchmarks/bench_hints.py --minutes=10 --draws=10
 
-Trains two models for the same wall time each on random crops of the bundled photos except the held-out ones
-(bench_quality.prepare): launch/configs/smoke_hints.cfg and smoke.cfg, the same but for --hints. Then, on the
-held-out photos at full resolution, through the colorize path:
+Trains two models for the same wall time (or --steps) each on random crops of the bundled photos except the
+held-out ones (bench_quality.prepare): launch/configs/smoke_hints.cfg and smoke.cfg, the same but for --hints. Then,
+on the held-out photos at full resolution, through the colorize path:
   - the hints model at 0, 1, 2, 5, 10, 20 points, each point revealed from the original by the paper's protocol
     (hint_points.from_original: the mean colour of a patch of 6/256 of the longer side, placed normally around the
     centre with sigma a quarter of the side), averaged over --draws draws per photo;
@@ -32,6 +32,8 @@ from absl import flags
 _DRAWS = flags.DEFINE_integer("draws", 10, "Draws of the points per photo and count.")
 _COUNTS = flags.DEFINE_list("counts", ["0", "1", "2", "5", "10", "20"], "Numbers of points revealed.")
 _SEED = flags.DEFINE_integer("seed", 0, "Training seed of both models.")
+_STEPS = flags.DEFINE_integer("steps", 0, "Train each model for this many steps instead of --minutes: the same budget "
+                              "in steps, which other work on the machine cannot bias.")
 _SHEETS_DIR = flags.DEFINE_string("sheets_dir", "", "Where the sample sheets go (default: WORK_DIR/sheets).")
 
 PAPER_PSNR = {0: 24.43, 1: 25.37, 2: 26.20, 5: 27.39, 10: 28.42, 20: 29.34}
@@ -95,16 +97,17 @@ def main(argv):
     work = flags.FLAGS.work_dir or tempfile.mkdtemp(prefix="bench_hints_")
     sheets_dir = _SHEETS_DIR.value or os.path.join(work, "sheets")
     data, held_out = bench_quality.prepare(work, flags.FLAGS.crops)
-    figures = {"minutes_each": minutes, "cpus": len(os.sched_getaffinity(0)), "draws": _DRAWS.value,
-               "seed": _SEED.value}
+    figures = {"minutes_each": None if _STEPS.value else minutes, "steps_each": _STEPS.value or None,
+               "cpus": len(os.sched_getaffinity(0)), "draws": _DRAWS.value, "seed": _SEED.value}
     colorizers = {}
     for name, config in (("hints", "smoke_hints.cfg"), ("plain", "smoke.cfg")):
         model_dir = os.path.join(work, f"run_{name}")
         start = time.monotonic()
         if not os.path.exists(os.path.join(model_dir, "checkpoint")):
             flagfile = os.path.join(bench_quality.CONFIGS, config)
-            steps = bench_quality.train_for(minutes, model_dir, f"--flagfile={flagfile}", f"--data_dir={data}",
-                                            f"--seed={_SEED.value}")
+            steps = bench_quality.train_for(None if _STEPS.value else minutes, model_dir, f"--flagfile={flagfile}",
+                                            f"--data_dir={data}", f"--seed={_SEED.value}",
+                                            **({"train_steps": _STEPS.value} if _STEPS.value else {}))
             print(f"{name}: {steps} steps in {(time.monotonic() - start) / 60:.1f} min", flush=True)
         colorizers[name] = loading.Colorizer.from_run(model_dir)
         figures[f"{name}_steps"] = colorizers[name].description["step"]
@@ -152,8 +155,9 @@ def main(argv):
 
     means = {key: {metric: value / total["n"] for metric, value in total.items() if metric != "n"}
              for key, total in sums.items()}
+    budget = f"{_STEPS.value} steps" if _STEPS.value else f"{minutes:g} min"
     print(f"\nheld-out photos at full resolution, {_DRAWS.value} draws of the points per photo and count; "
-          f"{minutes:g} min of training each ({figures['hints_steps']} and {figures['plain_steps']} steps):")
+          f"{budget} of training each ({figures['hints_steps']} and {figures['plain_steps']} steps):")
     print(f"{'points':>6s}  {'hints model PSNR / SSIM / |dcolorful|':>40s}  {'nearest hint PSNR':>18s}  "
           f"{'paper':>6s}")
     for count in counts:

@@ -123,10 +123,16 @@ def noisy_labels(shape, draws):
     return real, fake
 
 
-def reconstruction_loss(name, targets, generated):
+def reconstruction_loss(name, targets, generated, mask=None):
     """Per-example "l1" (pix2pix: sharper than L2) or "mse" (the seed) between target and generated images. Both are
-    cast to float32 first: under mixed precision the generator's output is float16 or bfloat16."""
+    cast to float32 first: under mixed precision the generator's output is float16 or bfloat16. mask [b, h, w, 1]:
+    the mean over the pixels where it is 1 (0 for an example without any) rather than over all."""
     if name not in RECONSTRUCTION_LOSSES:
         raise ValueError(f"unknown reconstruction loss {name!r}; choose one of {', '.join(RECONSTRUCTION_LOSSES)}")
     difference = tf.cast(targets, tf.float32) - tf.cast(generated, tf.float32)
-    return per_example_mean(tf.abs(difference) if name == "l1" else tf.square(difference))
+    per_pixel = tf.abs(difference) if name == "l1" else tf.square(difference)
+    if mask is None:
+        return per_example_mean(per_pixel)
+    mask = tf.cast(mask, tf.float32)
+    covered = tf.reduce_sum(mask, axis=[1, 2, 3]) * tf.cast(tf.shape(per_pixel)[-1], tf.float32)
+    return tf.reduce_sum(per_pixel * mask, axis=[1, 2, 3]) / tf.maximum(covered, 1.0)

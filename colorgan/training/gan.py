@@ -141,8 +141,11 @@ class Gan:
             real_scores = self._discriminate(inputs, targets, training=True)
             fake_scores = self._discriminate(inputs, generated, training=True)
             d_per_example = adversarial.discriminator(real_scores, fake_scores, real_labels, fake_labels)
-            g_per_example = adversarial.generator(fake_scores) + config.reconstruction_weight * (
-                losses.reconstruction_loss(config.reconstruction_loss, targets, generated))
+            reconstruction = losses.reconstruction_loss(config.reconstruction_loss, targets, generated)
+            if config.hints_loss_weight:
+                reconstruction += config.hints_loss_weight * losses.reconstruction_loss(
+                    config.reconstruction_loss, targets, generated, mask=hints[..., color_hints.CHANNELS - 1:])
+            g_per_example = adversarial.generator(fake_scores) + config.reconstruction_weight * reconstruction
             g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=self.global_batch)
             d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=self.global_batch)
             g_scaled, d_scaled = self._scale(self.g_optimizer, g_loss), self._scale(self.d_optimizer, d_loss)

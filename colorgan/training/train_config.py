@@ -48,6 +48,10 @@ class TrainConfig:
     hints_recolor: float = _field(0.0, "With --hints: the fraction of training examples with points whose colours are "
                                        "rotated by a random hue first, so that the points, not the training set's "
                                        "colours, tell them (small datasets need it: BUILD.md, \"Colour hints\").")
+    hints_loss_weight: float = _field(0.0, "With --hints: weight of the pixel loss over the hinted pixels alone, "
+                                           "beside the loss over all (both times --reconstruction_weight): a "
+                                           "person's colour then holds where they put it (BUILD.md, \"Colour "
+                                           "hints\").")
     # Losses.
     adversarial_loss: str = _field("non_saturating", "GAN loss.", losses.ADVERSARIAL_LOSSES)
     reconstruction_loss: str = _field("l1", "Pixel loss between generated and real targets.",
@@ -120,6 +124,8 @@ class TrainConfig:
         check(0 <= self.dropout < 1, f"--dropout={self.dropout}: must be in [0, 1)")
         check(0 <= self.hints_recolor <= 1, f"--hints_recolor={self.hints_recolor}: must be in [0, 1]")
         check(not self.hints_recolor or self.hints, f"--hints_recolor={self.hints_recolor} needs --hints")
+        check(self.hints_loss_weight >= 0, f"--hints_loss_weight={self.hints_loss_weight}: must be >= 0")
+        check(not self.hints_loss_weight or self.hints, f"--hints_loss_weight={self.hints_loss_weight} needs --hints")
         spec = models.GENERATORS.get(self.generator)
         check(not (self.hints and spec and not spec.takes_hints), f"--hints with --generator={self.generator}: " + (
             "the seed generator stays as the seed designed it (gray in, RGB out); hints need --generator=unet"

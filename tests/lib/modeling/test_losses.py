@@ -162,6 +162,16 @@ def test_reconstruction_losses_on_hand_values():
     np.testing.assert_allclose(bfloat.numpy(), [0.125, 2.0])
 
 
+def test_a_masked_reconstruction_loss_is_the_mean_over_the_masked_pixels():
+    """What --hints_loss_weight adds: the loss over the hinted pixels alone, 0 for an example without hints."""
+    targets = tf.constant([[[[1.0, 0.0], [2.0, 0.0]]], [[[3.0, 0.0], [4.0, 0.0]]]])  # [2, 1, 2, 2]
+    generated = tf.constant([[[[1.5, 0.5], [2.0, 2.0]]], [[[1.0, 0.0], [4.0, 1.0]]]])
+    mask = tf.constant([[[[1.0], [0.0]]], [[[0.0], [0.0]]]])
+    np.testing.assert_allclose(losses.reconstruction_loss("l1", targets, generated, mask=mask).numpy(), [0.5, 0.0])
+    np.testing.assert_allclose(losses.reconstruction_loss("mse", targets, generated, mask=tf.ones([2, 1, 2, 1])),
+                               losses.reconstruction_loss("mse", targets, generated))
+
+
 def test_unknown_names_list_the_choices():
     with pytest.raises(ValueError, match="non_saturating, lsgan, hinge"):
         losses.adversarial_loss("wasserstein")

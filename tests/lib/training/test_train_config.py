@@ -51,7 +51,8 @@ def test_a_hints_variant_is_its_base_config_with_hints(base):
         values = _flag_values()
         values(["prog", f"--flagfile={os.path.join(REPO_ROOT, 'launch', 'configs', name + '.cfg')}"])
         configs.append(train_config.from_flags(values))
-    assert not configs[0].hints and configs[1] == dataclasses.replace(configs[0], hints=True, hints_recolor=0.5)
+    assert not configs[0].hints and configs[1] == dataclasses.replace(configs[0], hints=True, hints_recolor=1.0,
+                                                                  hints_loss_weight=3.0)
 
 
 @pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=os.path.basename)
@@ -144,6 +145,10 @@ def test_hints_are_refused_with_a_generator_that_cannot_take_them(tmp_path):
         "--hints_recolor=0.5 needs --hints"]
     assert dataclasses.replace(base, generator="unet", hints_recolor=1.5).validate()[1:] == [
         "--hints_recolor=1.5: must be in [0, 1]"]
+    assert dataclasses.replace(base, generator="unet", hints=False, hints_loss_weight=3.0).validate()[1:] == [
+        "--hints_loss_weight=3.0 needs --hints"]
+    assert dataclasses.replace(base, generator="unet", hints_loss_weight=-1.0).validate()[1:] == [
+        "--hints_loss_weight=-1.0: must be >= 0"]
 
 
 @pytest.mark.parametrize("value, expected", [
