@@ -42,12 +42,23 @@ ELEMENTWISE_PASSES = 8  # norm and activation, forward and backward, each readin
 BF16_BYTES = 2
 
 
+def leaf_layers(model):
+    """The layers of a Keras model, nested models (a pretrained encoder, ConvNeXt's stages) opened up."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from leaf_layers(layer)
+        else:
+            yield layer
+
+
 def layer_flops(model):
     """{layer name: FLOPs of one example's forward pass} for the convolution and dense layers of a Keras model."""
     import keras
 
     flops = {}
-    for layer in model.layers:
+    for layer in leaf_layers(model):
         if isinstance(layer, keras.layers.Conv2DTranspose):
             _, height, width, channels_in = layer.input.shape
             kernel_h, kernel_w = layer.kernel_size
@@ -64,7 +75,7 @@ def layer_flops(model):
 def activation_elements(model):
     """Elements of every layer output of one example (what element-wise ops stream through memory)."""
     total = 0
-    for layer in model.layers:
+    for layer in leaf_layers(model):
         outputs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
         for output in outputs:
             size = 1
@@ -118,12 +129,15 @@ def main(argv):
     per_core = pipeline_rate / cores
 
     print(f"{os.path.basename(_CONFIG.value)}: {config.image_size} px, batch {config.batch_size}")
+    print(f"parameters: generator {generator.count_params() / 1e6:.1f} M, discriminator "
+          f"{discriminator.count_params() / 1e6:.1f} M")
     print(f"generator forward {g_flops / 1e9:.1f} GFLOP/example, discriminator forward {d_flops / 1e9:.1f}; "
           f"training step (3 G + 7 D) x {config.batch_size} = {step_flops / 1e12:.2f} TFLOP")
     print(f"element-wise traffic {elementwise_bytes / 1e9:.1f} GB per step (bf16, {ELEMENTWISE_PASSES} passes)")
     print(f"input pipeline here: {pipeline_rate:.0f} examples/s on {cores} cores = {per_core:.0f} per core")
     figures = {"config": os.path.basename(_CONFIG.value), "batch_size": config.batch_size,
-               "image_size": config.image_size, "generator_gflop": g_flops / 1e9,
+               "image_size": config.image_size, "generator_params": generator.count_params(),
+               "discriminator_params": discriminator.count_params(), "generator_gflop": g_flops / 1e9,
                "discriminator_gflop": d_flops / 1e9, "step_tflop": step_flops / 1e12,
                "elementwise_gb": elementwise_bytes / 1e9, "pipeline_examples_per_s": pipeline_rate,
                "pipeline_per_core": per_core, "mfu": _MFU.value, "gpus": {}}

@@ -22,7 +22,13 @@ def make_run(model_dir, generator="unet", step=7, ema=False, seed=0, **overrides
                                              **config.model_hparams())
     rng = np.random.default_rng(seed)
     weights = []
+    # A pretrained encoder keeps Keras's initial weights: fifty layers of N(0, 0.5) kernels would overflow.
+    encoder_weights = ({id(weight) for weight in keras_generator.get_layer("encoder").weights}
+                       if config.encoder != "pix2pix" else set())
     for weight in keras_generator.weights:
+        if id(weight) in encoder_weights:
+            weights.append(weight.numpy())
+            continue
         value = rng.normal(0.0, 0.5, weight.shape).astype(np.float32)
         if weight.path.startswith(("ab/", "rgb/")):
             value = value * 4.0  # saturate the output layer: chroma near the gamut's edge and beyond
@@ -34,6 +40,16 @@ def make_run(model_dir, generator="unet", step=7, ema=False, seed=0, **overrides
     tf.train.CheckpointManager(tf.train.Checkpoint(**objects), str(model_dir), max_to_keep=5).save(
         checkpoint_number=step)
     return str(model_dir), keras_generator
+
+
+def save_backbone_weights(path, name, image_size=32):
+    """A weights file of backbone `name` without its top, from Keras's random initial weights (nothing downloads):
+    what --encoder_weights=PATH reads."""
+    from colorgan.modeling import backbones
+
+    backbones.BACKBONES[name].application(include_top=False, weights=None,
+                                          input_shape=(image_size, image_size, 3)).save_weights(str(path))
+    return str(path)
 
 
 def make_hint_carrying_run(model_dir, step=3):
@@ -48,7 +64,7 @@ def make_hint_carrying_run(model_dir, step=3):
                                  generator="unet", hints=True, ema_decay=0.0, **TINY)
     generator = models.build_generator("unet", config.image_size, for_training=True, **config.model_hparams())
     weights = {weight.path: np.zeros(weight.shape, np.float32) for weight in generator.weights}
-    down1 = weights["down1_conv/kernel"]  # [4, 4, 1 + 3, width]: input channels L, hint a, hint b, mask
+    down1 = weights["down1_conv/kernel"]  # [4, 4, 1 + 3 + spread, width]: L, hint a, hint b, mask, spread hints
     for channel, (source, sign) in enumerate(((1, 1.0), (1, -1.0), (2, 1.0), (2, -1.0))):
         down1[1:3, 1:3, source, channel] = sign / 4
     output = weights["ab/kernel"]  # [4, 4, 2 outputs, width of up2 + width of down1] (transposed convolution)

@@ -13,10 +13,13 @@ import keras
 import tensorflow as tf
 
 from colorgan.core import color
+from colorgan.modeling import backbones
 from colorgan.modeling import color_hints
 from colorgan.modeling import example_noise
 
 NORMS = ("batch", "instance", "none")
+PIX2PIX_ENCODER = "pix2pix"  # the U-Net's own encoder, trained from scratch
+ENCODERS = (PIX2PIX_ENCODER, *backbones.BACKBONES)
 MAX_UNET_DEPTH = 8
 
 # The seed was written against tf.keras 2, whose LeakyReLU slope defaulted to 0.3 (Keras 3's leaky_relu activation
@@ -36,21 +39,24 @@ _PIX2PIX_LEAKY_SLOPE = 0.2
 _UNET_WIDTH_MULTIPLIERS = (1, 2, 4, 8, 8, 8, 8, 8)
 _UNET_DROPOUT_BLOCKS = 3
 HINT_SPREAD_CELLS = (4, 16)  # cells per side of the scales hints are spread over, besides the whole image
+_BACKBONE_DECODER_WIDTHS = (8, 4, 2, 1, 1)  # x base_width, decoding 1/32 -> 1/16, 1/8, 1/4, 1/2, 1/1
 _PATCHGAN_WIDTH_MULTIPLIERS = (1, 2, 4)
 
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorSpec:
-    """builder(image_size, *, base_width, depth, norm, dropout, hints, for_training) -> keras.Model; color_space:
-    what the model predicts; has_depth: its depth follows the image size unless set (the U-Net), so inference at
-    another size must fix it; has_norm: it normalises as `norm` says; takes_hints: it can be built with colour
-    hints as a second input (`color_hints`), a*b* colours, which only a Lab generator predicts."""
+    """builder(image_size, *, base_width, depth, norm, dropout, hints, encoder, for_training) -> keras.Model;
+    color_space: what the model predicts; has_depth: its depth follows the image size unless set (the U-Net), so
+    inference at another size must fix it; has_norm: it normalises as `norm` says; takes_hints: it can be built with
+    colour hints as a second input (`color_hints`), a*b* colours, which only a Lab generator predicts;
+    takes_encoder: it can be built on a pretrained backbone (`backbones`), which takes L*."""
 
     builder: Callable[..., keras.Model]
     color_space: color.ColorSpace
     has_depth: bool = False
     has_norm: bool = False
     takes_hints: bool = False
+    takes_encoder: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,15 +229,25 @@ def unet_depth(image_size, depth=0):
 
 
 def unet_generator(image_size, *, color_space="lab", base_width=64, depth=0, norm="batch", dropout=0.5,
-                   hints=False, for_training=False):
+                   hints=False, encoder=PIX2PIX_ENCODER, for_training=False):
     """pix2pix U-Net (Isola et al. 2017). lab: L in [-1, 1] [b, s, s, 1] -> ab [b, s, s, 2], tanh; rgb: gray in
     [0, 1] -> RGB [b, s, s, 3], sigmoid, since RGB targets lie in [0, 1]. `dropout` is pix2pix's noise source in
     the innermost decoder blocks (0.5 there; 0 makes the generator deterministic); hints (lab only): a second input
     "hints" [b, s, s, 3] (`color_hints`) joined to L before the first convolution, as Zhang et al. 2017 feed theirs,
-    with the same hints spread over the image (`_spread_hints`); for_training: the trainer's model, with
-    ExampleDropout and TrainingLeakyReLU (others get Keras's own layers, which load without colorgan)."""
+    with the same hints spread over the image (`_spread_hints`); encoder: a backbone of `backbones` (lab only; then
+    `depth` is the backbone's own) rather than pix2pix's encoder (`_backbone_unet`); for_training: the trainer's
+    model, with ExampleDropout and TrainingLeakyReLU (others get Keras's own layers, which load without
+    colorgan)."""
     space = _color_space("unet", color_space)
     _check_norm(norm)
+    if encoder != PIX2PIX_ENCODER:
+        if encoder not in backbones.BACKBONES:
+            raise ValueError(f"unet: unknown encoder {encoder!r}: expected one of {list(ENCODERS)}")
+        if space is not color.COLOR_SPACES["lab"]:
+            raise ValueError(f"unet: a pretrained encoder takes L* (Lab); a generator predicting {space.name} "
+                             f"does not have one")
+        return _backbone_unet(image_size, encoder, base_width=base_width, norm=norm, dropout=dropout, hints=hints,
+                              for_training=for_training)
     depth = unet_depth(image_size, depth)
     if hints and space is not color.COLOR_SPACES["lab"]:
         raise ValueError(f"unet: hints are a*b* colours; a generator predicting {space.name} does not take them")
@@ -255,6 +271,48 @@ def unet_generator(image_size, *, color_space="lab", base_width=64, depth=0, nor
         space.channels, 4, strides=2, padding="same", activation=space.output_activation,
         kernel_initializer=_initializer(), dtype="float32", name=space.output_name)(x)
     return keras.Model(inputs, outputs, name=f"unet_{space.name}")
+
+
+def _backbone_unet(image_size, encoder, *, base_width, norm, dropout, hints, for_training):
+    """A U-Net on a pretrained backbone: L* copied to three channels in the backbone's input range -> its features
+    at 1/2 .. 1/32 (`backbones.encoder`, a nested model "encoder"), decoded by pix2pix's up blocks, each joined with
+    the backbone's feature at its scale and, at 1/2 and 1/1, with features made from the input. That input branch is
+    where hints enter: a pretrained stem takes three channels, all of them L*."""
+    backbone = backbones.BACKBONES[encoder]
+    backbones.check_size(encoder, image_size)
+    activation_layer = TrainingLeakyReLU if for_training else keras.layers.LeakyReLU
+    lightness = keras.Input((image_size, image_size, 1), name=color.COLOR_SPACES["lab"].input_name)
+    inputs, branch = lightness, lightness
+    if hints:
+        inputs = [lightness, keras.Input((image_size, image_size, color_hints.CHANNELS), name="hints")]
+        branch = keras.layers.Concatenate(name="with_hints")([*inputs, *_spread_hints(inputs[1], image_size)])
+    gray_rgb = keras.layers.Concatenate(name="gray_rgb")([lightness] * 3)
+    scaled = keras.layers.Rescaling(backbone.input_scale, backbone.input_offset, name="backbone_input")(gray_rgb)
+    features = backbones.encoder(encoder, image_size, for_training=for_training)(scaled)
+    skips = dict(zip((stride for stride, layer in zip(backbones.STRIDES, backbone.skips) if layer), features[:-1]))
+    full = keras.layers.Conv2D(base_width, 3, padding="same", kernel_initializer=_initializer(),
+                               name="input_conv")(branch)
+    full = activation_layer(negative_slope=_PIX2PIX_LEAKY_SLOPE, name="input_act")(full)
+    input_features = {1: full, 2: _down_block(full, base_width, norm, name="input_down",
+                                              activation_layer=activation_layer)}
+    x = features[-1]
+    for index, (stride, width) in enumerate(zip((16, 8, 4, 2, 1), _BACKBONE_DECODER_WIDTHS)):
+        x = _up_block(x, base_width * width, norm, dropout if index < _UNET_DROPOUT_BLOCKS else 0.0,
+                      ExampleDropout if for_training else keras.layers.Dropout, name=f"up{index + 1}")
+        joined = [x, *(source[stride] for source in (skips, input_features) if stride in source)]
+        x = keras.layers.Concatenate(name=f"up{index + 1}_skip")(joined)
+    space = color.COLOR_SPACES["lab"]
+    outputs = keras.layers.Conv2D(space.channels, 3, padding="same", activation=space.output_activation,
+                                  kernel_initializer=_initializer(), dtype="float32", name=space.output_name)(x)
+    return keras.Model(inputs, outputs, name=f"unet_{encoder}")
+
+
+def encoder_variables(generator):
+    """The trainable variables of a generator's pretrained encoder (none for pix2pix's own)."""
+    try:
+        return generator.get_layer("encoder").trainable_variables
+    except ValueError:
+        return []
 
 
 def _spread_hints(hints, image_size):
@@ -318,9 +376,9 @@ def _seed_generator_builder(image_size, **_):
 
 
 def _unet_builder(color_space):
-    def build(image_size, *, base_width, depth, norm, dropout, hints, for_training):
+    def build(image_size, *, base_width, depth, norm, dropout, hints, encoder, for_training):
         return unet_generator(image_size, color_space=color_space, base_width=base_width, depth=depth, norm=norm,
-                              dropout=dropout, hints=hints, for_training=for_training)
+                              dropout=dropout, hints=hints, encoder=encoder, for_training=for_training)
 
     return build
 
@@ -339,7 +397,7 @@ def _patchgan_builder(image_size, *, color_space, base_width, norm):
 GENERATORS = {
     "seed": GeneratorSpec(_seed_generator_builder, color_space=color.COLOR_SPACES["rgb"]),
     "unet": GeneratorSpec(_unet_builder("lab"), color_space=color.COLOR_SPACES["lab"], has_depth=True,
-                          has_norm=True, takes_hints=True),
+                          has_norm=True, takes_hints=True, takes_encoder=True),
     "unet_rgb": GeneratorSpec(_unet_builder("rgb"), color_space=color.COLOR_SPACES["rgb"], has_depth=True,
                               has_norm=True),
 }
@@ -364,14 +422,16 @@ def _spec(registry, kind, name):
 
 
 def build_generator(name, image_size, *, base_width=64, depth=0, norm="batch", dropout=0.5, hints=False,
-                    for_training=False, **unused):
+                    encoder=PIX2PIX_ENCODER, for_training=False, **unused):
     """The generator registered as `name`. `unused` takes the trainer's other settings, so one set of keyword
     arguments serves every model. for_training: the trainer's model (see unet_generator)."""
     spec = _spec(GENERATORS, "generator", name)
     if hints and not spec.takes_hints:
         raise ValueError(f"generator {name!r} takes no colour hints (a Lab U-Net does: unet)")
+    if encoder != PIX2PIX_ENCODER and not spec.takes_encoder:
+        raise ValueError(f"generator {name!r} takes no pretrained encoder (a Lab U-Net does: unet)")
     return spec.builder(image_size, base_width=base_width, depth=depth, norm=norm, dropout=dropout, hints=hints,
-                        for_training=for_training)
+                        encoder=encoder, for_training=for_training)
 
 
 def takes_hints(generator):

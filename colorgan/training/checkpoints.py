@@ -63,11 +63,14 @@ class RunCheckpoints:
     def restore_or_initialize(self, log):
         """Restores the chief's newest intact checkpoint if there is one (every worker reads the same one); returns
         the step training continues from. A damaged newer one (truncated data, garbage index) is named in one line
-        and left in place: the run's next save of that step replaces it."""
+        and left in place: the run's next save of that step replaces it. A new run's pretrained encoder gets its
+        --encoder_weights instead."""
         state = tf.train.get_checkpoint_state(self.config.model_dir)
         paths = state.all_model_checkpoint_paths if state else []
         if paths:
             self._check_same_settings(paths[-1])
+        else:
+            self.gan.load_pretrained_encoder(log)
         restored = None
         for path in reversed(paths):
             try:

@@ -8,9 +8,12 @@ here because they are part of the checkpoint: `step` counts applied updates, `ba
 runs ahead of `step` after a skipped non-finite batch) and the seed of the step's draws.
 """
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
+from colorgan.modeling import backbones
 from colorgan.modeling import color_hints
 from colorgan.modeling import example_noise
 from colorgan.modeling import losses
@@ -33,11 +36,20 @@ class Gan:
                                                     **hparams)
             self.discriminator = models.build_discriminator(
                 config.discriminator, config.image_size, color_space=self.color_space, **hparams)
+            # A frozen-then-trained encoder has an Adam of its own, so that its bias correction starts when it
+            # does; the rest of the generator keeps g_optimizer (checkpoints of runs without one are unchanged).
+            encoder_ids = ({id(variable) for variable in models.encoder_variables(self.generator)}
+                           if config.freeze_encoder_steps else set())
+            self.g_variables = [v for v in self.generator.trainable_variables if id(v) not in encoder_ids]
+            self.e_variables = [v for v in self.generator.trainable_variables if id(v) in encoder_ids]
             self.g_optimizer = self._optimizer(config.g_learning_rate, "g")
             self.d_optimizer = self._optimizer(config.d_learning_rate, "d")
+            self.e_optimizer = self._optimizer(config.g_learning_rate, "e") if self.e_variables else None
             # keras-team/keras#23085: build optimizer slots in the scope, before the first distributed step.
-            self.g_optimizer.build(self.generator.trainable_variables)
+            self.g_optimizer.build(self.g_variables)
             self.d_optimizer.build(self.discriminator.trainable_variables)
+            if self.e_optimizer:
+                self.e_optimizer.build(self.e_variables)
             self.ema_generator = None
             if config.ema_decay > 0:
                 self.ema_generator = models.build_generator(config.generator, config.image_size, **hparams)
@@ -59,7 +71,19 @@ class Gan:
                        nan_restores=self.nan_restores)
         if self.ema_generator is not None:
             objects["ema_generator"] = self.ema_generator
+        if self.e_optimizer is not None:
+            objects["e_optimizer"] = self.e_optimizer
         return objects
+
+    def load_pretrained_encoder(self, log):
+        """A new run's backbone encoder gets its --encoder_weights (a resumed one has them in its checkpoint)."""
+        config = self.config
+        if config.encoder not in backbones.BACKBONES or config.encoder_weights == "none":
+            return
+        backbones.load_weights(self.generator.get_layer("encoder"), config.encoder, config.encoder_weights)
+        if self.ema_generator is not None:
+            self.ema_generator.set_weights(self.generator.get_weights())
+        log(f"train: {config.encoder} encoder weights from {config.encoder_weights}")
 
     @property
     def inference_generator(self):
@@ -87,16 +111,35 @@ class Gan:
 
         A non-finite loss on any replica skips the update everywhere. The branch is taken in cross-replica context
         because Keras's optimizer.apply synchronises (merge_call), which a cond inside a replica may not hold."""
-        step_seed = example_noise.step_seed(self.config.seed, self.batches_consumed)
-        g_loss, d_loss, non_finite, g_grads, d_grads = self.strategy.run(self._replica_gradients,
-                                                                         args=(inputs, targets, step_seed))
+        config = self.config
+        step_seed = example_noise.step_seed(config.seed, self.batches_consumed)
+        # The schedule's phases, by applied step: the encoder frozen, the adversarial phase not begun.
+        encoder_on = self.step >= config.freeze_encoder_steps
+        adversarial_on = self.step >= config.pretrain_steps
+        g_loss, d_loss, non_finite, g_grads, d_grads = self.strategy.run(
+            self._replica_gradients, args=(inputs, targets, step_seed, encoder_on, adversarial_on))
         finite = self.strategy.reduce(tf.distribute.ReduceOp.SUM, non_finite, axis=None) < 0.5
 
-        def apply():
-            self.strategy.run(self._replica_apply, args=(g_grads, d_grads))
-            return tf.constant(True)
+        def apply(function, *args):
+            def run():
+                self.strategy.run(function, args=args)
+                return tf.constant(True)
 
-        tf.cond(finite, apply, lambda: tf.constant(False))
+            return run
+
+        # Each update under its own cond in cross-replica context, as the skip of a non-finite step is: skipped
+        # updates leave an optimizer's step count, and so its bias correction, where it was.
+        if self.e_optimizer is None:
+            tf.cond(finite, apply(self._replica_apply_generator, g_grads, False), lambda: tf.constant(False))
+        else:
+            tf.cond(finite & encoder_on, apply(self._replica_apply_generator, g_grads, True),
+                    lambda: tf.cond(finite, apply(self._replica_apply_generator, g_grads, False),
+                                    lambda: tf.constant(False)))
+        if config.pretrain_steps:
+            tf.cond(finite & adversarial_on, apply(self._replica_apply_discriminator, d_grads),
+                    lambda: tf.constant(False))
+        else:
+            tf.cond(finite, apply(self._replica_apply_discriminator, d_grads), lambda: tf.constant(False))
         self.batches_consumed.assign_add(1)
         self.step.assign_add(tf.cast(finite, tf.int64))
         if self.ema_generator is not None:
@@ -109,26 +152,45 @@ class Gan:
             return self.discriminator([inputs, targets], training=training)
         return self.discriminator(targets, training=training)
 
-    def _replica_gradients(self, inputs, targets, step_seed):
+    def _replica_gradients(self, inputs, targets, step_seed, encoder_on, adversarial_on):
         """This replica's losses (its share of the global mean), whether they are non-finite, and gradients."""
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         first_example = tf.cast(replica, tf.int32) * tf.shape(inputs)[0]
-        g_loss, d_loss, g_grads, d_grads = self._losses_and_gradients(inputs, targets, step_seed, first_example)
+        g_loss, d_loss, g_grads, d_grads = self._losses_and_gradients(inputs, targets, step_seed, first_example,
+                                                                      encoder_on, adversarial_on)
         non_finite = tf.cast(~(tf.math.is_finite(g_loss) & tf.math.is_finite(d_loss)), tf.float32)
         return g_loss, d_loss, non_finite, g_grads, d_grads
 
-    def _replica_apply(self, g_grads, d_grads):
+    def _replica_apply_generator(self, g_grads, with_encoder):
+        """The generator's update: all of it, or all but a frozen encoder (gradients in trainable_variables'
+        order)."""
         context = tf.distribute.get_replica_context()
-        self._apply(self.g_optimizer, g_grads, self.generator.trainable_variables, context)
-        self._apply(self.d_optimizer, d_grads, self.discriminator.trainable_variables, context)
+        if self.e_optimizer is None:
+            self._apply([(self.g_optimizer, self.g_variables)], g_grads, context)
+            return
+        encoder_ids = {id(variable) for variable in self.e_variables}
+        by_kind = {True: [], False: []}
+        for grad, variable in zip(g_grads, self.generator.trainable_variables):
+            by_kind[id(variable) in encoder_ids].append(grad)
+        updates = [(self.g_optimizer, self.g_variables, by_kind[False])]
+        if with_encoder:
+            updates.append((self.e_optimizer, self.e_variables, by_kind[True]))
+        self._apply([(optimizer, variables) for optimizer, variables, _ in updates],
+                    [grad for _, _, grads in updates for grad in grads], context)
 
-    def _compute_losses_and_gradients(self, inputs, targets, step_seed, first_example):
+    def _replica_apply_discriminator(self, d_grads):
+        self._apply([(self.d_optimizer, self.discriminator.trainable_variables)], d_grads,
+                    tf.distribute.get_replica_context())
+
+    def _compute_losses_and_gradients(self, inputs, targets, step_seed, first_example, encoder_on, adversarial_on):
         """Forward and backward pass of both networks on this replica's examples, which start at `first_example`
-        of the global batch (optionally XLA-compiled)."""
+        of the global batch (optionally XLA-compiled). While the encoder is frozen its batch normalization keeps
+        its moving statistics; before the adversarial phase the generator's loss is the pixel loss alone."""
         config = self.config
         adversarial = losses.adversarial_loss(config.adversarial_loss,
                                               from_logits=self.discriminator_spec.outputs_logits)
         with example_noise.example_noise(step_seed, first_example, self.global_batch) as draws, \
+                (backbones.frozen(~encoder_on) if config.freeze_encoder_steps else contextlib.nullcontext()), \
                 tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             real_labels = fake_labels = None
             if config.noisy_labels:
@@ -141,11 +203,14 @@ class Gan:
             real_scores = self._discriminate(inputs, targets, training=True)
             fake_scores = self._discriminate(inputs, generated, training=True)
             d_per_example = adversarial.discriminator(real_scores, fake_scores, real_labels, fake_labels)
+            g_adversarial = adversarial.generator(fake_scores)
+            if config.pretrain_steps:
+                g_adversarial = tf.where(adversarial_on, g_adversarial, tf.zeros_like(g_adversarial))
             reconstruction = losses.reconstruction_loss(config.reconstruction_loss, targets, generated)
             if config.hints_loss_weight:
                 reconstruction += config.hints_loss_weight * losses.reconstruction_loss(
                     config.reconstruction_loss, targets, generated, mask=hints[..., color_hints.CHANNELS - 1:])
-            g_per_example = adversarial.generator(fake_scores) + config.reconstruction_weight * reconstruction
+            g_per_example = g_adversarial + config.reconstruction_weight * reconstruction
             g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=self.global_batch)
             d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=self.global_batch)
             g_scaled, d_scaled = self._scale(self.g_optimizer, g_loss), self._scale(self.d_optimizer, d_loss)
@@ -157,19 +222,23 @@ class Gan:
     def _scale(optimizer, loss):
         return optimizer.scale_loss(loss) if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else loss
 
-    def _apply(self, optimizer, grads, variables, context):
-        """Applies gradients. Where a decision depends on them, they are all-reduced first, so every replica
-        decides on the same numbers: the global norm of --clip_norm, and the loss scaler's finite check (Keras's
+    def _apply(self, updates, grads, context):
+        """Applies one model's gradients `grads`, in the order of `updates`' (optimizer, variables) pairs. Where a
+        decision depends on them, they are all-reduced first, so every replica decides on the same numbers: the
+        global norm of --clip_norm, over everything the model updates, and the loss scaler's finite check (Keras's
         LossScaleOptimizer looks at the first local replica's gradients before any all-reduce, so replicas could
         otherwise disagree, hang a multi-worker job or let an overflow through)."""
-        loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        loss_scaled = isinstance(updates[0][0], keras.optimizers.LossScaleOptimizer)
         if self.config.clip_norm > 0 or loss_scaled:
             grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
             if self.config.clip_norm > 0:
                 grads, _ = tf.clip_by_global_norm(grads, self.config.clip_norm)
             # Keras sums gradients over replicas inside apply(): hand each replica an equal share.
             grads = [g / self.num_replicas for g in grads]
-        optimizer.apply(grads, variables)
+        start = 0
+        for optimizer, variables in updates:
+            optimizer.apply(grads[start:start + len(variables)], variables)
+            start += len(variables)
 
     def _update_ema(self, finite):
         decay = tf.where(finite, self.config.ema_decay, 1.0)

@@ -12,6 +12,7 @@ from absl import flags
 
 from colorgan.core import flag_config
 from colorgan.core import storage
+from colorgan.modeling import backbones
 from colorgan.modeling import losses
 from colorgan.modeling import models
 from colorgan.training import distribute
@@ -21,7 +22,8 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 FLAGFILE_NAME = "flags.cfg"
 # Settings that decide what a run's checkpoints hold or how their numbers are read: a run resumes only with the
 # same values (and with an EMA of the generator or without, as it started).
-CHECKPOINT_SETTINGS = ("generator", "discriminator", "base_width", "depth", "norm", "hints", "precision")
+CHECKPOINT_SETTINGS = ("generator", "discriminator", "base_width", "depth", "norm", "hints", "encoder",
+                       "freeze_encoder_steps", "pretrain_steps", "precision")
 
 
 _field = flag_config.field
@@ -52,6 +54,17 @@ class TrainConfig:
                                            "beside the loss over all (both times --reconstruction_weight): a "
                                            "person's colour then holds where they put it (BUILD.md, \"Colour "
                                            "hints\").")
+    encoder: str = _field(models.PIX2PIX_ENCODER, "U-Net encoder: pix2pix's own, trained from scratch, or a Keras "
+                          "Applications backbone (BUILD.md, \"Pretrained encoders\"); a backbone needs --image_size "
+                          "a multiple of 32.", models.ENCODERS)
+    encoder_weights: str = _field("imagenet", "A backbone --encoder's starting weights: imagenet (Keras's own "
+                                  "download and cache), none (random), or a weights file of that backbone without "
+                                  "its top (for machines without internet). Read when a run starts, not on resume.")
+    freeze_encoder_steps: int = _field(0, "Steps during which a backbone --encoder is frozen (no updates, batch "
+                                          "normalization on its moving statistics); then it trains with the rest, "
+                                          "with an Adam of its own starting then.")
+    pretrain_steps: int = _field(0, "Steps of generator-only training on the pixel loss before the adversarial "
+                                    "phase (DeOldify's NoGAN); the discriminator is not updated during them.")
     # Losses.
     adversarial_loss: str = _field("non_saturating", "GAN loss.", losses.ADVERSARIAL_LOSSES)
     reconstruction_loss: str = _field("l1", "Pixel loss between generated and real targets.",
@@ -114,7 +127,7 @@ class TrainConfig:
         for name in ("g_learning_rate", "d_learning_rate"):
             check(getattr(self, name) > 0, f"--{name}={getattr(self, name)}: must be > 0")
         for name in ("reconstruction_weight", "clip_norm", "cpu_replicas", "depth", "max_nan_restores",
-                     "eval_every", "eval_batches", "seed"):
+                     "eval_every", "eval_batches", "seed", "freeze_encoder_steps", "pretrain_steps"):
             check(getattr(self, name) >= 0, f"--{name}={getattr(self, name)}: must be >= 0")
         check(not self.profile_steps or self.profile_range() is not None,
               f"--profile_steps={self.profile_steps}: expected two step numbers A,B with 1 <= A <= B")
@@ -130,6 +143,7 @@ class TrainConfig:
         check(not (self.hints and spec and not spec.takes_hints), f"--hints with --generator={self.generator}: " + (
             "the seed generator stays as the seed designed it (gray in, RGB out); hints need --generator=unet"
             if self.generator == "seed" else "hints are a*b* colours, which only a Lab U-Net takes (--generator=unet)"))
+        problems.extend(self._encoder_problems(spec))
         check(not (self.noisy_labels and self.adversarial_loss == "hinge"),
               "--noisy_labels with --adversarial_loss=hinge: the hinge loss has no label targets to blur")
         problems.extend(flag_config.choice_problems(self))
@@ -142,15 +156,48 @@ class TrainConfig:
         check(not (self.xla and batch_norm),
               "--xla with --norm=batch: batch statistics are all-reduced across replicas inside the forward pass, "
               "which the XLA-compiled pass cannot hold; use --norm=instance or drop --xla")
+        backbone = backbones.BACKBONES.get(self.encoder)
+        check(not (self.xla and backbone and backbone.batch_norm),
+              f"--xla with --encoder={self.encoder}: its batch statistics are all-reduced across replicas inside "
+              f"the forward pass, which the XLA-compiled pass cannot hold; drop --xla or use --encoder=convnext_tiny")
         check(not (self.precision == "mixed_float16" and self.clip_norm > 0),
               "--clip_norm with --precision=mixed_float16: loss-scaled gradients cannot be clipped across "
               "replicas here; use mixed_bfloat16 (no loss scaling) or --clip_norm=0")
         return problems
 
+    def _encoder_problems(self, spec):
+        """--encoder, --encoder_weights and --freeze_encoder_steps, one line per problem."""
+        if self.encoder not in backbones.BACKBONES:
+            problems = []
+            if self.encoder_weights not in backbones.WEIGHTS:
+                problems.append(f"--encoder_weights={self.encoder_weights} needs a backbone --encoder (the "
+                                f"{self.encoder} encoder trains from scratch)")
+            if self.freeze_encoder_steps:
+                problems.append(f"--freeze_encoder_steps={self.freeze_encoder_steps} needs a backbone --encoder (the "
+                                f"{self.encoder} encoder trains from scratch)")
+            return problems
+        problems = []
+        if spec and not spec.takes_encoder:
+            problems.append(f"--encoder={self.encoder} with --generator={self.generator}: a backbone takes L*, so "
+                            f"it needs the Lab U-Net (--generator=unet)")
+        if self.image_size % backbones.STRIDE:
+            problems.append(f"--image_size={self.image_size}: the {self.encoder} encoder needs a multiple of "
+                            f"{backbones.STRIDE}")
+        if self.depth:
+            problems.append(f"--depth={self.depth} with --encoder={self.encoder}: the backbone sets the depth; "
+                            f"leave --depth=0")
+        if self.encoder_weights not in backbones.WEIGHTS and not storage.exists(self.encoder_weights):
+            problems.append(f"--encoder_weights={self.encoder_weights}: no such file (expected "
+                            f"{' or '.join(backbones.WEIGHTS)} or a weights file)")
+        if self.freeze_encoder_steps and self.precision == "mixed_float16":
+            problems.append("--freeze_encoder_steps with --precision=mixed_float16: the encoder's own optimizer "
+                            "would unscale with another loss scale; use mixed_bfloat16 (no loss scaling)")
+        return problems
+
     def model_hparams(self):
         """The keyword arguments every model builder takes (`models.build_generator`, `build_discriminator`)."""
         return dict(base_width=self.base_width, depth=self.depth, norm=self.norm, dropout=self.dropout,
-                    hints=self.hints)
+                    hints=self.hints, encoder=self.encoder)
 
     def profile_range(self):
         """(A, B) of --profile_steps, or None when it is empty or not two step numbers 1 <= A <= B."""

@@ -7,6 +7,7 @@ import sys
 from absl import logging
 
 from colorgan.data import records
+from colorgan.modeling import backbones
 from colorgan.training import checkpoints
 from colorgan.training import distribute
 from colorgan.training import trainer
@@ -50,6 +51,8 @@ def train_main(config):
         final_step = run.train()
     except (checkpoints.TrainingError, records.DatasetError) as e:
         return _fail([str(e)], code=1)
+    except backbones.WeightsError as e:
+        return _fail([str(e)])
     if final_step < config.train_steps:
         _log(f"train: stopped at step {final_step} of {config.train_steps}; run the same command to resume")
         return 128 + run.stop_signal if run.stop_signal else STOPPED_EXIT_CODE

@@ -34,6 +34,13 @@ def rgb_run(tmp_path_factory):
     return run_dirs.make_run(tmp_path_factory.mktemp("rgb_run"), "unet_rgb")[0]
 
 
+@pytest.fixture(scope="module")
+def resnet_run(tmp_path_factory):
+    """A Lab U-Net on the ResNet50V2 encoder (unet256_resnet.cfg's generator at a test size)."""
+    return run_dirs.make_run(tmp_path_factory.mktemp("resnet_run"), "unet", encoder="resnet50v2", depth=0,
+                             norm="instance")[0]
+
+
 def _colorize(model, *args, check=True):
     return run_script(SCRIPT, f"--model={model}", *args, check=check)
 
@@ -61,7 +68,7 @@ def _mean_chroma(rgb_float):
     return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
 
 
-@pytest.mark.parametrize("run_fixture", ["lab_run", "rgb_run"])
+@pytest.mark.parametrize("run_fixture", ["lab_run", "rgb_run", "resnet_run"])
 def test_output_keeps_the_lightness_of_the_gray_input_at_full_resolution(run_fixture, request, tmp_path):
     """Odd size, lossless output, strongly coloured prediction: at least 99% of pixels keep L* within 1.0 (a
     per-channel clip keeps about half)."""

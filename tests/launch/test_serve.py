@@ -429,6 +429,21 @@ def test_serves_a_training_run_too(exported, tmp_path):
     assert sorted(os.listdir(model_dir)) == before
 
 
+def test_serves_a_run_on_a_pretrained_encoder(tmp_path):
+    """unet256_resnet.cfg's generator (ResNet50V2 encoder) at a test size, served from its run."""
+    model_dir, _ = run_dirs.make_run(tmp_path / "resnet_run", "unet", encoder="resnet50v2", depth=0,
+                                     norm="instance")
+    running = Server(model_dir)
+    try:
+        assert running.info()["model"]["render_size"] == 32
+        status, _, body = running.request("POST", "/colorize", _jpeg_gray(70, 50), {"Content-Type": "image/jpeg"})
+        assert status == 200
+        colour = np.asarray(Image.open(io.BytesIO(body)))
+        assert colour.shape == (50, 70, 3) and np.hypot(*np.moveaxis(rgb2lab(colour)[..., 1:], -1, 0)).mean() > 5
+    finally:
+        running.stop()
+
+
 def test_bad_flags_are_one_line_errors(tmp_path, exported):
     for flags, message in (
             ((), "serve: error: --model is required"),

@@ -75,7 +75,10 @@ def test_metadata_and_keras_file_describe_the_exported_weights(exported):
 LOAD_WITHOUT_COLORGAN = r'''
 import sys
 import sysconfig
-sys.path.extend(sys.argv[3:])  # the environment's packages, without the .pth hooks that put colorgan on the path
+# The environment's packages, without the .pth hooks that put colorgan on the path, behind a folder whose "keras"
+# cannot be imported: the SavedModel must load and run with TensorFlow alone (TF 2.21 imports Keras when it can).
+sys.path[:0] = [sys.argv[3]]
+sys.path.extend(sys.argv[4:])
 try:
     import colorgan
 except ImportError:
@@ -89,6 +92,8 @@ with open(sys.argv[2], "rb") as f:
     encoded = f.read()
 png = loaded.signatures["serving_default"](image_bytes=tf.constant([encoded]))["image_bytes"][0]
 print("shape", tuple(tf.io.decode_png(png).shape))
+print("keras loaded", "keras" in sys.modules)
+sys.path.remove(sys.argv[3])
 import keras
 generator = keras.models.load_model(sys.argv[1] + "/generator.keras")  # Keras's own layers only
 print("keras output", generator.output_shape)
@@ -96,17 +101,47 @@ print("colorgan loaded", "colorgan" in sys.modules)
 '''
 
 
-def test_the_export_loads_and_runs_where_colorgan_cannot_be_imported(exported, tmp_path):
-    _, export_dir = exported
+def _load_without_colorgan(export_dir, tmp_path):
+    """The last lines LOAD_WITHOUT_COLORGAN prints for `export_dir` and a 50x30 photo."""
     (tmp_path / "photo.png").write_bytes(_png_bytes(image_corpus.colourful(50, 30)))
     script = tmp_path / "serve.py"
     script.write_text(LOAD_WITHOUT_COLORGAN)
+    (tmp_path / "no_keras" / "keras").mkdir(parents=True)
+    (tmp_path / "no_keras" / "keras" / "__init__.py").write_text("raise ImportError('no Keras here')\n")
     packages = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
-    result = subprocess.run([sys.executable, "-S", str(script), export_dir, str(tmp_path / "photo.png"), *packages],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    result = subprocess.run([sys.executable, "-S", str(script), export_dir, str(tmp_path / "photo.png"),
+                             str(tmp_path / "no_keras"), *packages], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.splitlines()[-3:] == ["shape (30, 50, 3)", "keras output (None, 64, 64, 2)",
-                                               "colorgan loaded False"]
+    return result.stdout.splitlines()[-4:]
+
+
+def test_the_export_loads_and_runs_where_colorgan_cannot_be_imported(exported, tmp_path):
+    assert _load_without_colorgan(exported[1], tmp_path) == [
+        "shape (30, 50, 3)", "keras loaded False", "keras output (None, 64, 64, 2)",
+        "colorgan loaded False"]
+
+
+@pytest.fixture(scope="module")
+def exported_resnet(tmp_path_factory):
+    """(run dir, export dir) of unet256_resnet.cfg's generator (ResNet50V2 encoder) at a test size, exported at
+    64 px."""
+    root = tmp_path_factory.mktemp("export_resnet")
+    model_dir, _ = run_dirs.make_run(root / "run", "unet", encoder="resnet50v2", depth=0, norm="batch")
+    run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={root / 'export'}", "--render_size=64", check=True)
+    return model_dir, str(root / "export")
+
+
+def test_a_pretrained_encoder_exports_and_loads_without_colorgan_or_keras(exported_resnet, tmp_path):
+    model_dir, export_dir = exported_resnet
+    colour = image_corpus.colourful(50, 30)
+    in_process = loading.Colorizer.from_run(model_dir, render_size=64)
+    expected = in_process.colorize(rendering.gray_from_u8(colour[np.newaxis]).numpy(), np.uint8)
+    served = tf.saved_model.load(export_dir).signatures["colorize"](images=tf.constant(colour[np.newaxis]))["images"]
+    assert np.abs(served.numpy().astype(int) - expected.astype(int)).max() <= 1
+    assert _load_without_colorgan(export_dir, tmp_path) == [
+        "shape (30, 50, 3)", "keras loaded False", "keras output (None, 64, 64, 2)",
+        "colorgan loaded False"]
 
 
 def test_saved_model_cli_runs_the_bytes_signature(exported, tmp_path):

@@ -40,7 +40,7 @@ def test_flagfile_round_trip_reproduces_the_config(tmp_path):
 
 
 def test_the_configs_folder_holds_the_documented_configs():
-    assert {"seed150", "unet256", "smoke", "smoke_hints", "unet256_hints"} <= {
+    assert {"seed150", "unet256", "smoke", "smoke_hints", "unet256_hints", "unet256_resnet"} <= {
         os.path.basename(path)[:-len(".cfg")] for path in SHIPPED_CONFIGS}
 
 
@@ -53,6 +53,13 @@ def test_a_hints_variant_is_its_base_config_with_hints(base):
         configs.append(train_config.from_flags(values))
     assert not configs[0].hints and configs[1] == dataclasses.replace(configs[0], hints=True, hints_recolor=1.0,
                                                                   hints_loss_weight=3.0)
+
+
+def test_the_pretrained_encoder_config_is_unet256_on_a_backbone():
+    base, resnet = (train_config.read_flagfile(os.path.join(REPO_ROOT, "launch", "configs", name + ".cfg"))
+                    for name in ("unet256", "unet256_resnet"))
+    assert resnet == dataclasses.replace(base, depth=0, encoder="resnet50v2", encoder_weights="imagenet",
+                                         freeze_encoder_steps=2000, pretrain_steps=20000)
 
 
 @pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=os.path.basename)
@@ -151,6 +158,36 @@ def test_hints_are_refused_with_a_generator_that_cannot_take_them(tmp_path):
         "--hints_loss_weight=-1.0: must be >= 0"]
 
 
+def test_encoder_flags_are_checked_at_start_up_one_line_each(tmp_path):
+    weights = tmp_path / "resnet.weights.h5"
+    weights.write_bytes(b"checked when the run starts")
+    base = dataclasses.replace(train_config.TrainConfig(), data_dir="", model_dir=str(tmp_path), generator="unet",
+                               image_size=64, encoder="resnet50v2")
+    assert base.validate()[1:] == []  # [0]: --data_dir is required
+    assert dataclasses.replace(base, encoder_weights=str(weights), freeze_encoder_steps=10,
+                               pretrain_steps=20).validate()[1:] == []
+    assert dataclasses.replace(base, generator="unet_rgb", image_size=48, depth=3, encoder_weights="imagenet.h5",
+                               freeze_encoder_steps=5, precision="mixed_float16").validate()[1:] == [
+        "--encoder=resnet50v2 with --generator=unet_rgb: a backbone takes L*, so it needs the Lab U-Net "
+        "(--generator=unet)",
+        "--image_size=48: the resnet50v2 encoder needs a multiple of 32",
+        "--depth=3 with --encoder=resnet50v2: the backbone sets the depth; leave --depth=0",
+        "--encoder_weights=imagenet.h5: no such file (expected imagenet or none or a weights file)",
+        "--freeze_encoder_steps with --precision=mixed_float16: the encoder's own optimizer would unscale with "
+        "another loss scale; use mixed_bfloat16 (no loss scaling)"]
+    pix2pix = dataclasses.replace(base, encoder="pix2pix", encoder_weights=str(weights), freeze_encoder_steps=5,
+                                  pretrain_steps=-1)
+    assert pix2pix.validate()[1:] == [
+        "--pretrain_steps=-1: must be >= 0",
+        f"--encoder_weights={weights} needs a backbone --encoder (the pix2pix encoder trains from scratch)",
+        "--freeze_encoder_steps=5 needs a backbone --encoder (the pix2pix encoder trains from scratch)"]
+    assert dataclasses.replace(base, encoder="vgg").validate()[1:] == [
+        "--encoder=vgg: expected one of ('pix2pix', 'resnet50v2', 'convnext_tiny')"]
+    assert dataclasses.replace(base, xla=True, norm="instance").validate()[1:] == [
+        "--xla with --encoder=resnet50v2: its batch statistics are all-reduced across replicas inside the forward "
+        "pass, which the XLA-compiled pass cannot hold; drop --xla or use --encoder=convnext_tiny"]
+
+
 @pytest.mark.parametrize("value, expected", [
     ("", None), ("3,6", (3, 6)), ("4,4", (4, 4)), ("6,3", None), ("0,2", None), ("3", None), ("a,b", None),
     ("1,2,3", None)])
@@ -200,7 +237,8 @@ def test_train_help_lists_every_training_flag_with_its_help():
 CHECKPOINT_SETTING_VALUES = {"generator": ("unet", "seed"), "discriminator": ("patchgan", "seed"),
                              "base_width": (4, 8), "depth": (3, 2), "norm": ("none", "instance"),
                              "hints": (False, True), "precision": ("float32", "mixed_bfloat16"),
-                             "ema_decay": (0.0, 0.9)}
+                             "ema_decay": (0.0, 0.9), "encoder": ("pix2pix", "convnext_tiny"),
+                             "freeze_encoder_steps": (0, 500), "pretrain_steps": (0, 1000)}
 
 
 def test_build_md_names_the_settings_a_resume_refuses_to_change():

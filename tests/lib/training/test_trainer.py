@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+import run_dirs
 import tensorflow as tf
 from absl import flags
 from conftest import REPO_ROOT
@@ -153,18 +154,94 @@ def _first_step_losses(model_dir):
     return line["g_loss"], line["d_loss"]
 
 
-@pytest.mark.parametrize("config, overrides", [("unet256.cfg", ["--noisy_labels"]), ("smoke.cfg", []),
-                                              ("unet256_hints.cfg", [])])
-def test_one_and_two_replicas_draw_the_same_noise_and_batch_statistics(data_dir, tmp_path, config, overrides):
-    """Dropout masks, noisy labels, colour hints and batch-norm statistics are per example of the global batch, not
-    per replica: the first step's losses on 1 and on 2 replicas agree to 1e-5 relative (float32 sums in another
-    order). Later steps are not compared: Adam turns rounding-level gradient differences into full learning-rate
-    steps."""
-    args = _shipped(config, *overrides, "--train_steps=1", "--precision=float32")
+def _assert_one_and_two_replicas_agree_on_the_first_step(data_dir, tmp_path, args):
+    """The first step's losses on 1 and on 2 replicas agree to 1e-5 relative (float32 sums in another order). Later
+    steps are not compared: Adam turns rounding-level gradient differences into full learning-rate steps."""
+    args = [*args, "--train_steps=1", "--precision=float32"]
     _train(data_dir, tmp_path / "one", *args, "--strategy=one_device")
     _train(data_dir, tmp_path / "two", *args, "--strategy=mirrored", "--cpu_replicas=2")
     np.testing.assert_allclose(_first_step_losses(tmp_path / "one"), _first_step_losses(tmp_path / "two"),
                                rtol=1e-5)
+
+
+@pytest.mark.parametrize("config, overrides", [("unet256.cfg", ["--noisy_labels"]), ("smoke.cfg", []),
+                                              ("unet256_hints.cfg", [])])
+def test_one_and_two_replicas_draw_the_same_noise_and_batch_statistics(data_dir, tmp_path, config, overrides):
+    """Dropout masks, noisy labels, colour hints and batch-norm statistics are per example of the global batch, not
+    per replica."""
+    _assert_one_and_two_replicas_agree_on_the_first_step(data_dir, tmp_path, _shipped(config, *overrides))
+
+
+@pytest.fixture(scope="module")
+def resnet_weights(tmp_path_factory):
+    """A ResNet50V2 weights file (random weights, saved here: nothing downloads)."""
+    return run_dirs.save_backbone_weights(tmp_path_factory.mktemp("weights") / "resnet50v2.weights.h5", "resnet50v2")
+
+
+def _resnet_config(weights, *overrides):
+    """unet256_resnet.cfg at the test size: the backbone sets the depth, the weights come from a local file."""
+    return _shipped("unet256_resnet.cfg", "--depth=0", f"--encoder_weights={weights}", *overrides)
+
+
+def test_one_and_two_replicas_agree_on_the_pretrained_encoder_config(data_dir, tmp_path, resnet_weights):
+    """With the encoder training from the first step (its synchronised batch statistics in use) and the adversarial
+    loss on."""
+    _assert_one_and_two_replicas_agree_on_the_first_step(
+        data_dir, tmp_path, _resnet_config(resnet_weights, "--freeze_encoder_steps=0", "--pretrain_steps=0"))
+
+
+def test_the_pretrained_encoder_config_resumes_exactly_across_its_freeze_and_pretraining_switches(
+        data_dir, tmp_path, resnet_weights):
+    """Encoder frozen for steps 1-2, pixel loss alone for steps 1-3: two half runs (the second starting exactly at
+    the freeze switch) give the weights of one run taking all four steps in one compiled call, bit for bit; the
+    frozen encoder (weights and batch-norm statistics) and the waiting discriminator do not move, and each
+    optimizer counts only the steps it applied."""
+    args = _resnet_config(resnet_weights, "--freeze_encoder_steps=2", "--pretrain_steps=3")
+    runs = [_train(data_dir, tmp_path / "straight", *args, "--train_steps=4", "--steps_per_loop=4", "--log_every=4",
+                   "--checkpoint_every=4"),
+            _train(data_dir, tmp_path / "resumed", *args, "--train_steps=2"),
+            _train(data_dir, tmp_path / "resumed", *args, "--train_steps=4")]
+    assert f"resnet50v2 encoder weights from {resnet_weights}" in runs[0].stderr
+    assert re.search(r"restored .* at step 2\b", runs[-1].stderr)
+    assert "encoder weights from" not in runs[-1].stderr  # a resume takes its weights from the checkpoint
+    _assert_same_weights(_weights(tmp_path / "straight"), _weights(tmp_path / "resumed"), atol=0)
+    at = {step: _weights(tmp_path / "resumed" / f"ckpt-{step}") for step in (0, 2, 4)}
+
+    def kind(prefix):
+        return [name for name in at[0] if name.startswith(prefix)]
+
+    encoder, decoder, discriminator = (kind(f"{model}_optimizer/_trainable_variables/") for model in "egd")
+    encoder_statistics = [name for name in kind("generator/") if name.count("/_operations/") == 2]
+    assert len(encoder) > 100 and len(encoder_statistics) > 90 and decoder and discriminator
+
+    def moved(names, first, then):
+        return sum(not np.array_equal(at[first][name], at[then][name]) for name in names)
+
+    assert moved(encoder + encoder_statistics + discriminator, 0, 2) == 0
+    assert moved(decoder, 0, 2) > len(decoder) // 2
+    assert moved(encoder, 2, 4) > len(encoder) // 2 and moved(encoder_statistics, 2, 4) == len(encoder_statistics)
+    assert moved(discriminator, 2, 4) > len(discriminator) // 2
+    iterations = {step: [int(at[step][f"{model}_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"])
+                         for model in "ged"] for step in (2, 4)}
+    assert iterations == {2: [2, 0, 0], 4: [4, 2, 1]}
+    # The run started from the weights file.
+    from colorgan.modeling import backbones
+
+    saved = backbones.BACKBONES["resnet50v2"].application(include_top=False, weights=resnet_weights,
+                                                          input_shape=(32, 32, 3))
+    for index, weight in enumerate(saved.trainable_weights):
+        np.testing.assert_array_equal(at[0][f"e_optimizer/_trainable_variables/{index}/.ATTRIBUTES/VARIABLE_VALUE"],
+                                      weight.numpy())
+
+
+def test_an_encoder_weights_file_that_does_not_fit_is_one_line_exit_2(data_dir, tmp_path):
+    garbage = tmp_path / "resnet50v2.weights.h5"
+    garbage.write_bytes(b"no weights here")
+    result = _train(data_dir, tmp_path / "run", *_resnet_config(garbage, "--train_steps=1"), check=False)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("train: error:")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"train: error: --encoder_weights={garbage}: does not hold resnet50v2 weights"), result.stderr[-2000:]
 
 
 def test_a_checkpoint_of_other_models_is_refused_in_one_line(data_dir, tmp_path):
