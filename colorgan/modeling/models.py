@@ -14,8 +14,8 @@ import tensorflow as tf
 
 from colorgan.core import color
 from colorgan.modeling import backbones
+from colorgan.modeling import blocks
 from colorgan.modeling import color_hints
-from colorgan.modeling import example_noise
 
 NORMS = ("batch", "instance", "none")
 PIX2PIX_ENCODER = "pix2pix"  # the U-Net's own encoder, trained from scratch
@@ -35,10 +35,8 @@ SEED_GENERATOR_MIN_SIZE = _SEED_GENERATOR_SHRINK + 1
 _SEED_DISCRIMINATOR_STAGES = ((32, 7), (64, 5), (128, 3), (256, 3))
 _SEED_DISCRIMINATOR_DENSE = (512, 128, 16)
 
-_PIX2PIX_LEAKY_SLOPE = 0.2
 _UNET_WIDTH_MULTIPLIERS = (1, 2, 4, 8, 8, 8, 8, 8)
 _UNET_DROPOUT_BLOCKS = 3
-HINT_SPREAD_CELLS = (4, 16)  # cells per side of the scales hints are spread over, besides the whole image
 _BACKBONE_DECODER_WIDTHS = (8, 4, 2, 1, 1)  # x base_width, decoding 1/32 -> 1/16, 1/8, 1/4, 1/2, 1/1
 _PATCHGAN_WIDTH_MULTIPLIERS = (1, 2, 4)
 
@@ -138,80 +136,9 @@ def seed_discriminator_logits(faithful):
 # ---------------------------------------------------------------------------------------- the pix2pix pair
 
 
-def _initializer():
-    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
-
-
 def _check_norm(norm):
     if norm not in NORMS:
         raise ValueError(f"norm {norm!r}: expected one of {NORMS}")
-
-
-def _normalization(norm, name):
-    if norm == "batch":
-        # Statistics over the global batch, all-reduced across replicas: per-replica statistics would make one
-        # flagfile train another model on each replica count (8 GPUs at batch 32 would see 4 examples each).
-        return keras.layers.BatchNormalization(synchronized=True, name=name)
-    return keras.layers.GroupNormalization(groups=-1, name=name)  # One group per channel: instance norm.
-
-
-@keras.saving.register_keras_serializable(package="colorgan")
-class TrainingLeakyReLU(keras.layers.LeakyReLU):
-    """Keras's LeakyReLU whose gradient reads the activation's output, not its input: the same numbers (with a
-    positive slope, y > 0 exactly where x > 0), but the backward pass no longer keeps the pre-activation, so
-    Grappler can fuse Conv2D + BiasAdd + LeakyRelu. With Keras's gradient, TF 2.21's oneDNN remapper fuses
-    _FusedConv2D + LeakyRelu anyway when the activation has no control edges (the innermost U-Net block and
-    PatchGAN's last block when they have a bias) and fails ("remapper failed: INVALID_ARGUMENT: Mutation::Apply
-    error: fanout '...LeakyReluGrad' exist for missing node '...BiasAdd'"). Only the trainer's models use it:
-    saved and exported models keep Keras's LeakyReLU (no weights either way, so checkpoints map)."""
-
-    def call(self, inputs):
-        slope = self.negative_slope
-
-        @tf.custom_gradient
-        def leaky_relu(x):
-            y = tf.nn.leaky_relu(x, alpha=slope)
-            return y, lambda dy: tf.raw_ops.LeakyReluGrad(gradients=dy, features=y, alpha=slope)
-
-        return leaky_relu(inputs)
-
-
-def _down_block(x, filters, norm, name, activation_layer=keras.layers.LeakyReLU):
-    """4x4 stride-2 convolution, normalization, LeakyReLU(0.2): the pix2pix encoder block (Ck / C-k)."""
-    side = -(-x.shape[1] // 2)
-    # Instance norm of a 1x1 activation is its beta whatever the input: it would cut the bottleneck off.
-    normalized = norm == "batch" or (norm == "instance" and side > 1)
-    x = keras.layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=not normalized,
-                            kernel_initializer=_initializer(), name=f"{name}_conv")(x)
-    if normalized:
-        x = _normalization(norm, f"{name}_norm")(x)
-    return activation_layer(negative_slope=_PIX2PIX_LEAKY_SLOPE, name=f"{name}_act")(x)
-
-
-@keras.saving.register_keras_serializable(package="colorgan")
-class ExampleDropout(keras.layers.Dropout):
-    """Dropout whose mask, in the training step, comes from `example_noise.current()`: a function of (seed, data
-    position, example index in the global batch), so resume and replica count leave it unchanged. Outside a training
-    step (a model called on its own) it is Keras's Dropout. Only the trainer's models use it: saved and exported models
-    keep Keras's Dropout (the same op positions, so checkpoints map), and load without colorgan."""
-
-    def call(self, inputs, training=False):
-        draws = example_noise.current()
-        if not training or not self.rate or draws is None:
-            return super().call(inputs, training=training)
-        keep = draws.uniform(self.name, tf.shape(inputs)) >= self.rate
-        return tf.where(keep, inputs / (1.0 - self.rate), tf.zeros_like(inputs))
-
-
-def _up_block(x, filters, norm, dropout_rate, dropout_layer, name):
-    """4x4 stride-2 transposed convolution, normalization, optional dropout (pix2pix's noise), ReLU."""
-    x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=norm == "none",
-                                     kernel_initializer=_initializer(), name=f"{name}_deconv")(x)
-    if norm != "none":
-        x = _normalization(norm, f"{name}_norm")(x)
-    if dropout_rate:
-        x = dropout_layer(dropout_rate, name=f"{name}_dropout")(x)
-    return keras.layers.ReLU(name=f"{name}_act")(x)
 
 
 def unet_depth(image_size, depth=0):
@@ -233,11 +160,10 @@ def unet_generator(image_size, *, color_space="lab", base_width=64, depth=0, nor
     """pix2pix U-Net (Isola et al. 2017). lab: L in [-1, 1] [b, s, s, 1] -> ab [b, s, s, 2], tanh; rgb: gray in
     [0, 1] -> RGB [b, s, s, 3], sigmoid, since RGB targets lie in [0, 1]. `dropout` is pix2pix's noise source in
     the innermost decoder blocks (0.5 there; 0 makes the generator deterministic); hints (lab only): a second input
-    "hints" [b, s, s, 3] (`color_hints`) joined to L before the first convolution, as Zhang et al. 2017 feed theirs,
-    with the same hints spread over the image (`_spread_hints`); encoder: a backbone of `backbones` (lab only; then
-    `depth` is the backbone's own) rather than pix2pix's encoder (`_backbone_unet`); for_training: the trainer's
-    model, with ExampleDropout and TrainingLeakyReLU (others get Keras's own layers, which load without
-    colorgan)."""
+    "hints" [b, s, s, 3] (`color_hints`) joined to L before the first convolution, as Zhang et al. 2017 feed theirs;
+    encoder: a backbone of `backbones` (lab only; then `depth` is the backbone's own) rather than pix2pix's encoder
+    (`_backbone_unet`); for_training: the trainer's model, with the trainer's dropout and LeakyReLU (`blocks`;
+    others get Keras's own layers, which load without colorgan)."""
     space = _color_space("unet", color_space)
     _check_norm(norm)
     if encoder != PIX2PIX_ENCODER:
@@ -255,21 +181,21 @@ def unet_generator(image_size, *, color_space="lab", base_width=64, depth=0, nor
     x = inputs
     if hints:
         inputs = [inputs, keras.Input((image_size, image_size, color_hints.CHANNELS), name="hints")]
-        x = keras.layers.Concatenate(name="with_hints")([*inputs, *_spread_hints(inputs[1], image_size)])
+        x = keras.layers.Concatenate(name="with_hints")(inputs)
     skips = []
     for index in range(depth):
-        x = _down_block(x, base_width * _UNET_WIDTH_MULTIPLIERS[index], norm if index else "none",
-                        name=f"down{index + 1}",
-                        activation_layer=TrainingLeakyReLU if for_training else keras.layers.LeakyReLU)
+        x = blocks.down_block(x, base_width * _UNET_WIDTH_MULTIPLIERS[index], norm if index else "none",
+                              name=f"down{index + 1}",
+                              activation_layer=blocks.TrainingLeakyReLU if for_training else keras.layers.LeakyReLU)
         skips.append(x)
     # Each decoder block mirrors an encoder block: same width, then joined with that block's activation.
     for index, skip in enumerate(reversed(skips[:-1])):
-        x = _up_block(x, skip.shape[-1], norm, dropout if index < _UNET_DROPOUT_BLOCKS else 0.0,
-                      ExampleDropout if for_training else keras.layers.Dropout, name=f"up{index + 1}")
+        x = blocks.up_block(x, skip.shape[-1], norm, dropout if index < _UNET_DROPOUT_BLOCKS else 0.0,
+                            blocks.ExampleDropout if for_training else keras.layers.Dropout, name=f"up{index + 1}")
         x = keras.layers.Concatenate(name=f"up{index + 1}_skip")([x, skip])
     outputs = keras.layers.Conv2DTranspose(
         space.channels, 4, strides=2, padding="same", activation=space.output_activation,
-        kernel_initializer=_initializer(), dtype="float32", name=space.output_name)(x)
+        kernel_initializer=blocks.initializer(), dtype="float32", name=space.output_name)(x)
     return keras.Model(inputs, outputs, name=f"unet_{space.name}")
 
 
@@ -280,30 +206,30 @@ def _backbone_unet(image_size, encoder, *, base_width, norm, dropout, hints, for
     where hints enter: a pretrained stem takes three channels, all of them L*."""
     backbone = backbones.BACKBONES[encoder]
     backbones.check_size(encoder, image_size)
-    activation_layer = TrainingLeakyReLU if for_training else keras.layers.LeakyReLU
+    activation_layer = blocks.TrainingLeakyReLU if for_training else keras.layers.LeakyReLU
     lightness = keras.Input((image_size, image_size, 1), name=color.COLOR_SPACES["lab"].input_name)
     inputs, branch = lightness, lightness
     if hints:
         inputs = [lightness, keras.Input((image_size, image_size, color_hints.CHANNELS), name="hints")]
-        branch = keras.layers.Concatenate(name="with_hints")([*inputs, *_spread_hints(inputs[1], image_size)])
+        branch = keras.layers.Concatenate(name="with_hints")(inputs)
     gray_rgb = keras.layers.Concatenate(name="gray_rgb")([lightness] * 3)
     scaled = keras.layers.Rescaling(backbone.input_scale, backbone.input_offset, name="backbone_input")(gray_rgb)
     features = backbones.encoder(encoder, image_size, for_training=for_training)(scaled)
     skips = dict(zip((stride for stride, layer in zip(backbones.STRIDES, backbone.skips) if layer), features[:-1]))
-    full = keras.layers.Conv2D(base_width, 3, padding="same", kernel_initializer=_initializer(),
+    full = keras.layers.Conv2D(base_width, 3, padding="same", kernel_initializer=blocks.initializer(),
                                name="input_conv")(branch)
-    full = activation_layer(negative_slope=_PIX2PIX_LEAKY_SLOPE, name="input_act")(full)
-    input_features = {1: full, 2: _down_block(full, base_width, norm, name="input_down",
-                                              activation_layer=activation_layer)}
+    full = activation_layer(negative_slope=blocks.LEAKY_SLOPE, name="input_act")(full)
+    input_features = {1: full, 2: blocks.down_block(full, base_width, norm, name="input_down",
+                                                    activation_layer=activation_layer)}
     x = features[-1]
     for index, (stride, width) in enumerate(zip((16, 8, 4, 2, 1), _BACKBONE_DECODER_WIDTHS)):
-        x = _up_block(x, base_width * width, norm, dropout if index < _UNET_DROPOUT_BLOCKS else 0.0,
-                      ExampleDropout if for_training else keras.layers.Dropout, name=f"up{index + 1}")
+        x = blocks.up_block(x, base_width * width, norm, dropout if index < _UNET_DROPOUT_BLOCKS else 0.0,
+                            blocks.ExampleDropout if for_training else keras.layers.Dropout, name=f"up{index + 1}")
         joined = [x, *(source[stride] for source in (skips, input_features) if stride in source)]
         x = keras.layers.Concatenate(name=f"up{index + 1}_skip")(joined)
     space = color.COLOR_SPACES["lab"]
     outputs = keras.layers.Conv2D(space.channels, 3, padding="same", activation=space.output_activation,
-                                  kernel_initializer=_initializer(), dtype="float32", name=space.output_name)(x)
+                                  kernel_initializer=blocks.initializer(), dtype="float32", name=space.output_name)(x)
     return keras.Model(inputs, outputs, name=f"unet_{encoder}")
 
 
@@ -313,26 +239,6 @@ def encoder_variables(generator):
         return generator.get_layer("encoder").trainable_variables
     except ValueError:
         return []
-
-
-def _spread_hints(hints, image_size):
-    """The sparse hints spread over the image at a few scales, with Keras's own layers (so generator.keras loads
-    without colorgan): the whole image, and cells of HINT_SPREAD_CELLS per side, pooled and upsampled bilinearly,
-    each unit-normalised. The hints' a*b* are zero off the mask, so a pooled (a*m, b*m, m) is w * (a, b, 1), with
-    (a, b) the mean colour of the hints in reach and w their weight there; unit normalisation divides w out, leaving
-    (a, b, 1) / |(a, b, 1)|, or zeros where no hint reaches. This normalised convolution (Knutsson & Westin 1993)
-    hands the network a person's colours already carried as far as each scale reaches, so that it learns where they
-    stop rather than how to carry them, which a small dataset teaches poorly (BUILD.md, "Colour hints")."""
-    pooled = {"global": keras.layers.GlobalAveragePooling2D(keepdims=True, name="hints_global_pool")(hints)}
-    for cells in HINT_SPREAD_CELLS:
-        if image_size % cells == 0 and image_size > cells:
-            pooled[cells] = keras.layers.AveragePooling2D(image_size // cells, name=f"hints_pool{cells}")(hints)
-    spread = []
-    for scale, values in pooled.items():
-        upsampled = keras.layers.UpSampling2D(image_size // values.shape[1], interpolation="bilinear",
-                                              name=f"hints_spread_{scale}")(values)
-        spread.append(keras.layers.UnitNormalization(name=f"hints_colour_{scale}")(upsampled))
-    return spread
 
 
 def _patchgan_output_side(image_size):
@@ -355,16 +261,16 @@ def patchgan_discriminator(image_size, *, color_space="rgb", base_width=64, norm
     x = keras.layers.Concatenate(name="pair")([inputs, targets])
     for index, multiplier in enumerate(_PATCHGAN_WIDTH_MULTIPLIERS):
         # Only the trainer builds, and nothing exports, a PatchGAN: always its training layers.
-        x = _down_block(x, base_width * multiplier, norm if index else "none", name=f"down{index + 1}",
-                        activation_layer=TrainingLeakyReLU)
+        x = blocks.down_block(x, base_width * multiplier, norm if index else "none", name=f"down{index + 1}",
+                              activation_layer=blocks.TrainingLeakyReLU)
     x = keras.layers.ZeroPadding2D(name="pad1")(x)
-    x = keras.layers.Conv2D(base_width * 8, 4, use_bias=norm == "none", kernel_initializer=_initializer(),
+    x = keras.layers.Conv2D(base_width * 8, 4, use_bias=norm == "none", kernel_initializer=blocks.initializer(),
                             name="conv")(x)
     if norm != "none":
-        x = _normalization(norm, "conv_norm")(x)
-    x = TrainingLeakyReLU(negative_slope=_PIX2PIX_LEAKY_SLOPE, name="conv_act")(x)
+        x = blocks.normalization(norm, "conv_norm")(x)
+    x = blocks.TrainingLeakyReLU(negative_slope=blocks.LEAKY_SLOPE, name="conv_act")(x)
     x = keras.layers.ZeroPadding2D(name="pad2")(x)
-    logits = keras.layers.Conv2D(1, 4, kernel_initializer=_initializer(), dtype="float32", name="logits")(x)
+    logits = keras.layers.Conv2D(1, 4, kernel_initializer=blocks.initializer(), dtype="float32", name="logits")(x)
     return keras.Model([inputs, targets], logits, name="patchgan")
 
 

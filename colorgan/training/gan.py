@@ -135,11 +135,7 @@ class Gan:
             tf.cond(finite & encoder_on, apply(self._replica_apply_generator, g_grads, True),
                     lambda: tf.cond(finite, apply(self._replica_apply_generator, g_grads, False),
                                     lambda: tf.constant(False)))
-        if config.pretrain_steps:
-            tf.cond(finite & adversarial_on, apply(self._replica_apply_discriminator, d_grads),
-                    lambda: tf.constant(False))
-        else:
-            tf.cond(finite, apply(self._replica_apply_discriminator, d_grads), lambda: tf.constant(False))
+        tf.cond(finite & adversarial_on, apply(self._replica_apply_discriminator, d_grads), lambda: tf.constant(False))
         self.batches_consumed.assign_add(1)
         self.step.assign_add(tf.cast(finite, tf.int64))
         if self.ema_generator is not None:

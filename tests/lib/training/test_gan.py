@@ -59,7 +59,8 @@ def test_mixed_float16_gradients_are_those_of_the_scaled_loss():
     the gradients handed to the LossScaleOptimizer are the float32 ones times its current scale."""
     def gradients(model, inputs, targets):
         step_seed = example_noise.step_seed(0, 0)
-        _, _, g_grads, d_grads = tf.function(model._compute_losses_and_gradients)(inputs, targets, step_seed, 0)
+        _, _, g_grads, d_grads = tf.function(model._compute_losses_and_gradients)(
+            inputs, targets, step_seed, 0, tf.constant(True), tf.constant(True))
         return np.concatenate([tf.reshape(tf.cast(g, tf.float32), [-1]).numpy() for g in g_grads + d_grads])
 
     reference = gradients(*_gan())

@@ -51,8 +51,7 @@ def test_a_hints_variant_is_its_base_config_with_hints(base):
         values = _flag_values()
         values(["prog", f"--flagfile={os.path.join(REPO_ROOT, 'launch', 'configs', name + '.cfg')}"])
         configs.append(train_config.from_flags(values))
-    assert not configs[0].hints and configs[1] == dataclasses.replace(configs[0], hints=True, hints_recolor=1.0,
-                                                                  hints_loss_weight=3.0)
+    assert not configs[0].hints and configs[1] == dataclasses.replace(configs[0], hints=True, hints_recolor=0.5)
 
 
 def test_the_pretrained_encoder_config_is_unet256_on_a_backbone():

@@ -670,7 +670,7 @@ def gradients(context):
     return g, d
 
 g_grads, d_grads = strategy.experimental_distribute_values_from_function(gradients)
-tf.function(lambda g, d: strategy.run(run.gan._replica_apply, args=(g, d)))(g_grads, d_grads)
+tf.function(lambda g: strategy.run(run.gan._replica_apply_generator, args=(g, False)))(g_grads)
 after = [v.numpy() for v in run.gan.generator.trainable_variables]
 print("unchanged", all(np.array_equal(a, b) for a, b in zip(before, after)))
 print("finite", all(np.isfinite(a).all() for a in after))
