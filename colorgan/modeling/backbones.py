@@ -96,18 +96,19 @@ def _with_synchronised_batch_norm(application, for_training):
 
 def load_weights(encoder_model, name, weights):
     """Sets `encoder_model`'s weights (built by `encoder`) from "imagenet" (Keras's own download and cache) or a
-    weights file (what Keras caches, or a model's save_weights of the same backbone); WeightsError naming the file
-    when it cannot be read or does not fit."""
+    weights file (what Keras caches, or a model's save_weights of the same backbone); WeightsError in one line when
+    the download fails or the file cannot be read or does not fit."""
     backbone = BACKBONES[name]
     size = encoder_model.input_shape[1]
     try:
         with warnings.catch_warnings():  # Keras warns per layer it cannot fill, then raises: the error says it
             warnings.simplefilter("ignore")
             application = backbone.application(include_top=False, weights=weights, input_shape=(size, size, 3))
-    except (ValueError, OSError, KeyError, TypeError) as e:
-        if weights == "imagenet":
-            raise
+    except Exception as e:  # noqa: BLE001 (Keras raises a bare Exception for a failed download)
         reason = " ".join(str(e).split())[:200]
+        if weights == "imagenet":
+            raise WeightsError(f"--encoder_weights=imagenet: Keras could not fetch the {name} weights ({reason}); "
+                               f"without internet, pass a weights file") from None
         raise WeightsError(f"--encoder_weights={weights}: does not hold {name} weights without the top "
                            f"(include_top=False): {reason}") from None
     source = application.weights

@@ -1,5 +1,7 @@
 """Pretrained encoders: the features each backbone hands the decoder, its batch normalization, its weights files."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -104,3 +106,20 @@ def test_a_backbone_needs_a_multiple_of_32_and_a_lab_unet():
     for name in ("unet_rgb", "seed"):
         with pytest.raises(ValueError, match=f"generator '{name}' takes no pretrained encoder"):
             models.build_generator(name, 96, base_width=4, encoder="convnext_tiny")
+
+
+def test_a_failed_imagenet_download_is_one_line_saying_what_to_do(monkeypatch):
+    def offline(include_top, weights, input_shape):
+        if weights == "imagenet":
+            raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3] "
+                            "Temporary failure in name resolution")
+        return backbones.BACKBONES["convnext_tiny"].application(include_top=include_top, weights=weights,
+                                                                input_shape=input_shape)
+
+    encoder = backbones.encoder("convnext_tiny", 32)
+    monkeypatch.setitem(backbones.BACKBONES, "convnext_tiny",
+                        dataclasses.replace(backbones.BACKBONES["convnext_tiny"], application=offline))
+    with pytest.raises(backbones.WeightsError, match=r"^--encoder_weights=imagenet: Keras could not fetch the "
+                                                     r"convnext_tiny weights \(URL fetch failure .*\); without "
+                                                     r"internet, pass a weights file$"):
+        backbones.load_weights(encoder, "convnext_tiny", "imagenet")
