@@ -135,7 +135,10 @@ class Gan:
             tf.cond(finite & encoder_on, apply(self._replica_apply_generator, g_grads, True),
                     lambda: tf.cond(finite, apply(self._replica_apply_generator, g_grads, False),
                                     lambda: tf.constant(False)))
-        tf.cond(finite & adversarial_on, apply(self._replica_apply_discriminator, d_grads), lambda: tf.constant(False))
+        # Without a pretraining phase the discriminator's cond is the generator's (a predicate that is always true
+        # changes the graph enough for TF 2.21's remapper to fail on the seed150 test config's LeakyRelu fusion).
+        tf.cond(finite & adversarial_on if config.pretrain_steps else finite,
+                apply(self._replica_apply_discriminator, d_grads), lambda: tf.constant(False))
         self.batches_consumed.assign_add(1)
         self.step.assign_add(tf.cast(finite, tf.int64))
         if self.ema_generator is not None:

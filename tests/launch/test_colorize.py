@@ -239,10 +239,10 @@ def test_a_file_as_output_folder_and_ctrl_c_are_one_line(lab_run, tmp_path):
     exit status 130 was right)."""
     source = tmp_path / "in"
     source.mkdir()
-    # Enough photos that the job is still running when the Ctrl-C arrives on a loaded machine (12 were all done
-    # before it, once, under CI's full load).
-    for index in range(48):
-        Image.fromarray(image_corpus.colourful(640, 480, seed=index)).save(source / f"p{index:02d}.png")
+    # Enough photos that the job is still running when the Ctrl-C arrives on a loaded machine (12, then 48, were
+    # all done before it under CI's full load).
+    for index in range(240):
+        Image.fromarray(image_corpus.colourful(320, 240, seed=index)).save(source / f"p{index:03d}.png")
     (tmp_path / "a_file").write_text("mine")
     result = _colorize(lab_run, f"--input={source}", f"--output_dir={tmp_path / 'a_file'}", check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
