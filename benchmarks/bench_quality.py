@@ -1,6 +1,8 @@
-"""Colorization quality for a fixed CPU budget: the seed design against the smoke-size U-Net, on held-out photos.
+"""Colorization quality for a fixed CPU budget: the seed design, the smoke-size U-Net and its variants, on held-out
+photos.
 
   python benchmarks/bench_quality.py --minutes=10
+  python benchmarks/bench_quality.py --minutes=10 --models=unet,unet_nogan,resnet,resnet_nogan
 
 Trains on random crops of the bundled photos except the held-out ones (sample_photos.HELD_OUT_PHOTO_NAMES), each
 model for --minutes of wall time in its own launch/train.py process, stopped by SIGTERM as a scheduler would (the
@@ -8,6 +10,11 @@ trainer checkpoints and exits 143):
   seed   launch/configs/seed150.cfg at --seed_size px and --seed_batch (the original 150 px gets about ten steps in
          ten minutes on 2 cores; 96 px, near the seed discriminator's minimum, gets hundreds)
   unet   launch/configs/smoke.cfg (Lab U-Net + PatchGAN, 64 px, batch 8)
+  resnet smoke.cfg on a ResNet50V2 encoder with random weights (--encoder_weights=none: the architecture alone;
+         ImageNet weights are not measured here, as nothing may download)
+  convnext  the same on ConvNeXt-Tiny
+  X_nogan   model X with --pretrain_steps set to half the steps X reached in the same time (X runs first): the
+         pixel loss alone for the first half of the budget, as DeOldify's NoGAN schedule does
 then evaluates both with launch/evaluate.py --input_dir on the held-out photos at full resolution, through exactly
 colorize.py's path, and prints them against the gray-copy baseline. Ends with one JSON line.
 """
@@ -28,9 +35,25 @@ _CROPS = flags.DEFINE_integer("crops", 2000, "Training crops of the non-held-out
 _SEED_SIZE = flags.DEFINE_integer("seed_size", 96, "Training size of the seed model.")
 _SEED_BATCH = flags.DEFINE_integer("seed_batch", 4, "Batch size of the seed model.")
 _WORK_DIR = flags.DEFINE_string("work_dir", "", "Keep files here (default: a temporary folder).")
+_MODELS = flags.DEFINE_list("models", "seed,unet", "Models to train and evaluate, in order (see the docstring).")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO_ROOT, "launch", "configs")
+SMOKE = f"--flagfile={os.path.join(CONFIGS, 'smoke.cfg')}"
+NOGAN = "_nogan"
+
+
+def model_flags(name):
+    """The training flags of a model named in --models (without the _nogan suffix)."""
+    backbone = {"resnet": "resnet50v2", "convnext": "convnext_tiny"}
+    if name == "seed":
+        return [f"--flagfile={os.path.join(CONFIGS, 'seed150.cfg')}", f"--image_size={_SEED_SIZE.value}",
+                f"--batch_size={_SEED_BATCH.value}"]
+    if name == "unet":
+        return [SMOKE]
+    if name in backbone:
+        return [SMOKE, "--depth=0", f"--encoder={backbone[name]}", "--encoder_weights=none"]
+    raise app.UsageError(f"--models: unknown model {name!r}")
 
 
 def train_for(minutes, model_dir, *flags_, train_steps=100000000):
@@ -87,30 +110,33 @@ def main(argv):
 
     work = _WORK_DIR.value or tempfile.mkdtemp(prefix="bench_quality_")
     data, held_out = prepare(work, _CROPS.value)
-    models = {
-        "seed": [f"--flagfile={os.path.join(CONFIGS, 'seed150.cfg')}", f"--image_size={_SEED_SIZE.value}",
-                 f"--batch_size={_SEED_BATCH.value}"],
-        "unet": [f"--flagfile={os.path.join(CONFIGS, 'smoke.cfg')}"],
-    }
+    for name in _MODELS.value:
+        model_flags(name.removesuffix(NOGAN))
     figures = {"minutes_each": _MINUTES.value, "cpus": len(os.sched_getaffinity(0)),
                "held_out": list(sample_photos.HELD_OUT_PHOTO_NAMES), "training_photos":
                list(sample_photos.TRAINING_PHOTO_NAMES), "training_crops": _CROPS.value}
     reports = {}
-    for name, model_flags in models.items():
+    for name in _MODELS.value:
+        base = name.removesuffix(NOGAN)
+        schedule = []
+        if name != base:
+            if f"{base}_steps" not in figures:
+                raise app.UsageError(f"--models: {name} needs {base} before it")
+            schedule = [f"--pretrain_steps={figures[f'{base}_steps'] // 2}"]
         model_dir = os.path.join(work, f"run_{name}")
         start = time.monotonic()
-        steps = train_for(_MINUTES.value, model_dir, f"--data_dir={data}", *model_flags)
+        steps = train_for(_MINUTES.value, model_dir, f"--data_dir={data}", *model_flags(base), *schedule)
         print(f"{name}: {steps} steps in {(time.monotonic() - start) / 60:.1f} min", flush=True)
         reports[name] = evaluate(model_dir, held_out, os.path.join(work, f"eval_{name}"))
         figures[f"{name}_steps"] = steps
     print(f"\nheld-out photos at full resolution ({', '.join(sample_photos.HELD_OUT_PHOTO_NAMES)}), "
           f"{_MINUTES.value:g} min of training each on {figures['cpus']} cores:")
-    print(f"{'':10s}{'steps':>8s}{'PSNR':>9s}{'SSIM':>8s}{'colorful':>10s}{'|dcolorful|':>13s}")
-    baseline = reports["unet"]
-    print(f"{'gray copy':10s}{'':>8s}{baseline['psnr_gray_copy']:9.2f}{baseline['ssim_gray_copy']:8.3f}"
+    print(f"{'':14s}{'steps':>8s}{'PSNR':>9s}{'SSIM':>8s}{'colorful':>10s}{'|dcolorful|':>13s}")
+    baseline = next(iter(reports.values()))
+    print(f"{'gray copy':14s}{'':>8s}{baseline['psnr_gray_copy']:9.2f}{baseline['ssim_gray_copy']:8.3f}"
           f"{baseline['colorfulness_gray_copy']:10.1f}{baseline['colorfulness_delta_gray_copy']:13.1f}")
     for name, report in reports.items():
-        print(f"{name:10s}{figures[f'{name}_steps']:8d}{report['psnr']:9.2f}{report['ssim']:8.3f}"
+        print(f"{name:14s}{figures[f'{name}_steps']:8d}{report['psnr']:9.2f}{report['ssim']:8.3f}"
               f"{report['colorfulness']:10.1f}{report['colorfulness_delta']:13.1f}")
         for metric in ("psnr", "ssim", "colorfulness", "colorfulness_delta", "psnr_gray_copy",
                        "colorfulness_real"):

@@ -24,6 +24,13 @@ def lab_run(tmp_path_factory):
     return run_dirs.make_run(tmp_path_factory.mktemp("lab_run"), "unet")[0]
 
 
+@pytest.fixture(scope="module")
+def resnet_run(tmp_path_factory):
+    """unet256_resnet.cfg's generator (ResNet50V2 encoder) at a test size."""
+    return run_dirs.make_run(tmp_path_factory.mktemp("resnet_run"), "unet", encoder="resnet50v2", depth=0,
+                             norm="instance")[0]
+
+
 def _report(result):
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -54,7 +61,9 @@ def test_a_dataset_split_at_its_stored_size(lab_run, photo_dir, tmp_path):
     assert report["colorfulness"] > 20 and report["psnr"] != pytest.approx(report["psnr_gray_copy"], abs=0.1)
 
 
-def test_a_folder_of_colour_photos_goes_through_the_colorize_path(lab_run, tmp_path):
+@pytest.mark.parametrize("run_fixture", ["lab_run", "resnet_run"])
+def test_a_folder_of_colour_photos_goes_through_the_colorize_path(run_fixture, request, tmp_path):
+    model_dir = request.getfixturevalue(run_fixture)
     photos = tmp_path / "photos"
     (photos / "sub").mkdir(parents=True)
     for index, (width, height) in enumerate([(101, 67), (64, 80), (90, 90)]):
@@ -62,7 +71,7 @@ def test_a_folder_of_colour_photos_goes_through_the_colorize_path(lab_run, tmp_p
             photos / ("sub" if index else ".") / f"p{index}.png")
     Image.fromarray(np.full((30, 30), 128, np.uint8)).save(photos / "gray.png")
     (photos / "broken.jpg").write_text("nope")
-    result = run_script(SCRIPT, f"--model={lab_run}", f"--input_dir={photos}", "--samples=2",
+    result = run_script(SCRIPT, f"--model={model_dir}", f"--input_dir={photos}", "--samples=2",
                         f"--output_dir={tmp_path / 'eval'}")
     report = _report(result)
     assert report["examples"] == 3
@@ -70,7 +79,7 @@ def test_a_folder_of_colour_photos_goes_through_the_colorize_path(lab_run, tmp_p
     assert f"evaluate: skipped {photos / 'broken.jpg'}: not an image" in result.stderr
     assert "psnr" in result.stdout and "gray copy" in result.stdout  # the readable table
     # The same photos through colorize.py, written losslessly, give the same PSNR.
-    run_script("launch/colorize.py", f"--model={lab_run}", f"--input={photos}", f"--output_dir={tmp_path / 'out'}",
+    run_script("launch/colorize.py", f"--model={model_dir}", f"--input={photos}", f"--output_dir={tmp_path / 'out'}",
                check=True)
     psnrs = []
     for source in sorted(photos.rglob("p*.png")):

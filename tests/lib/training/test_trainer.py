@@ -184,6 +184,23 @@ def _resnet_config(weights, *overrides):
     return _shipped("unet256_resnet.cfg", "--depth=0", f"--encoder_weights={weights}", *overrides)
 
 
+def test_one_and_two_replicas_agree_and_train_on_a_convnext_encoder(data_dir, tmp_path):
+    """unet256_resnet.cfg on ConvNeXt-Tiny (LayerNorm: no batch statistics in the encoder), from a local weights
+    file: the first step agrees on 1 and 2 replicas with the encoder training; frozen for one step, the encoder
+    then trains under its own optimizer."""
+    weights = run_dirs.save_backbone_weights(tmp_path / "convnext_tiny.weights.h5", "convnext_tiny")
+    args = _resnet_config(weights, "--encoder=convnext_tiny", "--pretrain_steps=0")
+    _assert_one_and_two_replicas_agree_on_the_first_step(data_dir, tmp_path, [*args, "--freeze_encoder_steps=0"],
+                                                         timeout=600)
+    result = _train(data_dir, tmp_path / "frozen", *args, "--freeze_encoder_steps=1", "--train_steps=2",
+                    timeout=600)
+    assert f"convnext_tiny encoder weights from {weights}" in result.stderr
+    start, end = _weights(tmp_path / "frozen" / "ckpt-0"), _weights(tmp_path / "frozen")
+    encoder = [name for name in start if name.startswith("e_optimizer/_trainable_variables/")]
+    assert len(encoder) > 100 and sum(not np.array_equal(start[n], end[n]) for n in encoder) > len(encoder) // 2
+    assert int(end["e_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == 1
+
+
 def test_one_and_two_replicas_agree_on_the_pretrained_encoder_config(data_dir, tmp_path, resnet_weights):
     """With the encoder training from the first step (its synchronised batch statistics in use) and the adversarial
     loss on. The 2-replica run takes about 5 minutes on a quiet 2-core machine (tracing the per-layer all-reduces of
