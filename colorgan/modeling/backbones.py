@@ -15,14 +15,14 @@ What the project's guarantees need from a backbone:
   which picks the moving or the batch statistics by a flag the training step sets (`frozen`), without a cond.
 """
 
-import contextlib
 import dataclasses
-import threading
 import warnings
 from typing import Callable
 
 import keras
 import tensorflow as tf
+
+from colorgan.modeling import step_context
 
 STRIDE = 32  # every backbone here halves its input five times: image sides must be multiples of this
 STRIDES = (2, 4, 8, 16)  # the decoder's skips below the encoder's output, at 1/stride of the image
@@ -54,7 +54,7 @@ BACKBONES = {
                                "convnext_tiny_stage_2_block_8_identity"), batch_norm=False),
 }
 
-_active = threading.local()  # MirroredStrategy traces each replica's function in a thread of its own.
+_frozen = step_context.StepValue()
 
 
 class WeightsError(ValueError):
@@ -117,16 +117,10 @@ def load_weights(encoder_model, name, weights):
     encoder_model.set_weights([w.numpy() for w in source])
 
 
-@contextlib.contextmanager
 def frozen(flag):
-    """While the training step's models are traced: FreezableBatchNormalization layers use their moving statistics
-    (and keep them) where the boolean tensor `flag` is true."""
-    previous = getattr(_active, "frozen", None)
-    _active.frozen = flag
-    try:
-        yield
-    finally:
-        _active.frozen = previous
+    """A context in which, while the training step's models are traced, FreezableBatchNormalization layers use their
+    moving statistics (and keep them) where the boolean tensor `flag` is true."""
+    return _frozen.set(flag)
 
 
 @keras.saving.register_keras_serializable(package="colorgan")
@@ -137,7 +131,7 @@ class FreezableBatchNormalization(keras.layers.BatchNormalization):
     the trainer's models use it: saved and exported models keep Keras's layer (the same weights)."""
 
     def call(self, inputs, training=None, mask=None):
-        flag = getattr(_active, "frozen", None)
+        flag = _frozen.get()
         if flag is None or not training or mask is not None or self.renorm:
             return super().call(inputs, training=training, mask=mask)
         inputs = tf.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))

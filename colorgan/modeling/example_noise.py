@@ -8,13 +8,13 @@ replicas draw the same numbers for every example: each replica draws a tensor sh
 keeps its own rows, the rows the input pipeline gave it (replica r holds examples r*B .. r*B+B-1).
 """
 
-import contextlib
-import threading
 import zlib
 
 import tensorflow as tf
 
-_active = threading.local()  # MirroredStrategy traces each replica's function in a thread of its own.
+from colorgan.modeling import step_context
+
+_current = step_context.StepValue()
 
 
 class ExampleNoise:
@@ -45,17 +45,11 @@ def step_seed(seed, batches_consumed):
     return tf.stack([tf.constant(seed, tf.int64), tf.cast(batches_consumed, tf.int64)])
 
 
-@contextlib.contextmanager
 def example_noise(seed, first_example, global_batch):
-    """Makes an ExampleNoise the one `current()` returns while the training step's models are traced."""
-    previous = getattr(_active, "noise", None)
-    _active.noise = ExampleNoise(seed, first_example, global_batch)
-    try:
-        yield _active.noise
-    finally:
-        _active.noise = previous
+    """A context giving an ExampleNoise, the one `current()` returns while the training step's models are traced."""
+    return _current.set(ExampleNoise(seed, first_example, global_batch))
 
 
 def current():
     """The ExampleNoise of the step being traced in this thread, or None outside one."""
-    return getattr(_active, "noise", None)
+    return _current.get()
