@@ -64,7 +64,7 @@ def make_hint_carrying_run(model_dir, step=3):
                                  generator="unet", hints=True, ema_decay=0.0, **TINY)
     generator = models.build_generator("unet", config.image_size, for_training=True, **config.model_hparams())
     weights = {weight.path: np.zeros(weight.shape, np.float32) for weight in generator.weights}
-    down1 = weights["down1_conv/kernel"]  # [4, 4, 1 + 3, width]: input channels L, hint a, hint b, mask
+    down1 = weights["down1_conv/kernel"]  # [4, 4, 1 + 3 + spread, width]: L, hint a, hint b, mask, spread hints
     for channel, (source, sign) in enumerate(((1, 1.0), (1, -1.0), (2, 1.0), (2, -1.0))):
         down1[1:3, 1:3, source, channel] = sign / 4
     output = weights["ab/kernel"]  # [4, 4, 2 outputs, width of up2 + width of down1] (transposed convolution)

@@ -75,16 +75,18 @@ def _inside(start, side, size):
     return tf.cast((index >= start[..., tf.newaxis]) & (index < (start + side)[..., tf.newaxis]), tf.float32)
 
 
-def simulated(ab, draws, image_size, recolor=0.0):
+def simulated(ab, draws, image_size, recolor=0.0, hinted=1.0):
     """(targets, hints) for training: the real ab [b, s, s, 2] (normalised), the colours of a `recolor` fraction of
     the examples that get points rotated by a random hue angle, and the hints [b, s, s, 3] drawn from those targets
-    with `draws` (an example_noise.ExampleNoise) as the module docstring says.
+    with `draws` (an example_noise.ExampleNoise) as the module docstring says, for a `hinted` fraction of the
+    examples (the others get none; the trainer's ramp, --hints_ramp_steps, grows it from 0 to 1).
 
     Why recolor: on a small dataset the model knows every training colour from L alone, so hints carry nothing it
     needs and it learns to ignore them (measured: 0 and 10 points gave the same result). Rotating the hue of a
     hinted example makes its colours unknowable but from its points, which teaches carrying a given colour over its
     region; examples without points keep their colours, so the model still colorizes alone."""
     top, left, side, active = sample_points(draws, tf.shape(ab)[0], image_size)
+    active &= (draws.uniform("hinted", tf.shape(ab)[:1]) < hinted)[:, tf.newaxis]
     angle = draws.uniform("hint_hue", tf.shape(ab)[:1], maxval=2 * math.pi) * tf.cast(
         (draws.uniform("hint_recolor", tf.shape(ab)[:1]) < recolor) & tf.reduce_any(active, axis=1), tf.float32)
     cos, sin = (tf.cast(f(angle), ab.dtype)[:, tf.newaxis, tf.newaxis] for f in (tf.cos, tf.sin))

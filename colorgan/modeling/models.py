@@ -37,6 +37,7 @@ _SEED_DISCRIMINATOR_DENSE = (512, 128, 16)
 
 _UNET_WIDTH_MULTIPLIERS = (1, 2, 4, 8, 8, 8, 8, 8)
 _UNET_DROPOUT_BLOCKS = 3
+HINT_SPREAD_CELLS = (4, 16)  # cells per side of the scales hints are spread over, besides the whole image
 _BACKBONE_DECODER_WIDTHS = (8, 4, 2, 1, 1)  # x base_width, decoding 1/32 -> 1/16, 1/8, 1/4, 1/2, 1/1
 _PATCHGAN_WIDTH_MULTIPLIERS = (1, 2, 4)
 
@@ -158,12 +159,13 @@ def unet_depth(image_size, depth=0):
 def unet_generator(image_size, *, color_space="lab", base_width=64, depth=0, norm="batch", dropout=0.5,
                    hints=False, encoder=PIX2PIX_ENCODER, for_training=False):
     """pix2pix U-Net (Isola et al. 2017). lab: L in [-1, 1] [b, s, s, 1] -> ab [b, s, s, 2], tanh; rgb: gray in
-    [0, 1] -> RGB [b, s, s, 3], sigmoid, since RGB targets lie in [0, 1]. `dropout` is pix2pix's noise source in
-    the innermost decoder blocks (0.5 there; 0 makes the generator deterministic); hints (lab only): a second input
-    "hints" [b, s, s, 3] (`color_hints`) joined to L before the first convolution, as Zhang et al. 2017 feed theirs;
-    encoder: a backbone of `backbones` (lab only; then `depth` is the backbone's own) rather than pix2pix's encoder
-    (`_backbone_unet`); for_training: the trainer's model, with the trainer's dropout and LeakyReLU (`blocks`;
-    others get Keras's own layers, which load without colorgan)."""
+    [0, 1] -> RGB [b, s, s, 3], sigmoid, since RGB targets lie in [0, 1]. `dropout` is pix2pix's noise source in the
+    innermost decoder blocks (0.5 there; 0 makes the generator deterministic); hints (lab only): a second input
+    "hints" [b, s, s, 3] (`color_hints`) joined to L before the first convolution, as Zhang et al. 2017 feed theirs,
+    with the same hints spread over the image (`_spread_hints`); encoder: a backbone of `backbones` (lab only; then
+    `depth` is the backbone's own) rather than pix2pix's encoder (`_backbone_unet`); for_training: the trainer's
+    model, with the trainer's dropout and LeakyReLU (`blocks`; others get Keras's own layers, which load without
+    colorgan)."""
     space = _color_space("unet", color_space)
     _check_norm(norm)
     if encoder != PIX2PIX_ENCODER:
@@ -181,7 +183,7 @@ def unet_generator(image_size, *, color_space="lab", base_width=64, depth=0, nor
     x = inputs
     if hints:
         inputs = [inputs, keras.Input((image_size, image_size, color_hints.CHANNELS), name="hints")]
-        x = keras.layers.Concatenate(name="with_hints")(inputs)
+        x = keras.layers.Concatenate(name="with_hints")([*inputs, *_spread_hints(inputs[1], image_size)])
     skips = []
     for index in range(depth):
         x = blocks.down_block(x, base_width * _UNET_WIDTH_MULTIPLIERS[index], norm if index else "none",
@@ -211,7 +213,7 @@ def _backbone_unet(image_size, encoder, *, base_width, norm, dropout, hints, for
     inputs, branch = lightness, lightness
     if hints:
         inputs = [lightness, keras.Input((image_size, image_size, color_hints.CHANNELS), name="hints")]
-        branch = keras.layers.Concatenate(name="with_hints")(inputs)
+        branch = keras.layers.Concatenate(name="with_hints")([*inputs, *_spread_hints(inputs[1], image_size)])
     gray_rgb = keras.layers.Concatenate(name="gray_rgb")([lightness] * 3)
     scaled = keras.layers.Rescaling(backbone.input_scale, backbone.input_offset, name="backbone_input")(gray_rgb)
     features = backbones.encoder(encoder, image_size, for_training=for_training)(scaled)
@@ -231,6 +233,26 @@ def _backbone_unet(image_size, encoder, *, base_width, norm, dropout, hints, for
     outputs = keras.layers.Conv2D(space.channels, 3, padding="same", activation=space.output_activation,
                                   kernel_initializer=blocks.initializer(), dtype="float32", name=space.output_name)(x)
     return keras.Model(inputs, outputs, name=f"unet_{encoder}")
+
+
+def _spread_hints(hints, image_size):
+    """The sparse hints spread over the image at a few scales, with Keras's own layers (so generator.keras loads
+    without colorgan): the whole image, and cells of HINT_SPREAD_CELLS per side, pooled and upsampled bilinearly,
+    each unit-normalised. The hints' a*b* are zero off the mask, so a pooled (a*m, b*m, m) is w * (a, b, 1), with
+    (a, b) the mean colour of the hints in reach and w their weight there; unit normalisation divides w out, leaving
+    (a, b, 1) / |(a, b, 1)|, or zeros where no hint reaches. This normalised convolution (Knutsson & Westin 1993)
+    hands the network a person's colours already carried as far as each scale reaches, so that it learns where they
+    stop rather than how to carry them, which a small dataset teaches poorly (BUILD.md, "Colour hints")."""
+    pooled = {"global": keras.layers.GlobalAveragePooling2D(keepdims=True, name="hints_global_pool")(hints)}
+    for cells in HINT_SPREAD_CELLS:
+        if image_size % cells == 0 and image_size > cells:
+            pooled[cells] = keras.layers.AveragePooling2D(image_size // cells, name=f"hints_pool{cells}")(hints)
+    spread = []
+    for scale, values in pooled.items():
+        upsampled = keras.layers.UpSampling2D(image_size // values.shape[1], interpolation="bilinear",
+                                              name=f"hints_spread_{scale}")(values)
+        spread.append(keras.layers.UnitNormalization(name=f"hints_colour_{scale}")(upsampled))
+    return spread
 
 
 def encoder_variables(generator):

@@ -40,8 +40,10 @@ class Gan:
             # does; the rest of the generator keeps g_optimizer (checkpoints of runs without one are unchanged).
             encoder_ids = ({id(variable) for variable in models.encoder_variables(self.generator)}
                            if config.freeze_encoder_steps else set())
-            self.g_variables = [v for v in self.generator.trainable_variables if id(v) not in encoder_ids]
-            self.e_variables = [v for v in self.generator.trainable_variables if id(v) in encoder_ids]
+            self._in_encoder = [id(v) in encoder_ids for v in self.generator.trainable_variables]
+            self.g_variables = [v for v, inside in zip(self.generator.trainable_variables, self._in_encoder)
+                                if not inside]
+            self.e_variables = [v for v, inside in zip(self.generator.trainable_variables, self._in_encoder) if inside]
             self.g_optimizer = self._optimizer(config.g_learning_rate, "g")
             self.d_optimizer = self._optimizer(config.d_learning_rate, "d")
             self.e_optimizer = self._optimizer(config.g_learning_rate, "e") if self.e_variables else None
@@ -113,11 +115,14 @@ class Gan:
         because Keras's optimizer.apply synchronises (merge_call), which a cond inside a replica may not hold."""
         config = self.config
         step_seed = example_noise.step_seed(config.seed, self.batches_consumed)
-        # The schedule's phases, by applied step: the encoder frozen, the adversarial phase not begun.
+        # The schedule, by applied step: the encoder frozen, the adversarial phase not begun, the share of examples
+        # that get hints.
         encoder_on = self.step >= config.freeze_encoder_steps
         adversarial_on = self.step >= config.pretrain_steps
+        schedule = dict(encoder_on=encoder_on, adversarial_on=adversarial_on,
+                        hints_ramp=tf.minimum(1.0, tf.cast(self.step, tf.float32) / max(config.hints_ramp_steps, 1)))
         g_loss, d_loss, non_finite, g_grads, d_grads = self.strategy.run(
-            self._replica_gradients, args=(inputs, targets, step_seed, encoder_on, adversarial_on))
+            self._replica_gradients, args=(inputs, targets, step_seed, schedule))
         finite = self.strategy.reduce(tf.distribute.ReduceOp.SUM, non_finite, axis=None) < 0.5
 
         def apply(function, *args):
@@ -151,12 +156,12 @@ class Gan:
             return self.discriminator([inputs, targets], training=training)
         return self.discriminator(targets, training=training)
 
-    def _replica_gradients(self, inputs, targets, step_seed, encoder_on, adversarial_on):
+    def _replica_gradients(self, inputs, targets, step_seed, schedule):
         """This replica's losses (its share of the global mean), whether they are non-finite, and gradients."""
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         first_example = tf.cast(replica, tf.int32) * tf.shape(inputs)[0]
         g_loss, d_loss, g_grads, d_grads = self._losses_and_gradients(inputs, targets, step_seed, first_example,
-                                                                      encoder_on, adversarial_on)
+                                                                      schedule)
         non_finite = tf.cast(~(tf.math.is_finite(g_loss) & tf.math.is_finite(d_loss)), tf.float32)
         return g_loss, d_loss, non_finite, g_grads, d_grads
 
@@ -167,10 +172,9 @@ class Gan:
         if self.e_optimizer is None:
             self._apply([(self.g_optimizer, self.g_variables)], g_grads, context)
             return
-        encoder_ids = {id(variable) for variable in self.e_variables}
         by_kind = {True: [], False: []}
-        for grad, variable in zip(g_grads, self.generator.trainable_variables):
-            by_kind[id(variable) in encoder_ids].append(grad)
+        for grad, inside in zip(g_grads, self._in_encoder):
+            by_kind[inside].append(grad)
         updates = [(self.g_optimizer, self.g_variables, by_kind[False])]
         if with_encoder:
             updates.append((self.e_optimizer, self.e_variables, by_kind[True]))
@@ -181,15 +185,19 @@ class Gan:
         self._apply([(self.d_optimizer, self.discriminator.trainable_variables)], d_grads,
                     tf.distribute.get_replica_context())
 
-    def _compute_losses_and_gradients(self, inputs, targets, step_seed, first_example, encoder_on, adversarial_on):
+    def _compute_losses_and_gradients(self, inputs, targets, step_seed, first_example, schedule):
         """Forward and backward pass of both networks on this replica's examples, which start at `first_example`
         of the global batch (optionally XLA-compiled). While the encoder is frozen its batch normalization keeps
-        its moving statistics; before the adversarial phase the generator's loss is the pixel loss alone."""
+        its moving statistics; before the adversarial phase the generator's loss is the pixel loss alone; the
+        share of examples that get colour hints grows with the schedule's hints_ramp."""
         config = self.config
+        hints_ramp = schedule["hints_ramp"] if config.hints_ramp_steps else 1.0
+        freezing = (backbones.frozen(~schedule["encoder_on"]) if config.freeze_encoder_steps
+                    else contextlib.nullcontext())
         adversarial = losses.adversarial_loss(config.adversarial_loss,
                                               from_logits=self.discriminator_spec.outputs_logits)
         with example_noise.example_noise(step_seed, first_example, self.global_batch) as draws, \
-                (backbones.frozen(~encoder_on) if config.freeze_encoder_steps else contextlib.nullcontext()), \
+                freezing, \
                 tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             real_labels = fake_labels = None
             if config.noisy_labels:
@@ -197,14 +205,15 @@ class Gan:
                 real_labels, fake_labels = losses.noisy_labels(score_shape, draws)
             hints = None
             if config.hints:
-                targets, hints = color_hints.simulated(targets, draws, config.image_size, config.hints_recolor)
+                targets, hints = color_hints.simulated(targets, draws, config.image_size, config.hints_recolor,
+                                                        hinted=hints_ramp)
             generated = self.generator(models.generator_inputs(self.generator, inputs, hints), training=True)
             real_scores = self._discriminate(inputs, targets, training=True)
             fake_scores = self._discriminate(inputs, generated, training=True)
             d_per_example = adversarial.discriminator(real_scores, fake_scores, real_labels, fake_labels)
             g_adversarial = adversarial.generator(fake_scores)
             if config.pretrain_steps:
-                g_adversarial = tf.where(adversarial_on, g_adversarial, tf.zeros_like(g_adversarial))
+                g_adversarial = tf.where(schedule["adversarial_on"], g_adversarial, tf.zeros_like(g_adversarial))
             reconstruction = losses.reconstruction_loss(config.reconstruction_loss, targets, generated)
             if config.hints_loss_weight:
                 reconstruction += config.hints_loss_weight * losses.reconstruction_loss(

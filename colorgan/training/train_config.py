@@ -54,6 +54,9 @@ class TrainConfig:
                                            "beside the loss over all (both times --reconstruction_weight): a "
                                            "person's colour then holds where they put it (BUILD.md, \"Colour "
                                            "hints\").")
+    hints_ramp_steps: int = _field(0, "With --hints: the share of training examples that get points grows "
+                                      "linearly from none to all over the first N steps, so that the automatic "
+                                      "colours are learnt first (BUILD.md, \"Colour hints\").")
     encoder: str = _field(models.PIX2PIX_ENCODER, "U-Net encoder: pix2pix's own, trained from scratch, or a Keras "
                           "Applications backbone (BUILD.md, \"Pretrained encoders\"); a backbone needs --image_size "
                           "a multiple of 32.", models.ENCODERS)
@@ -126,8 +129,8 @@ class TrainConfig:
             check(getattr(self, name) > 0, f"--{name}={getattr(self, name)}: must be > 0")
         for name in ("g_learning_rate", "d_learning_rate"):
             check(getattr(self, name) > 0, f"--{name}={getattr(self, name)}: must be > 0")
-        for name in ("reconstruction_weight", "clip_norm", "cpu_replicas", "depth", "max_nan_restores",
-                     "eval_every", "eval_batches", "seed", "freeze_encoder_steps", "pretrain_steps"):
+        for name in ("reconstruction_weight", "clip_norm", "cpu_replicas", "depth", "max_nan_restores", "eval_every",
+                     "eval_batches", "seed", "freeze_encoder_steps", "pretrain_steps", "hints_ramp_steps"):
             check(getattr(self, name) >= 0, f"--{name}={getattr(self, name)}: must be >= 0")
         check(not self.profile_steps or self.profile_range() is not None,
               f"--profile_steps={self.profile_steps}: expected two step numbers A,B with 1 <= A <= B")
@@ -139,6 +142,7 @@ class TrainConfig:
         check(not self.hints_recolor or self.hints, f"--hints_recolor={self.hints_recolor} needs --hints")
         check(self.hints_loss_weight >= 0, f"--hints_loss_weight={self.hints_loss_weight}: must be >= 0")
         check(not self.hints_loss_weight or self.hints, f"--hints_loss_weight={self.hints_loss_weight} needs --hints")
+        check(not self.hints_ramp_steps or self.hints, f"--hints_ramp_steps={self.hints_ramp_steps} needs --hints")
         spec = models.GENERATORS.get(self.generator)
         check(not (self.hints and spec and not spec.takes_hints), f"--hints with --generator={self.generator}: " + (
             "the seed generator stays as the seed designed it (gray in, RGB out); hints need --generator=unet"
@@ -167,16 +171,14 @@ class TrainConfig:
 
     def _encoder_problems(self, spec):
         """--encoder, --encoder_weights and --freeze_encoder_steps, one line per problem."""
-        if self.encoder not in backbones.BACKBONES:
-            problems = []
-            if self.encoder_weights not in backbones.WEIGHTS:
-                problems.append(f"--encoder_weights={self.encoder_weights} needs a backbone --encoder (the "
-                                f"{self.encoder} encoder trains from scratch)")
-            if self.freeze_encoder_steps:
-                problems.append(f"--freeze_encoder_steps={self.freeze_encoder_steps} needs a backbone --encoder (the "
-                                f"{self.encoder} encoder trains from scratch)")
-            return problems
         problems = []
+        if self.encoder not in backbones.BACKBONES:
+            needs_backbone = f"needs a backbone --encoder (the {self.encoder} encoder trains from scratch)"
+            if self.encoder_weights not in backbones.WEIGHTS:
+                problems.append(f"--encoder_weights={self.encoder_weights} {needs_backbone}")
+            if self.freeze_encoder_steps:
+                problems.append(f"--freeze_encoder_steps={self.freeze_encoder_steps} {needs_backbone}")
+            return problems
         if spec and not spec.takes_encoder:
             problems.append(f"--encoder={self.encoder} with --generator={self.generator}: a backbone takes L*, so "
                             f"it needs the Lab U-Net (--generator=unet)")

@@ -87,3 +87,22 @@ def test_recolor_rotates_the_hue_of_examples_with_points_and_hints_follow_it():
     # The hints are revealed from the recolored targets, at the points the draws place.
     np.testing.assert_allclose(hints, color_hints.reveal(targets, *color_hints.sample_points(draws, batch, 16)),
                                atol=1e-6)
+
+
+def test_a_hinted_fraction_gives_points_to_that_share_of_the_examples_and_none_to_the_rest():
+    batch = 256
+    ab = _ab(batch=batch, size=16)
+    draws = example_noise.ExampleNoise(example_noise.step_seed(3, 1), 0, batch)
+    all_targets, all_hints = color_hints.simulated(ab, draws, 16, recolor=1.0)
+    for hinted in (1.0, tf.constant(1.0)):
+        targets, hints = color_hints.simulated(ab, draws, 16, recolor=1.0, hinted=hinted)
+        np.testing.assert_array_equal(hints.numpy(), all_hints.numpy())
+    targets, hints = color_hints.simulated(ab, draws, 16, recolor=1.0, hinted=0.0)
+    assert not hints.numpy().any()
+    np.testing.assert_array_equal(targets.numpy(), ab.numpy())  # nothing recolored without points
+    _, hints = color_hints.simulated(ab, draws, 16, recolor=1.0, hinted=0.5)
+    with_points = hints.numpy()[..., 2].any(axis=(1, 2))
+    had_points = all_hints.numpy()[..., 2].any(axis=(1, 2))
+    assert not (with_points & ~had_points).any()  # a subset of the examples that get points at 1.0, same points
+    np.testing.assert_array_equal(hints.numpy()[with_points], all_hints.numpy()[with_points])
+    assert 0.35 < with_points.sum() / had_points.sum() < 0.65

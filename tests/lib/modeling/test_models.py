@@ -309,8 +309,31 @@ def test_a_hints_unet_takes_lightness_and_hints_and_the_hints_change_its_output(
     assert alone.shape == hinted.shape == (2, 32, 32, 2) and not np.allclose(alone, hinted)
     plain = models.build_generator("unet", 32, base_width=4, depth=3, norm="none", dropout=0.0)
     assert not models.takes_hints(plain) and models.generator_inputs(plain, lightness) is lightness
-    # The first convolution sees three more channels; nothing else changes.
-    assert generator.count_params() - plain.count_params() == 4 * 4 * 3 * 4
+    # The first convolution sees the three hint channels and three per spread scale (the image, 4 and 16 cells a
+    # side); nothing else changes.
+    assert generator.count_params() - plain.count_params() == 4 * 4 * (3 + 3 * 3) * 4
+
+
+def test_a_hints_unet_spreads_the_points_colours_over_the_image_with_keras_layers_only():
+    generator = models.build_generator("unet", 32, base_width=4, depth=3, norm="none", dropout=0.0, hints=True)
+    hints = np.zeros((1, 32, 32, 3), np.float32)
+    hints[0, 1:3, 1:3] = (0.6, -0.3, 1.0)  # in the top-left cell of 8x8 px (4 cells a side)
+    hints[0, 28:30, 28:30] = (0.2, 0.1, 1.0)  # in the bottom-right one
+    names = ["hints_colour_global", "hints_colour_4", "hints_colour_16"]
+    spread = keras.Model(generator.inputs, [generator.get_layer(name).output for name in names])
+    whole, cells4, _ = (np.asarray(values)[0] for values in spread([np.zeros((1, 32, 32, 1), np.float32), hints]))
+
+    def unit(a, b):
+        return np.array([a, b, 1.0]) / np.linalg.norm([a, b, 1.0])
+
+    # Everywhere: the mean colour of both points, whatever their weight.
+    np.testing.assert_allclose(whole, np.broadcast_to(unit(0.4, -0.1), whole.shape), atol=1e-5)
+    # Near a point: that point's colour; in cells no point reaches: nothing.
+    np.testing.assert_allclose(cells4[3, 4], unit(0.6, -0.3), atol=1e-5)
+    np.testing.assert_allclose(cells4[27, 27], unit(0.2, 0.1), atol=1e-5)
+    np.testing.assert_allclose(cells4[12:20, 16:20], 0.0, atol=1e-6)
+    # generator.keras must load without colorgan.
+    assert {type(layer).__module__.split(".")[0] for layer in generator.layers} == {"keras"}
 
 
 def test_hints_with_a_generator_that_cannot_take_them_are_refused():

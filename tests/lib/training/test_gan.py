@@ -54,13 +54,28 @@ def test_dropout_reaches_the_generator_loss_and_is_reproducible():
     assert _first_step(dropout=0.5)[0] == g_dropout
 
 
+def test_the_hints_ramp_grows_the_share_of_examples_with_points_from_none_to_all():
+    """--hints_ramp_steps: at step 0 no example gets points, so recolor and the hinted-pixel loss have nothing to act
+    on; from the ramp's last step on, the points are drawn as without a ramp."""
+    def first_step_at(step, **overrides):
+        model, inputs, targets = _gan(hints=True, **overrides)
+        model.step.assign(step)  # the draws follow batches_consumed (0 in every call), the ramp the applied step
+        return float(tf.function(model.train_step)(inputs, targets)[0])
+
+    strong = dict(hints_recolor=1.0, hints_loss_weight=3.0)
+    assert first_step_at(0, hints_ramp_steps=100) == first_step_at(0, hints_ramp_steps=100, **strong)
+    assert first_step_at(100, hints_ramp_steps=100, **strong) == first_step_at(0, **strong)
+    assert first_step_at(0, hints_ramp_steps=100, **strong) != first_step_at(0, **strong)
+
+
 def test_mixed_float16_gradients_are_those_of_the_scaled_loss():
     """Under mixed_float16, small float16 gradients underflow unless the loss is scaled before the backward pass:
     the gradients handed to the LossScaleOptimizer are the float32 ones times its current scale."""
     def gradients(model, inputs, targets):
         step_seed = example_noise.step_seed(0, 0)
         _, _, g_grads, d_grads = tf.function(model._compute_losses_and_gradients)(
-            inputs, targets, step_seed, 0, tf.constant(True), tf.constant(True))
+            inputs, targets, step_seed, 0,
+            dict(encoder_on=tf.constant(True), adversarial_on=tf.constant(True), hints_ramp=tf.constant(1.0)))
         return np.concatenate([tf.reshape(tf.cast(g, tf.float32), [-1]).numpy() for g in g_grads + d_grads])
 
     reference = gradients(*_gan())

@@ -51,7 +51,10 @@ def test_a_hints_variant_is_its_base_config_with_hints(base):
         values = _flag_values()
         values(["prog", f"--flagfile={os.path.join(REPO_ROOT, 'launch', 'configs', name + '.cfg')}"])
         configs.append(train_config.from_flags(values))
-    assert not configs[0].hints and configs[1] == dataclasses.replace(configs[0], hints=True, hints_recolor=0.5)
+    ramp = configs[1].hints_ramp_steps
+    assert 0 < ramp <= configs[0].train_steps
+    assert not configs[0].hints and configs[1] == dataclasses.replace(
+        configs[0], hints=True, hints_recolor=1.0, hints_loss_weight=3.0, hints_ramp_steps=ramp)
 
 
 def test_the_pretrained_encoder_config_is_unet256_on_a_backbone():
@@ -155,6 +158,10 @@ def test_hints_are_refused_with_a_generator_that_cannot_take_them(tmp_path):
         "--hints_loss_weight=3.0 needs --hints"]
     assert dataclasses.replace(base, generator="unet", hints_loss_weight=-1.0).validate()[1:] == [
         "--hints_loss_weight=-1.0: must be >= 0"]
+    assert dataclasses.replace(base, generator="unet", hints=False, hints_ramp_steps=100).validate()[1:] == [
+        "--hints_ramp_steps=100 needs --hints"]
+    assert dataclasses.replace(base, generator="unet", hints_ramp_steps=-1).validate()[1:] == [
+        "--hints_ramp_steps=-1: must be >= 0"]
 
 
 def test_encoder_flags_are_checked_at_start_up_one_line_each(tmp_path):
