@@ -28,12 +28,13 @@ def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None,
     images are randomly cropped (or resized, with random_crop=False) when training and centre-cropped otherwise.
     color_space: a colorgan.color.ColorSpace or its name, which makes the (inputs, targets) pair from the gray and
     colour images: 'rgb' gives (gray [0,1] [b,s,s,1], rgb [0,1] [b,s,s,3]); 'lab' gives (L of the gray image
-    normalized to [-1,1] [b,s,s,1], ab of the colour image normalized to about [-1,1] [b,s,s,2]).
+    normalized to [-1,1] [b,s,s,1], ab of the colour image normalized to about [-1,1] [b,s,s,2]); None gives the
+    colour images alone, uint8 [b,s,s,3], for the training step to convert on its device (`model_pair`).
     start_position: global batches already consumed (the trainer's checkpointed data position, which runs ahead of
     its step after skipped non-finite batches); the stream resumes exactly there (with deterministic=True).
     Training streams repeat forever; evaluation streams make one pass, in a fixed order.
     """
-    space = color.color_space(color_space)
+    space = color.color_space(color_space) if color_space is not None else None
     manifest = records.read_manifest(data_dir)
     stored, encoding = manifest["image_size"], manifest["encoding"]
     if image_size > stored:
@@ -88,7 +89,7 @@ def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None,
 
         rgb = tf.map_fn(square, (epochs, indices, encoded), parallel_iterations=batch_size,
                         fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8))
-        return space.model_input(color.luma_u8(rgb)), space.targets(rgb)  # uint8 in: lookup tables
+        return model_pair(space, rgb) if space else rgb
 
     if training:
         first_element = start_position * _replicas_per_pipeline(input_context, pipelines) * batch_size
@@ -104,6 +105,13 @@ def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None,
     options.deterministic = deterministic
     options.autotune.enabled = True
     return dataset.with_options(options).prefetch(_AUTOTUNE)
+
+
+def model_pair(space, rgb):
+    """(inputs, targets) of ColorSpace `space` from a batch of uint8 colour images [b, s, s, 3]: the gray is their
+    luma, as the records' is. Wherever it runs (the input pipeline, or the training step with --color_maths=device),
+    the same ops give the same numbers."""
+    return space.model_input(color.luma_u8(rgb)), space.targets(rgb)  # uint8 in: lookup tables
 
 
 def examples_per_pipeline(data_dir, split, input_context=None):

@@ -30,6 +30,12 @@ def split_cpu(replicas):
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
 
 
+def replicas_on_accelerators(strategy):
+    """Whether every replica of `strategy` computes on a GPU or TPU (not the host's CPU)."""
+    return all(tf.DeviceSpec.from_string(device).device_type in ("GPU", "TPU")
+               for device in strategy.extended.worker_devices)
+
+
 def make_strategy(name, cpu_replicas=0, cluster="tf_config"):
     """auto: MirroredStrategy over all GPUs (or the split CPU), else one device. multi_worker reads TF_CONFIG, or
     Slurm's environment with cluster='slurm'."""

@@ -13,11 +13,13 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from colorgan.data import input_pipeline
 from colorgan.modeling import backbones
 from colorgan.modeling import color_hints
 from colorgan.modeling import example_noise
 from colorgan.modeling import losses
 from colorgan.modeling import models
+from colorgan.training import distribute
 
 
 class Gan:
@@ -30,6 +32,9 @@ class Gan:
         self.global_batch = config.batch_size
         self.discriminator_spec = models.DISCRIMINATORS[config.discriminator]
         self.color_space = models.GENERATORS[config.generator].color_space
+        # Training batches arrive as uint8 RGB and become the model's pair inside the step (`batch_pair`).
+        self.color_maths_on_device = config.color_maths == "device" or (
+            config.color_maths == "auto" and distribute.replicas_on_accelerators(strategy))
         hparams = config.model_hparams()
         with strategy.scope():
             self.generator = models.build_generator(config.generator, config.image_size, for_training=True,
@@ -107,8 +112,9 @@ class Gan:
 
     # ---------------------------------------------------------------------------------------------- the step
 
-    def train_step(self, inputs, targets):
-        """One GAN step over the global batch, in cross-replica context; returns (g_loss, d_loss, finite) and
+    def train_step(self, batch):
+        """One GAN step over the global batch (the input pipeline's element: an (inputs, targets) pair, or uint8 RGB
+        with the colour maths on the device), in cross-replica context; returns (g_loss, d_loss, finite) and
         advances the counters (and the EMA when the step was applied).
 
         A non-finite loss on any replica skips the update everywhere. The branch is taken in cross-replica context
@@ -122,7 +128,7 @@ class Gan:
         schedule = dict(encoder_on=encoder_on, adversarial_on=adversarial_on,
                         hints_ramp=tf.minimum(1.0, tf.cast(self.step, tf.float32) / max(config.hints_ramp_steps, 1)))
         g_loss, d_loss, non_finite, g_grads, d_grads = self.strategy.run(
-            self._replica_gradients, args=(inputs, targets, step_seed, schedule))
+            self._replica_gradients, args=(batch, step_seed, schedule))
         finite = self.strategy.reduce(tf.distribute.ReduceOp.SUM, non_finite, axis=None) < 0.5
 
         def apply(function, *args):
@@ -156,8 +162,13 @@ class Gan:
             return self.discriminator([inputs, targets], training=training)
         return self.discriminator(targets, training=training)
 
-    def _replica_gradients(self, inputs, targets, step_seed, schedule):
+    def batch_pair(self, batch):
+        """(inputs, targets) of a training batch: the input pipeline's pair, or made here from uint8 RGB."""
+        return input_pipeline.model_pair(self.color_space, batch) if self.color_maths_on_device else batch
+
+    def _replica_gradients(self, batch, step_seed, schedule):
         """This replica's losses (its share of the global mean), whether they are non-finite, and gradients."""
+        inputs, targets = self.batch_pair(batch)
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         first_example = tf.cast(replica, tf.int32) * tf.shape(inputs)[0]
         g_loss, d_loss, g_grads, d_grads = self._losses_and_gradients(inputs, targets, step_seed, first_example,

@@ -18,6 +18,7 @@ from colorgan.modeling import models
 from colorgan.training import distribute
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
+COLOR_MATHS = ("host", "device", "auto")
 # The resolved flags of a run, saved in its model_dir: a re-runnable --flagfile, and what inference rebuilds from.
 FLAGFILE_NAME = "flags.cfg"
 # Settings that decide what a run's checkpoints hold or how their numbers are read: a run resumes only with the
@@ -88,6 +89,10 @@ class TrainConfig:
     cluster: str = _field("tf_config", "How multi_worker finds its peers: TF_CONFIG or Slurm.", distribute.CLUSTERS)
     steps_per_loop: int = _field(1, "Training steps run inside one compiled call.")
     xla: bool = _field(False, "Compile the step with XLA (jit_compile).")
+    color_maths: str = _field("auto", "Where the training batches become the model's colour space: host (the input "
+                              "pipeline, which then ships float32), device (the compiled step, batched; the host "
+                              "ships uint8 RGB, a quarter of the bytes, and does less per example), or auto: device "
+                              "when the replicas are GPUs or TPUs.", COLOR_MATHS)
     precision: str = _field("float32", "Compute precision; mixed_float16 adds dynamic loss scaling. auto: "
                             "mixed_bfloat16 where the hardware computes bf16 natively (CPUs with AVX512_BF16 or AMX, "
                             "GPUs of compute capability 8.0+), else float32; resolved at start-up and saved resolved "

@@ -81,8 +81,11 @@ class Trainer:
         self._window = self._pace = None
 
     def _dataset(self, training, start_position=0):
-        """Training batches in the model's colour space; evaluation batches as (gray, rgb), what evaluation takes."""
-        color_space = self.gan.color_space if training else "rgb"
+        """Training batches as the step takes them (`Gan.batch_pair`); evaluation batches as (gray, rgb), what
+        evaluation takes."""
+        color_space = "rgb"
+        if training:
+            color_space = None if self.gan.color_maths_on_device else self.gan.color_space
 
         def dataset_fn(context):
             return input_pipeline.make_dataset(
@@ -93,7 +96,7 @@ class Trainer:
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
-    def _loop(self, iterator, first_inputs, first_targets, steps):
+    def _loop(self, iterator, first_batch, steps):
         """`steps` training steps inside one compiled call: the first on the batch the host fetched, the others on
         batches fetched in the loop, with nothing host-side between steps (on a GPU, no host round trip or sync per
         step). Every step runs the same loop body, so where a call starts cannot change a step's arithmetic (what
@@ -103,8 +106,8 @@ class Trainer:
         finite_steps = tf.constant(0, tf.int64)
         for index in tf.range(steps):
             # A cond, not a loop variable: a multi-worker iterator's batches have no static batch size in the graph.
-            inputs, targets = tf.cond(index == 0, lambda: (first_inputs, first_targets), lambda: next(iterator))
-            g_loss, d_loss, all_finite = self.gan.train_step(inputs, targets)
+            batch = tf.cond(index == 0, lambda: first_batch, lambda: next(iterator))
+            g_loss, d_loss, all_finite = self.gan.train_step(batch)
             g_total += g_loss
             d_total += d_loss
             finite_steps += tf.cast(all_finite, tf.int64)
@@ -116,9 +119,9 @@ class Trainer:
         have (in steady state each get_next waits alike), so a slow input pipeline shows as a fraction near 1 and a
         fast one near 0, whatever --steps_per_loop."""
         fetch_start = time.monotonic()
-        inputs, targets = next(iterator)
+        batch = next(iterator)
         wait = time.monotonic() - fetch_start
-        g_total, d_total, finite_steps = self._train_loop(iterator, inputs, targets, tf.constant(steps, tf.int64))
+        g_total, d_total, finite_steps = self._train_loop(iterator, batch, tf.constant(steps, tf.int64))
         return float(g_total), float(d_total), int(finite_steps), wait * steps
 
     # ------------------------------------------------------------------------------------------- the loop

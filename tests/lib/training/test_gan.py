@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 from run_dirs import TINY
 
+from colorgan.data import input_pipeline
 from colorgan.modeling import example_noise
 from colorgan.training import gan
 from colorgan.training import train_config
@@ -30,7 +31,7 @@ def _gan(**overrides):
 def _first_step(**overrides):
     """(g_loss, d_loss) of the first step on the fixed batch."""
     model, inputs, targets = _gan(**overrides)
-    g_loss, d_loss, finite = tf.function(model.train_step)(inputs, targets)
+    g_loss, d_loss, finite = tf.function(model.train_step)((inputs, targets))
     assert bool(finite) and int(model.batches_consumed.numpy()) == 1
     return float(g_loss), float(d_loss)
 
@@ -60,7 +61,7 @@ def test_the_hints_ramp_grows_the_share_of_examples_with_points_from_none_to_all
     def first_step_at(step, **overrides):
         model, inputs, targets = _gan(hints=True, **overrides)
         model.step.assign(step)  # the draws follow batches_consumed (0 in every call), the ramp the applied step
-        return float(tf.function(model.train_step)(inputs, targets)[0])
+        return float(tf.function(model.train_step)((inputs, targets))[0])
 
     strong = dict(hints_recolor=1.0, hints_loss_weight=3.0)
     assert first_step_at(0, hints_ramp_steps=100) == first_step_at(0, hints_ramp_steps=100, **strong)
@@ -92,13 +93,28 @@ def test_mixed_float16_gradients_are_those_of_the_scaled_loss():
     assert abs(ratio / scale - 1) < 0.02, ratio
 
 
+def test_device_colour_maths_take_uint8_rgb_and_give_the_host_pipelines_numbers():
+    """--color_maths=device: the step makes (inputs, targets) from the uint8 batch as the input pipeline would (the
+    same ops), so the first step's losses are the host mode's to float32 rounding (the step's graph optimiser may
+    order the conversion's arithmetic otherwise); auto is host on a CPU."""
+    rgb = tf.constant(np.random.default_rng(2).integers(0, 256, (4, 32, 32, 3)), tf.uint8)
+    losses = {}
+    for mode in ("host", "device", "auto"):
+        model, _, _ = _gan(color_maths=mode)
+        batch = input_pipeline.model_pair(model.color_space, rgb) if mode != "device" else rgb
+        assert model.color_maths_on_device == (mode == "device")
+        losses[mode] = [float(value) for value in tf.function(model.train_step)(batch)[:2]]
+    assert losses["host"] == losses["auto"]
+    np.testing.assert_allclose(losses["device"], losses["host"], rtol=1e-6)
+
+
 def test_xla_compiles_the_replica_pass_and_nothing_else():
     """--xla: the step's graph calls the forward/backward pass as a function marked for XLA compilation
     (_XlaMustCompile); without the flag no function is."""
 
     def must_compile(**overrides):
         model, inputs, targets = _gan(**overrides)
-        graph = tf.function(model.train_step).get_concrete_function(inputs, targets).graph
+        graph = tf.function(model.train_step).get_concrete_function((inputs, targets)).graph
         library = graph.as_graph_def().library.function
         return sorted(f.signature.name for f in library if f.attr["_XlaMustCompile"].b)
 

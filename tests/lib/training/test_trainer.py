@@ -120,7 +120,8 @@ def _shipped(config, *overrides):
 @pytest.mark.parametrize("config, overrides", [
     ("smoke.cfg", []), ("unet256.cfg", []), ("seed150.cfg", SEED150_ON_TINY_MODELS),
     ("smoke.cfg", ["--precision=mixed_float16", "--ema_decay=0.9"]), ("smoke_hints.cfg", []),
-], ids=["smoke", "unet256", "seed150", "smoke+mixed_float16+ema", "smoke_hints"])
+    ("smoke_hints.cfg", ["--color_maths=device"]),
+], ids=["smoke", "unet256", "seed150", "smoke+mixed_float16+ema", "smoke_hints", "smoke_hints+device_colour_maths"])
 def test_resumed_run_equals_an_uninterrupted_one_with_each_shipped_config(data_dir, tmp_path, config, overrides):
     """Two half runs, one step per compiled call, give the weights of one whole run taking its four steps in one
     call, bit for bit (atol 0, every variable of the checkpoint: weights, optimizer moments, batch-norm statistics,
@@ -166,7 +167,8 @@ def _assert_one_and_two_replicas_agree_on_the_first_step(data_dir, tmp_path, arg
 
 
 @pytest.mark.parametrize("config, overrides", [("unet256.cfg", ["--noisy_labels"]), ("smoke.cfg", []),
-                                              ("unet256_hints.cfg", [])])
+                                              ("unet256_hints.cfg", []),
+                                              ("unet256_hints.cfg", ["--color_maths=device"])])
 def test_one_and_two_replicas_draw_the_same_noise_and_batch_statistics(data_dir, tmp_path, config, overrides):
     """Dropout masks, noisy labels, colour hints and batch-norm statistics are per example of the global batch, not
     per replica."""
@@ -742,23 +744,31 @@ def _op_types(graph_def):
     return types
 
 
-def test_the_compiled_training_calls_hold_no_host_calls(data_dir, tmp_path):
+@pytest.mark.parametrize("color_maths", ["host", "device"])
+def test_the_compiled_training_calls_hold_no_host_calls(data_dir, tmp_path, color_maths):
     """No py_function in the step or the loop: on a GPU each would be a host round trip and a device sync per step,
-    serialising the next batch's fetch behind the current step (what --steps_per_loop exists to avoid)."""
-    run = trainer.Trainer(_config(data_dir, tmp_path), tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+    serialising the next batch's fetch behind the current step (what --steps_per_loop exists to avoid). With the
+    colour maths on the device, the batches arrive as uint8 RGB and the conversion's lookups are in the loop."""
+    run = trainer.Trainer(_config(data_dir, tmp_path, color_maths=color_maths),
+                          tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
     iterator = iter(run._dataset(training=True))
-    loop = run._train_loop.get_concrete_function(iterator, *next(iterator), tf.constant(2, tf.int64))
+    batch = next(iterator)
+    assert (batch.dtype == tf.uint8 and batch.shape[-1] == 3) if color_maths == "device" else len(batch) == 2
+    loop = run._train_loop.get_concrete_function(iterator, batch, tf.constant(2, tf.int64))
     types = _op_types(loop.graph.as_graph_def())
     assert {"Conv2D", "Conv2DBackpropInput", "AssignVariableOp", "IteratorGetNext"} <= types  # the step is there
+    assert ("RightShift" in types) == (color_maths == "device")  # luma_u8, on the host or in the step
     assert not types & HOST_CALLS, types & HOST_CALLS
 
 
-@pytest.mark.parametrize("pipeline, steps_per_loop", [
-    ("slow", 4),  # 0.3 s per batch against a step of tens of ms: the one timed fetch a call stands for its 4 steps
-    ("fast", 1),  # one cached batch, always ready: every step's fetch timed, so a busy machine's hiccup is one step's
+@pytest.mark.parametrize("pipeline, steps_per_loop, color_maths", [
+    ("slow", 4, "host"),  # 0.3 s per batch against a step of tens of ms: the one timed fetch a call stands for its 4
+    ("slow", 4, "device"),  # steps, whatever the batch holds
+    ("fast", 1, "host"),  # one cached batch, always ready: every step's fetch timed, so a busy machine's hiccup is
+    ("fast", 1, "device"),  # one step's
 ])
 def test_input_wait_fraction_tells_a_slow_input_pipeline_from_a_fast_one(data_dir, tmp_path, monkeypatch, pipeline,
-                                                                        steps_per_loop):
+                                                                        steps_per_loop, color_maths):
     real_make_dataset = input_pipeline.make_dataset
 
     def make_dataset(*args, training=True, **kwargs):
@@ -768,19 +778,20 @@ def test_input_wait_fraction_tells_a_slow_input_pipeline_from_a_fast_one(data_di
         if pipeline == "fast":
             return dataset.take(1).cache().repeat()
 
-        def slowly(inputs, targets):
+        def slowly(*tensors):
             time.sleep(0.3)
-            return inputs, targets
+            return tensors
 
-        def slow_map(inputs, targets):
-            slow = tf.numpy_function(slowly, [inputs, targets], [tf.float32] * 2, stateful=True)
-            return tf.ensure_shape(slow[0], inputs.shape), tf.ensure_shape(slow[1], targets.shape)
+        def slow_map(*tensors):
+            slow = tf.numpy_function(slowly, tensors, [tensor.dtype for tensor in tensors], stateful=True)
+            slow = [tf.ensure_shape(value, tensor.shape) for value, tensor in zip(slow, tensors)]
+            return tuple(slow) if len(slow) > 1 else slow[0]
 
         return dataset.map(slow_map)
 
     monkeypatch.setattr(input_pipeline, "make_dataset", make_dataset)
     config = _config(data_dir, tmp_path, base_width=32, train_steps=36, log_every=12, steps_per_loop=steps_per_loop,
-                     checkpoint_every=100)
+                     checkpoint_every=100, color_maths=color_maths)
     run = trainer.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
     assert run.train() == 36
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
