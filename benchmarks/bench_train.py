@@ -21,7 +21,9 @@ and the U-Net pair of launch/configs/smoke.cfg at --unet_size 128 px, global bat
                           timed steps in one compiled call
   trainer_unet_xla        the same with --xla
   trainer_unet_float32    the same as trainer_unet in float32, the precision the shipped configs train in
-                          (bf16 failed bench_precision's quality check)
+                          (bf16 failed bench_precision's quality check), its colour maths in the input pipeline
+  trainer_unet_device     the same with --color_maths=device: the pipeline ships uint8 RGB and the compiled step
+                          converts to Lab (what auto picks on GPUs; on a CPU the same cores do the work either way)
   pipeline_unet           the trainer's input pipeline alone, on the same batches (how fast it can feed them)
 Each variant runs in its own fresh process (the CPU must be split into replicas before TensorFlow initialises), is
 warmed up (tracing, compilation and --warmup_steps steps), then timed over --steps training steps; peak RSS is that
@@ -89,9 +91,12 @@ _TRAINER_VARIANTS = {
     "trainer_unet": dict(strategy="one_device", cpu_replicas=0, steps_per_loop=None, xla=False, precision="auto"),
     "trainer_unet_xla": dict(strategy="one_device", cpu_replicas=0, steps_per_loop=None, xla=True, precision="auto"),
     "trainer_unet_float32": dict(strategy="one_device", cpu_replicas=0, steps_per_loop=None, xla=False,
-                                 precision="float32"),
+                                 precision="float32", color_maths="host"),
+    "trainer_unet_device": dict(strategy="one_device", cpu_replicas=0, steps_per_loop=None, xla=False,
+                                precision="float32", color_maths="device"),
 }
-_UNET_VARIANTS = ("tutorial_unet", "trainer_unet", "trainer_unet_xla", "trainer_unet_float32", "pipeline_unet")
+_UNET_VARIANTS = ("tutorial_unet", "trainer_unet", "trainer_unet_xla", "trainer_unet_float32", "trainer_unet_device",
+                  "pipeline_unet")
 VARIANTS = ("plain", *_TRAINER_VARIANTS, "tutorial_unet", "pipeline_unet")
 
 
@@ -445,6 +450,7 @@ def main(argv):
               ("trainer_unet_vs_tutorial", "trainer_unet", "tutorial_unet"),
               ("trainer_unet_xla_vs_tutorial", "trainer_unet_xla", "tutorial_unet"),
               ("trainer_unet_float32_vs_tutorial", "trainer_unet_float32", "tutorial_unet"),
+              ("device_colour_maths_vs_host", "trainer_unet_device", "trainer_unet_float32"),
               ("pipeline_unet_vs_trainer_unet", "pipeline_unet", "trainer_unet"))
     if _REPEATS.value > 1:
         print(f"(fastest of {_REPEATS.value} rounds per variant)")
