@@ -125,8 +125,9 @@ class Gan:
         # that get hints.
         encoder_on = self.step >= config.freeze_encoder_steps
         adversarial_on = self.step >= config.pretrain_steps
-        schedule = dict(encoder_on=encoder_on, adversarial_on=adversarial_on,
-                        hints_ramp=tf.minimum(1.0, tf.cast(self.step, tf.float32) / max(config.hints_ramp_steps, 1)))
+        hints_ramp = (tf.minimum(1.0, tf.cast(self.step, tf.float32) / config.hints_ramp_steps)
+                      if config.hints_ramp_steps else tf.constant(1.0))
+        schedule = dict(encoder_on=encoder_on, adversarial_on=adversarial_on, hints_ramp=hints_ramp)
         g_loss, d_loss, non_finite, g_grads, d_grads = self.strategy.run(
             self._replica_gradients, args=(batch, step_seed, schedule))
         finite = self.strategy.reduce(tf.distribute.ReduceOp.SUM, non_finite, axis=None) < 0.5
@@ -202,7 +203,6 @@ class Gan:
         its moving statistics; before the adversarial phase the generator's loss is the pixel loss alone; the
         share of examples that get colour hints grows with the schedule's hints_ramp."""
         config = self.config
-        hints_ramp = schedule["hints_ramp"] if config.hints_ramp_steps else 1.0
         freezing = (backbones.frozen(~schedule["encoder_on"]) if config.freeze_encoder_steps
                     else contextlib.nullcontext())
         adversarial = losses.adversarial_loss(config.adversarial_loss,
@@ -217,7 +217,7 @@ class Gan:
             hints = None
             if config.hints:
                 targets, hints = color_hints.simulated(targets, draws, config.image_size, config.hints_recolor,
-                                                        hinted=hints_ramp)
+                                                        hinted=schedule["hints_ramp"])
             generated = self.generator(models.generator_inputs(self.generator, inputs, hints), training=True)
             real_scores = self._discriminate(inputs, targets, training=True)
             fake_scores = self._discriminate(inputs, generated, training=True)
