@@ -107,10 +107,15 @@ def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None,
     return dataset.with_options(options).prefetch(_AUTOTUNE)
 
 
+@tf.function(jit_compile=True)
 def model_pair(space, rgb):
     """(inputs, targets) of ColorSpace `space` from a batch of uint8 colour images [b, s, s, 3]: the gray is their
     luma, as the records' is. Wherever it runs (the input pipeline, or the training step with --color_maths=device),
-    the same ops give the same numbers."""
+    the same compiled function gives the same numbers.
+
+    XLA-compiled (tf.data runs it too): fused into a few passes over the pixels, the Lab conversion costs about a
+    sixth of the CPU time of its op-by-op form, which made it most of the host's work per example
+    (benchmarks/bench_pipeline.py --stages)."""
     return space.model_input(color.luma_u8(rgb)), space.targets(rgb)  # uint8 in: lookup tables
 
 

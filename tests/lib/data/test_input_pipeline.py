@@ -67,6 +67,18 @@ def test_lab_targets_are_the_chroma_of_the_rgb_batch_of_the_same_seed(data_dir):
         assert np.abs(ab_norm).max() <= 1.2 and np.abs(ab_norm).mean() > 0.01  # colour photos have colour
 
 
+@pytest.mark.parametrize("space", ["lab", "rgb"])
+def test_the_compiled_pair_equals_its_op_by_op_form(space):
+    """XLA fuses the colour maths (bench_pipeline --stages) without changing what it computes: every uint8 colour,
+    at two batch sizes, within float32 rounding of the same ops run one by one."""
+    space = color.color_space(space)
+    every_colour = np.arange(256**3, dtype=np.uint32).view(np.uint8).reshape(256, 256, 256, 4)[..., :3]
+    for rgb in (every_colour, every_colour[:3]):
+        for compiled, op_by_op in zip(input_pipeline.model_pair(space, rgb),
+                                      input_pipeline.model_pair.python_function(space, tf.constant(rgb))):
+            np.testing.assert_allclose(compiled, op_by_op, rtol=0, atol=2e-6)
+
+
 def test_gray_stays_the_luma_of_the_augmented_rgb(data_dir):
     for gray, rgb in _batches(input_pipeline.make_dataset(data_dir, "train", 8, 24, seed=3), 4):
         rgb_u8 = np.round(rgb * 255).astype(np.uint8)
