@@ -4,7 +4,9 @@
       --flagfile=launch/configs/smoke.cfg --data_dir=demo_out/data --model_dir=runs/local2
 
 Everything after `--` goes to the program (launch/train.py unless --program says otherwise) unchanged. Each line the
-workers print comes out prefixed `[worker i] `. One failed worker stops the job; with --restarts it starts again on
+workers print comes out prefixed `[worker i] `. With --data_service_workers=K the job also runs a tf.data service
+(a dispatcher and K workers, prefixed `[data_service ...] `) and the workers train through it. One failed worker
+stops the job; with --restarts it starts again on
 fresh ports and the trainer resumes from its last checkpoint. Ctrl-C or SIGTERM reaches the workers as SIGTERM, so
 they checkpoint before they exit.
 
@@ -29,6 +31,9 @@ _RESTARTS = flags.DEFINE_integer("restarts", 0, "Times the whole job is started 
 _PROGRAM = flags.DEFINE_string("program", os.path.join(REPO_ROOT, "launch", "train.py"),
                                "Python program each worker runs (default: launch/train.py of this repository).")
 _GRACE_S = flags.DEFINE_float("grace_s", 10.0, "Seconds workers get to exit after SIGTERM before SIGKILL.")
+_DATA_SERVICE_WORKERS = flags.DEFINE_integer(
+    "data_service_workers", 0, "Also run a tf.data service (a dispatcher and this many workers, "
+    "launch/data_service.py) in the job's namespace, and pass the workers --data_service= its address.")
 _REQUIRE_ISOLATION = flags.DEFINE_boolean(
     "require_isolation", False, "Exit 2 instead of running the workers with their ports reachable from the network "
     "when no private network namespace can be made for them.")
@@ -39,6 +44,7 @@ def _problems():
         (_NUM_WORKERS.value >= 1, f"--num_workers={_NUM_WORKERS.value}: must be >= 1"),
         (_RESTARTS.value >= 0, f"--restarts={_RESTARTS.value}: must be >= 0"),
         (_GRACE_S.value >= 0, f"--grace_s={_GRACE_S.value}: must be >= 0"),
+        (_DATA_SERVICE_WORKERS.value >= 0, f"--data_service_workers={_DATA_SERVICE_WORKERS.value}: must be >= 0"),
         (storage.isfile(_PROGRAM.value), f"--program={_PROGRAM.value}: no such file"),
     ]
     return [message for ok, message in checks if not ok]
@@ -53,7 +59,9 @@ def main(argv):
     if problems:
         return 2
     return local_cluster.run_local_cluster(_NUM_WORKERS.value, _PROGRAM.value, argv[1:], restarts=_RESTARTS.value,
-                                           grace_s=_GRACE_S.value, require_isolation=_REQUIRE_ISOLATION.value)
+                                           grace_s=_GRACE_S.value, require_isolation=_REQUIRE_ISOLATION.value,
+                                           data_service_workers=_DATA_SERVICE_WORKERS.value,
+                                           data_service_program=os.path.join(REPO_ROOT, "launch", "data_service.py"))
 
 
 if __name__ == "__main__":

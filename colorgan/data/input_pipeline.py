@@ -11,16 +11,18 @@ import os
 import tensorflow as tf
 
 from colorgan.core import color
+from colorgan.data import data_service as service
 from colorgan.data import records
 
 _AUTOTUNE = tf.data.AUTOTUNE
 _MAX_EPOCHS = 2**62
 _SEED_MIX = 1_000_003  # mixes the user's seed with the epoch into one int64 shuffle seed
+_RECORDS_PER_FILE = 2**32  # an example's index under the tf.data service: file index * this + record index
 
 
 def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None, training=True, color_space="rgb",
                  seed=0, deterministic=False, start_position=0, shuffle_buffer=2048, random_crop=True,
-                 cycle_length=16):
+                 cycle_length=16, data_service=None, job_name=None):
     """A dataset of (inputs, targets) batches for one input pipeline; ready for
     `strategy.distribute_datasets_from_function`.
 
@@ -33,6 +35,9 @@ def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None,
     start_position: global batches already consumed (the trainer's checkpointed data position, which runs ahead of
     its step after skipped non-finite batches); the stream resumes exactly there (with deterministic=True).
     Training streams repeat forever; evaluation streams make one pass, in a fixed order.
+    data_service: a tf.data service dispatcher's address (training only): its workers run the pipeline, each taking
+    one (epoch, shard file) at a time, and every pipeline naming the same `job_name` shares their batches. Order is
+    then not fixed, and the stream starts at the epoch that holds start_position (`data_service.py`).
     """
     space = color.color_space(color_space) if color_space is not None else None
     manifest = records.read_manifest(data_dir)
@@ -44,6 +49,9 @@ def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None,
     files, counts = _readable_shards(data_dir, manifest, split)
     pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
+    replicas_fed = _replicas_per_pipeline(input_context, pipelines)
+    if data_service:  # the service splits the work: every pipeline describes the whole stream
+        replicas_fed, pipelines, pipeline_id = replicas_fed * pipelines, 1, 0
     num_examples = _pipeline_examples(counts, pipelines, pipeline_id)
     by_file = len(files) >= pipelines
     if by_file:
@@ -91,9 +99,10 @@ def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None,
                         fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8))
         return model_pair(space, rgb) if space else rgb
 
-    if training:
-        first_element = start_position * _replicas_per_pipeline(input_context, pipelines) * batch_size
-        first_epoch, offset = divmod(first_element, num_examples)
+    first_epoch, offset = divmod(start_position * replicas_fed * batch_size, num_examples)
+    if training and data_service:
+        dataset = _records_by_split(files, seed, first_epoch, cycle_length).shuffle(shuffle_buffer)
+    elif training:
         dataset = tf.data.Dataset.range(first_epoch, _MAX_EPOCHS).flat_map(
             lambda epoch: epoch_records(epoch).skip(tf.where(epoch == first_epoch, tf.constant(offset, tf.int64),
                                                              tf.constant(0, tf.int64))))
@@ -104,7 +113,31 @@ def make_dataset(data_dir, split, batch_size, image_size, *, input_context=None,
     options = tf.data.Options()
     options.deterministic = deterministic
     options.autotune.enabled = True
-    return dataset.with_options(options).prefetch(_AUTOTUNE)
+    dataset = dataset.with_options(options)
+    if training and data_service:
+        dataset = service.distributed(dataset, data_service, job_name)
+    return dataset.prefetch(_AUTOTUNE)
+
+
+def _records_by_split(files, seed, first_epoch, cycle_length):
+    """(epoch, index, serialized) of the training stream from `first_epoch` on, for the tf.data service: its source
+    is the sequence of (epoch, shard file) in each epoch's seeded file order, which the service hands out one at a
+    time (a split), and `index` (the file's place in the dataset, then the record's in the file) keeps each
+    example's augmentation a function of the example, whichever worker reads it."""
+    names = tf.constant(files)
+    file_count = len(files)
+
+    def read(split):
+        epoch = split // file_count
+        order = tf.random.experimental.stateless_shuffle(tf.range(file_count, dtype=tf.int64),
+                                                         seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        file_index = order[split % file_count]
+        return tf.data.TFRecordDataset(names[file_index]).enumerate().map(
+            lambda index, record: (epoch, file_index * _RECORDS_PER_FILE + index, record))
+
+    return tf.data.Dataset.range(first_epoch * file_count, _MAX_EPOCHS).interleave(
+        read, cycle_length=min(cycle_length, file_count), block_length=1, num_parallel_calls=_AUTOTUNE,
+        deterministic=False)
 
 
 @tf.function(jit_compile=True)

@@ -25,6 +25,8 @@ import sys
 import threading
 import time
 
+from colorgan.data import data_service
+
 HOST = "127.0.0.1"
 _POLL_S = 0.1  # How often the supervisor looks at its workers and at signals received.
 
@@ -144,27 +146,36 @@ class _Output:
             self._out.write(text)
             self._out.flush()
 
-    def pump(self, pipe, prefix):
-        """Copies a worker's merged stdout+stderr until every process holding the pipe has closed it."""
+    def pump(self, pipe, prefix, ready_line=None, ready=None):
+        """Copies a worker's merged stdout+stderr until every process holding the pipe has closed it; sets `ready`
+        once a line starts with `ready_line`."""
         with pipe:
             for raw in iter(pipe.readline, b""):
-                self.write_line(prefix + raw.decode("utf-8", errors="replace"))
+                line = raw.decode("utf-8", errors="replace")
+                if ready_line and line.startswith(ready_line):
+                    ready.set()
+                self.write_line(prefix + line)
 
 
 class _Worker:
-    """One worker process, in its own session so that a Ctrl-C on the terminal reaches only the launcher (which
-    forwards SIGTERM), and so that signals reach the worker's own children too."""
+    """One process of the job (a worker, or a tf.data service process beside the workers), in its own session so
+    that a Ctrl-C on the terminal reaches only the launcher (which forwards SIGTERM), and so that signals reach the
+    process's own children too."""
 
-    def __init__(self, index, ports, program, program_args, output, enter=()):
-        self.index = index
+    def __init__(self, name, program, program_args, output, enter=(), tf_config_json=None, ready_line=None):
+        self.name = name
+        self.ready = threading.Event()  # set once the process prints `ready_line`
         # Unbuffered: a worker's print()s reach our output as they happen, not in 8 KiB bursts.
-        env = dict(os.environ, TF_CONFIG=tf_config(ports, index), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("TF_CONFIG", None)
+        if tf_config_json:
+            env["TF_CONFIG"] = tf_config_json
         # `enter` (nsenter) joins the namespace and execs the program: the worker is still our child, same PID.
         self.process = subprocess.Popen([*enter, sys.executable, program, *program_args], env=env,
                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         start_new_session=True)
-        self.reader = threading.Thread(target=output.pump, args=(self.process.stdout, f"[worker {index}] "),
-                                       name=f"worker-{index}-output", daemon=True)
+        self.reader = threading.Thread(target=output.pump, args=(self.process.stdout, f"[{name}] ", ready_line,
+                                                                 self.ready), name=f"{name}-output", daemon=True)
         self.reader.start()
 
     def signal_group(self, signum):
@@ -195,19 +206,25 @@ class _Signals:
 
 
 def run_local_cluster(num_workers, program, program_args=(), restarts=0, grace_s=10.0, out=None,
-                      require_isolation=False):
+                      require_isolation=False, data_service_workers=0, data_service_program=None):
     """Runs `python program *program_args` as workers 0..num_workers-1 of one TF job on 127.0.0.1, in a private
     network namespace (see the module's docstring); returns the exit status: 0 when every worker exits 0, the
     failed worker's status once no restarts are left, 128 + signal when the launcher is interrupted (the workers get
     SIGTERM first, and `grace_s` seconds to checkpoint, then SIGKILL), 2 when no namespace can be made and
-    `require_isolation` is set (without it the job runs exposed, after a warning)."""
+    `require_isolation` is set (without it the job runs exposed, after a warning).
+
+    With `data_service_workers`, the job also has a tf.data service beside its workers, as a cluster would run it on
+    CPU machines: a dispatcher and that many service workers (`data_service_program`, launch/data_service.py), and
+    the workers get `--data_service=` its address. The service is stopped when the workers end; one of its processes
+    ending first fails the job."""
     output = _Output(out or sys.stdout)
     signals = _Signals()
     warned = False
     with signals.installed():
         attempt = 0
         while True:
-            namespace, why = private_namespace(num_workers)  # A fresh one each attempt, like fresh ports.
+            # A fresh namespace each attempt, like fresh ports; one more port for the dispatcher.
+            namespace, why = private_namespace(num_workers + bool(data_service_workers))
             if namespace is None and require_isolation:
                 output.write_line(f"local_cluster: error: no private network namespace for the workers ({why}); "
                                   f"not starting them with ports reachable from the network")
@@ -217,7 +234,8 @@ def run_local_cluster(num_workers, program, program_args=(), restarts=0, grace_s
                                   f"their TensorFlow ports listen on every interface, reachable from the network")
                 warned = True
             try:
-                failure = _run_job(num_workers, program, program_args, grace_s, output, signals, namespace)
+                failure = _run_job(num_workers, program, program_args, grace_s, output, signals, namespace,
+                                   (data_service_workers, data_service_program))
             finally:
                 if namespace is not None:
                     namespace.close()
@@ -225,31 +243,61 @@ def run_local_cluster(num_workers, program, program_args=(), restarts=0, grace_s
                 return 128 + signals.received
             if failure is None:
                 return 0
-            index, returncode = failure
+            name, returncode = failure
             if attempt == restarts:
-                output.write_line(f"local_cluster: worker {index} {_describe_exit(returncode)}; "
+                output.write_line(f"local_cluster: {name} {_describe_exit(returncode)}; "
                                   f"{'no restarts left, ' if restarts else ''}the job failed")
                 return _exit_status(returncode)
             attempt += 1
-            output.write_line(f"local_cluster: worker {index} {_describe_exit(returncode)}; "
+            output.write_line(f"local_cluster: {name} {_describe_exit(returncode)}; "
                               f"restarting the job ({attempt} of {restarts})")
 
 
-def _run_job(num_workers, program, program_args, grace_s, output, signals, namespace=None):
-    """One attempt on fresh ports (in `namespace`, when there is one): (index, return code) of the first failed
-    worker, or None if all exited 0 or the launcher was signalled. Every worker has ended when it returns."""
-    ports = namespace.ports if namespace is not None else free_ports(num_workers)
+def _run_job(num_workers, program, program_args, grace_s, output, signals, namespace=None,
+             service_settings=(0, None)):
+    """One attempt on fresh ports (in `namespace`, when there is one): (name, return code) of the first failed
+    process, or None if all workers exited 0 or the launcher was signalled. Every process has ended when it
+    returns."""
+    service_workers, service_program = service_settings
+    ports = namespace.ports if namespace is not None else free_ports(num_workers + bool(service_workers))
     enter = namespace.enter if namespace is not None else ()
-    workers = []
+    workers, service = [], []
     try:
+        if service_workers:
+            dispatcher = f"{HOST}:{ports[num_workers]}"
+            service.append(_Worker("data_service dispatcher", service_program,
+                                   ["--role=dispatcher", f"--port={ports[num_workers]}"], output, enter))
+            service.extend(_Worker(f"data_service worker {index}", service_program,
+                                   ["--role=worker", f"--dispatcher={dispatcher}", f"--worker_address={HOST}:%port%"],
+                                   output, enter, ready_line=data_service.WORKER_READY)
+                           for index in range(service_workers))
+            program_args = [*program_args, f"--data_service={dispatcher}"]
+            # A job the dispatcher makes gets a task on every worker registered by then: wait for them all, so
+            # that none stays idle until its next heartbeat.
+            failure = _wait_for_ready(service, signals)
+            if failure or signals.received:
+                return failure
         for index in range(num_workers):
-            workers.append(_Worker(index, ports, program, program_args, output, enter))
-        return _wait_for_end(workers, output, signals)
+            workers.append(_Worker(f"worker {index}", program, program_args, output, enter,
+                                   tf_config(ports[:num_workers], index)))
+        return _wait_for_end(workers, service, output, signals)
     finally:
         _stop(workers, grace_s, output)
+        _stop(service, grace_s, output)
 
 
-def _wait_for_end(workers, output, signals):
+def _wait_for_ready(service, signals):
+    """Waits until every service worker has registered; (name, return code) of a service process that ended
+    first, else None."""
+    while not (all(process.ready.is_set() for process in service[1:]) or signals.received):
+        for process in service:
+            if process.process.poll() is not None:
+                return process.name, process.process.returncode or 1
+        time.sleep(_POLL_S)
+    return None
+
+
+def _wait_for_end(workers, service, output, signals):
     while True:
         if signals.received:
             output.write_line(f"local_cluster: got {signal.Signals(signals.received).name}; "
@@ -258,14 +306,17 @@ def _wait_for_end(workers, output, signals):
         returncodes = [worker.process.poll() for worker in workers]
         for worker, returncode in zip(workers, returncodes):
             if returncode not in (None, 0):
-                return worker.index, returncode
+                return worker.name, returncode
         if all(returncode == 0 for returncode in returncodes):
             return None
+        for process in service:
+            if process.process.poll() is not None:  # the workers would wait for it forever
+                return process.name, process.process.returncode or 1
         time.sleep(_POLL_S)
 
 
 def _stop(workers, grace_s, output):
-    """SIGTERM to the workers still running, SIGKILL to whatever is left after `grace_s` (their children too)."""
+    """SIGTERM to the processes still running, SIGKILL to whatever is left after `grace_s` (their children too)."""
     running = [worker for worker in workers if worker.process.poll() is None]
     for worker in running:
         worker.signal_group(signal.SIGTERM)
@@ -274,7 +325,7 @@ def _stop(workers, grace_s, output):
         try:
             worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            output.write_line(f"local_cluster: worker {worker.index} still running {grace_s:g} s after SIGTERM; "
+            output.write_line(f"local_cluster: {worker.name} still running {grace_s:g} s after SIGTERM; "
                               f"sending SIGKILL")
     for worker in workers:
         worker.signal_group(signal.SIGKILL)

@@ -12,6 +12,7 @@ from absl import flags
 
 from colorgan.core import flag_config
 from colorgan.core import storage
+from colorgan.data import data_service
 from colorgan.modeling import backbones
 from colorgan.modeling import losses
 from colorgan.modeling import models
@@ -39,6 +40,8 @@ class TrainConfig:
     batch_size: int = _field(16, "Global batch size, split evenly across all replicas of all workers.")
     image_size: int = _field(150, "Training image side; at most the dataset's stored size (random crops).")
     shuffle_buffer: int = _field(2048, "Records held by the input shuffle buffer of each input pipeline.")
+    data_service: str = _field("", "A tf.data service dispatcher, host:port: its workers (launch/data_service.py, on "
+                                   "other machines) run the training input pipeline (BUILD.md, \"tf.data service\").")
     # Models.
     generator: str = _field("seed", "Generator name in colorgan.models (seed, unet, unet_rgb).")
     discriminator: str = _field("seed", "Discriminator name in colorgan.models (seed, patchgan).")
@@ -137,6 +140,13 @@ class TrainConfig:
         for name in ("reconstruction_weight", "clip_norm", "cpu_replicas", "depth", "max_nan_restores", "eval_every",
                      "eval_batches", "seed", "freeze_encoder_steps", "pretrain_steps", "hints_ramp_steps"):
             check(getattr(self, name) >= 0, f"--{name}={getattr(self, name)}: must be >= 0")
+        if self.data_service:
+            check(data_service.parse_address(self.data_service) is not None,
+                  f"--data_service={self.data_service}: expected the dispatcher's host:port")
+            check(not self.deterministic, "--data_service with --deterministic: the service's workers deliver "
+                                          "batches in no fixed order")
+            check(not self.data_dir.startswith("ram://"), f"--data_service with --data_dir={self.data_dir}: the "
+                                                           f"service's workers cannot read this process's memory")
         check(not self.profile_steps or self.profile_range() is not None,
               f"--profile_steps={self.profile_steps}: expected two step numbers A,B with 1 <= A <= B")
         check(0 <= self.beta_1 < 1, f"--beta_1={self.beta_1}: must be in [0, 1)")

@@ -6,6 +6,7 @@ import sys
 
 from absl import logging
 
+from colorgan.data import data_service
 from colorgan.data import records
 from colorgan.modeling import backbones
 from colorgan.training import checkpoints
@@ -29,6 +30,9 @@ def train_main(config):
     problems = config.validate()
     if problems:
         return _fail(problems)
+    unreachable = config.data_service and data_service.unreachable(config.data_service)
+    if unreachable:
+        return _fail([f"--data_service={config.data_service}: {unreachable}"])
     try:
         strategy = distribute.make_strategy(config.strategy, config.cpu_replicas, config.cluster)
     except (ValueError, RuntimeError, KeyError) as e:

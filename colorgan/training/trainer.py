@@ -9,6 +9,7 @@ DistributedIterator is checkpointed.
 """
 
 import contextlib
+import hashlib
 import os
 import signal
 import threading
@@ -87,12 +88,19 @@ class Trainer:
         if training:
             color_space = None if self.gan.color_maths_on_device else self.gan.color_space
 
+        # Every worker of this run, at this position, shares one job of the service (a restart makes a new one).
+        job_name = f"colorgan-{hashlib.sha256(self.config.model_dir.encode()).hexdigest()[:16]}-{start_position}"
+        if training and self.config.data_service:
+            self.log(f"train: training input from the tf.data service at {self.config.data_service}, job {job_name} "
+                     f"(no fixed order; it starts the epoch that holds data position {start_position})")
+
         def dataset_fn(context):
             return input_pipeline.make_dataset(
                 self.config.data_dir, "train" if training else "val", context.get_per_replica_batch_size(
                     self.global_batch), self.config.image_size, input_context=context, training=training,
                 color_space=color_space, seed=self.config.seed, deterministic=self.config.deterministic,
-                start_position=start_position, shuffle_buffer=self.config.shuffle_buffer)
+                start_position=start_position, shuffle_buffer=self.config.shuffle_buffer,
+                data_service=self.config.data_service or None, job_name=job_name)
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 

@@ -470,3 +470,47 @@ def _checkpoint_step(model_dir):
     import tensorflow as tf
 
     return int(tf.train.load_checkpoint(str(model_dir)).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def _service_cpu_seconds(output):
+    """{'dispatcher' or 'worker i': CPU-s it spent serving} from the service processes' last lines."""
+    return {name: float(seconds) for name, seconds in re.findall(
+        r"\[data_service (dispatcher|worker \d)\] data_service: \w+ stopping \(SIGTERM\) after ([\d.]+) CPU-s "
+        r"serving", output)}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_training_through_a_data_service_of_two_workers_and_resuming(photo_dir, tmp_path, workers):
+    """A dispatcher and two service workers as real processes in the job's private namespace, the trainer (one
+    process, or two all-reducing) reading only from them: both service workers run the pipeline (their CPU time
+    serving, against the dispatcher's), every trainer worker names the same job, and a resume starts a new job at
+    the checkpointed data position."""
+    from colorgan.data import conversion
+    from colorgan.data import conversion_config
+
+    data_dir = str(tmp_path / "data")
+    conversion.run(conversion_config.ConversionConfig(output_dir=data_dir, input_dirs=(photo_dir,), image_size=40,
+                                                      num_workers=1, num_shards=4, val_fraction=0.25),
+                   log=lambda _: None)
+    model_dir = tmp_path / "model"
+    train_flags = ["--strategy=" + ("multi_worker" if workers == 2 else "one_device"), f"--data_dir={data_dir}",
+                   f"--model_dir={model_dir}", f"--flagfile={os.path.join(REPO_ROOT, 'launch/configs/smoke.cfg')}",
+                   "--image_size=32", "--base_width=4", "--depth=3", "--batch_size=4", "--eval_every=0",
+                   "--log_every=2", "--checkpoint_every=4", "--shuffle_buffer=64"]
+    runs = []
+    for steps in (6, 10):
+        runs.append(run_script(SCRIPT, f"--num_workers={workers}", "--data_service_workers=2", "--",
+                               *train_flags, f"--train_steps={steps}", timeout=300))
+        assert runs[-1].returncode == 0, runs[-1].stdout[-3000:]
+    for run, (start, end) in zip(runs, [(0, 6), (6, 10)]):
+        output = run.stdout
+        jobs = re.findall(r"\[worker (\d)\] train: training input from the tf\.data service at 127\.0\.0\.1:\d+, "
+                          r"job (colorgan-[0-9a-f]{16}-(\d+)) ", output)
+        assert sorted(worker for worker, _, _ in jobs) == [str(index) for index in range(workers)], output[-3000:]
+        assert {job for _, job, _ in jobs} == {jobs[0][1]} and int(jobs[0][2]) == start
+        assert f"[worker 0] train: done at step {end}" in output
+        cpu = _service_cpu_seconds(output)
+        assert cpu.keys() == {"dispatcher", "worker 0", "worker 1"}, output[-3000:]
+        assert min(cpu["worker 0"], cpu["worker 1"]) > max(0.2, cpu["dispatcher"]), cpu
+    assert re.search(r"\[worker 0\] train: restored .* at step 6\b", runs[1].stdout)
+    assert _checkpoint_step(model_dir) == 10

@@ -11,6 +11,7 @@ from absl import flags
 from conftest import REPO_ROOT
 from conftest import run_script
 
+from colorgan.core import flag_config
 from colorgan.training import train_config
 
 # Every config shipped, found by globbing: a config added later is checked without anyone listing it here.
@@ -78,21 +79,42 @@ KUBEFLOW_TEMPLATES = sorted(glob.glob(os.path.join(REPO_ROOT, "launch", "kubeflo
 
 @pytest.mark.parametrize("path", KUBEFLOW_TEMPLATES, ids=os.path.basename)
 def test_kubeflow_templates_run_the_trainer_with_flags_it_has_from_the_dockerfiles_folder(path):
-    """Each TFJob template's command is launch/train.py with flags the trainer defines and a shipped flagfile, run
-    from the folder the Dockerfile installs the repository in (templates are not run here: no cluster)."""
+    """Each TFJob template's trainer command is launch/train.py with flags the trainer defines and a shipped
+    flagfile, and any tf.data service beside it runs launch/data_service.py with settings that validate, at the
+    address the trainer names; every container runs from the folder the Dockerfile installs the repository in
+    (templates are not run here: no cluster)."""
+    from colorgan.data import data_service
+
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    command = re.search(r"command:\n((?:\s+- .*\n|\s+#.*\n)+)", text).group(1)
-    items = [line.strip()[2:] for line in command.splitlines() if line.strip().startswith("- ")]
-    assert items[:2] == ["python", "launch/train.py"], items
+    commands = [[line.strip()[2:] for line in block.splitlines() if line.strip().startswith("- ")]
+                for block in re.findall(r"command:\n((?:\s+- .*\n|\s+#.*\n)+)", text)]
+    trainers = [items for items in commands if items[:2] == ["python", "launch/train.py"]]
+    services = [items for items in commands if items[:2] == ["python", "launch/data_service.py"]]
+    assert len(trainers) == 1 and len(trainers) + len(services) == len(commands), commands
     values = _flag_values()
     values(["prog", *(item.replace("launch/", os.path.join(REPO_ROOT, "launch") + "/", 1)
-                      if item.startswith("--flagfile=") else item for item in items[2:])])
+                      if item.startswith("--flagfile=") else item for item in trainers[0][2:])])
     config = train_config.from_flags(values)
     assert config.strategy == "multi_worker" and config.data_dir and config.model_dir
+    roles = []
+    for items in services:
+        service_values = flags.FlagValues()
+        flag_config.define_flags(data_service.ServiceConfig, service_values)
+        service_values(["prog", *(item.replace("$(POD_IP)", "10.0.0.7") for item in items[2:])])
+        service = flag_config.from_flags(data_service.ServiceConfig, service_values)
+        assert service.validate() == [], items
+        roles.append(service.role)
+        if service.role == "worker":
+            assert service.dispatcher == config.data_service
+    assert sorted(roles) == (["dispatcher", "worker"] if config.data_service else [])
+    if config.data_service:
+        host, port = data_service.parse_address(config.data_service)
+        assert re.search(rf"kind: Service\nmetadata:\n  name: {host}\n[\s\S]*?- port: {port}\n", text)
+        assert "kind: NetworkPolicy" in text
     with open(os.path.join(REPO_ROOT, "Dockerfile"), encoding="utf-8") as f:
         workdir = re.search(r"^WORKDIR (\S+)", f.read(), re.MULTILINE).group(1)
-    assert f"workingDir: {workdir}" in text
+    assert text.count(f"workingDir: {workdir}") == len(commands)
 
 
 def check_shipped_config(path, tmp_path):
@@ -140,6 +162,17 @@ def test_validation_reports_one_line_per_bad_flag(tmp_path):
         "here; use mixed_bfloat16 (no loss scaling) or --clip_norm=0",
     ]
     assert all("\n" not in p for p in problems)
+
+
+def test_the_data_service_is_refused_where_its_workers_cannot_keep_the_promise():
+    config = dataclasses.replace(train_config.TrainConfig(), data_dir="ram://data", model_dir="ram://run",
+                                 data_service="dispatcher:5050", deterministic=True)
+    problems = [problem for problem in config.validate() if "data_service" in problem]
+    assert problems == [
+        "--data_service with --deterministic: the service's workers deliver batches in no fixed order",
+        "--data_service with --data_dir=ram://data: the service's workers cannot read this process's memory"]
+    assert [problem for problem in dataclasses.replace(config, data_service="dispatcher").validate()
+            if "data_service" in problem][0] == "--data_service=dispatcher: expected the dispatcher's host:port"
 
 
 def test_hints_are_refused_with_a_generator_that_cannot_take_them(tmp_path):

@@ -414,6 +414,9 @@ def test_a_second_ctrl_c_stops_at_once(data_dir, tmp_path):
     (["--depth=4", "--image_size=40"], "is not divisible by 2**4"),
     (["--adversarial_loss=hinge", "--noisy_labels"], "train: error: --noisy_labels with --adversarial_loss=hinge"),
     (["--seed=-1"], "train: error: --seed=-1: must be >= 0"),
+    (["--data_service=dispatcher"], "train: error: --data_service=dispatcher: expected the dispatcher's host:port"),
+    (["--data_service=127.0.0.1:1", "--deterministic"],
+     "train: error: --data_service with --deterministic: the service's workers deliver batches in no fixed order"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(data_dir, tmp_path, args, message):
     result = _train(data_dir, tmp_path, *TINY_UNET, "--train_steps=1", *args, check=False)

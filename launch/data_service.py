@@ -1,0 +1,38 @@
+"""Runs a tf.data service dispatcher or worker, for training with --data_service (BUILD.md, "tf.data service").
+
+  python launch/data_service.py --role=dispatcher --port=5050
+  python launch/data_service.py --role=worker --dispatcher=HOST:5050 --port=5051
+
+Keep them on a private network: they run any pipeline they are sent, unauthenticated. Both run until SIGTERM or
+Ctrl-C (exit 143 or 130), printing the CPU time they spent serving.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from colorgan.core import flag_config
+from colorgan.data import data_service
+
+flag_config.define_flags(data_service.ServiceConfig)
+flags.adopt_module_key_flags(data_service)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = flag_config.from_flags(data_service.ServiceConfig)
+    problems = config.validate()
+    for problem in problems:
+        print(f"data_service: error: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    return data_service.serve(config, log=lambda line: print(line, file=sys.stderr, flush=True))
+
+
+if __name__ == "__main__":
+    sys.exit(app.run(main))
