@@ -130,10 +130,13 @@ def _wait_for_stop_signal():
 
 def distributed(dataset, address, job_name):
     """`dataset` run by the service at `address`, split dynamically (by the splits of its source: its service
-    source yields one (epoch, shard file) per split) and shared by every trainer that names the same job."""
+    source yields one (epoch, shard file) per split) and shared by every trainer that names the same job.
+
+    Uncompressed: decoded pixels hardly compress, and TensorFlow's default (snappy) cost the trainer's process as
+    much CPU per batch as running the pipeline itself (bench_data_service.py; BUILD.md, "tf.data service")."""
     import tensorflow as tf  # noqa: PLC0415
 
     host, port = parse_address(address)
     return dataset.apply(tf.data.experimental.service.distribute(
         processing_mode=tf.data.experimental.service.ShardingPolicy.DYNAMIC, service=f"grpc://{host}:{port}",
-        job_name=job_name))
+        job_name=job_name, compression=None))
