@@ -29,6 +29,7 @@ from colorgan.data import data_service
 
 HOST = "127.0.0.1"
 _POLL_S = 0.1  # How often the supervisor looks at its workers and at signals received.
+SERVICE_READY_S = 120.0  # How long tf.data service workers get to load TensorFlow and register.
 
 
 def free_ports(n, host=HOST):
@@ -243,20 +244,18 @@ def run_local_cluster(num_workers, program, program_args=(), restarts=0, grace_s
                 return 128 + signals.received
             if failure is None:
                 return 0
-            name, returncode = failure
+            what, returncode = failure
             if attempt == restarts:
-                output.write_line(f"local_cluster: {name} {_describe_exit(returncode)}; "
-                                  f"{'no restarts left, ' if restarts else ''}the job failed")
+                output.write_line(f"local_cluster: {what}; {'no restarts left, ' if restarts else ''}the job failed")
                 return _exit_status(returncode)
             attempt += 1
-            output.write_line(f"local_cluster: {name} {_describe_exit(returncode)}; "
-                              f"restarting the job ({attempt} of {restarts})")
+            output.write_line(f"local_cluster: {what}; restarting the job ({attempt} of {restarts})")
 
 
 def _run_job(num_workers, program, program_args, grace_s, output, signals, namespace=None,
              service_settings=(0, None)):
-    """One attempt on fresh ports (in `namespace`, when there is one): (name, return code) of the first failed
-    process, or None if all workers exited 0 or the launcher was signalled. Every process has ended when it
+    """One attempt on fresh ports (in `namespace`, when there is one): (what failed, return code) for the first
+    failed process, or None if all workers exited 0 or the launcher was signalled. Every process has ended when it
     returns."""
     service_workers, service_program = service_settings
     ports = namespace.ports if namespace is not None else free_ports(num_workers + bool(service_workers))
@@ -274,7 +273,7 @@ def _run_job(num_workers, program, program_args, grace_s, output, signals, names
             program_args = [*program_args, f"--data_service={dispatcher}"]
             # A job the dispatcher makes gets a task on every worker registered by then: wait for them all, so
             # that none stays idle until its next heartbeat.
-            failure = _wait_for_ready(service, signals)
+            failure = _wait_for_ready(service, signals, SERVICE_READY_S)
             if failure or signals.received:
                 return failure
         for index in range(num_workers):
@@ -286,14 +285,27 @@ def _run_job(num_workers, program, program_args, grace_s, output, signals, names
         _stop(service, grace_s, output)
 
 
-def _wait_for_ready(service, signals):
-    """Waits until every service worker has registered; (name, return code) of a service process that ended
-    first, else None."""
+def _wait_for_ready(service, signals, timeout_s):
+    """Waits until every service worker has registered; (what failed, return code) for a service process that
+    ended first or a worker that did not register in `timeout_s` (status 1), else None."""
+    deadline = time.monotonic() + timeout_s
     while not (all(process.ready.is_set() for process in service[1:]) or signals.received):
-        for process in service:
-            if process.process.poll() is not None:
-                return process.name, process.process.returncode or 1
+        ended = _ended(service)
+        if ended:
+            return ended
+        if time.monotonic() > deadline:
+            late = next(process for process in service[1:] if not process.ready.is_set())
+            return f"{late.name} did not register with the dispatcher in {timeout_s:g} s", 1
         time.sleep(_POLL_S)
+    return None
+
+
+def _ended(service):
+    """(what, return code) for the first service process that has ended (the workers would wait for it), or None."""
+    for process in service:
+        returncode = process.process.poll()
+        if returncode is not None:
+            return f"{process.name} {_describe_exit(returncode)}", returncode or 1
     return None
 
 
@@ -306,12 +318,12 @@ def _wait_for_end(workers, service, output, signals):
         returncodes = [worker.process.poll() for worker in workers]
         for worker, returncode in zip(workers, returncodes):
             if returncode not in (None, 0):
-                return worker.name, returncode
+                return f"{worker.name} {_describe_exit(returncode)}", returncode
         if all(returncode == 0 for returncode in returncodes):
             return None
-        for process in service:
-            if process.process.poll() is not None:  # the workers would wait for it forever
-                return process.name, process.process.returncode or 1
+        ended = _ended(service)
+        if ended:
+            return ended
         time.sleep(_POLL_S)
 
 

@@ -472,6 +472,53 @@ def _checkpoint_step(model_dir):
     return int(tf.train.load_checkpoint(str(model_dir)).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
+# A stand-in for launch/data_service.py, without TensorFlow: FAKE_SERVICE=ready registers (prints the line the
+# launcher waits for) and serves until stopped, exit makes the workers fail, silent makes them never register.
+FAKE_SERVICE = r'''
+import os, sys, time
+
+if "--role=worker" in sys.argv:
+    mode = os.environ["FAKE_SERVICE"]
+    if mode == "exit":
+        sys.exit(3)
+    if mode == "ready":
+        print("data_service: worker at 127.0.0.1:1 serving for the dispatcher", flush=True)
+time.sleep(60)
+'''
+
+
+@pytest.mark.parametrize("mode", ["ready", "exit", "silent"])
+def test_the_data_service_starts_before_the_workers_and_its_failures_fail_the_job(fake_worker, tmp_path,
+                                                                                   monkeypatch, mode):
+    """The workers start once every service worker has registered, and get the dispatcher's address; a service
+    process that ends, or a worker that never registers, fails the job in one line instead of leaving it waiting."""
+    service = tmp_path / "fake_service.py"
+    service.write_text(FAKE_SERVICE)
+    monkeypatch.setenv("FAKE_SERVICE", mode)
+    monkeypatch.setattr(local_cluster, "SERVICE_READY_S", 2.0)
+    code, lines, seconds = _run(fake_worker, 2, "exit:all:0", data_service_workers=2,
+                                data_service_program=str(service))
+    assert seconds < 30  # the service's 60 s sleeps were cut short
+    if mode == "ready":
+        assert code == 0
+        reports = _reports(lines)
+        assert sorted(reports) == [0, 1]
+        dispatcher = [re.fullmatch(r"--data_service=127\.0\.0\.1:(\d+)", args[-1]) for _, _, args in reports.values()]
+        assert all(dispatcher) and dispatcher[0][1] == dispatcher[1][1] and args_port_free(dispatcher[0][1], reports)
+    elif mode == "exit":
+        assert code == 3 and not _reports(lines)
+        assert re.fullmatch(r"local_cluster: data_service worker \d exited with code 3; the job failed", lines[-1])
+    else:
+        assert code == 1 and not _reports(lines)
+        assert lines[-1] == ("local_cluster: data_service worker 0 did not register with the dispatcher in 2 s; "
+                             "the job failed")
+
+
+def args_port_free(port, reports):
+    """The dispatcher's port is not one of the workers' TF_CONFIG ports."""
+    return all(not address.endswith(f":{port}") for _, cluster, _ in reports.values() for address in cluster)
+
+
 def _service_cpu_seconds(output):
     """{'dispatcher' or 'worker i': CPU-s it spent serving} from the service processes' last lines."""
     return {name: float(seconds) for name, seconds in re.findall(
