@@ -2,6 +2,7 @@
 
   python launch/data_service.py --role=dispatcher --port=5050
   python launch/data_service.py --role=worker --dispatcher=HOST:5050 --port=5051
+  srun python launch/data_service.py --cluster=slurm --port=5050    # launch/slurm/data_service.sbatch
 
 Keep them on a private network: they run any pipeline they are sent, unauthenticated. Both run until SIGTERM or
 Ctrl-C (exit 143 or 130), printing the CPU time they spent serving.
@@ -27,6 +28,11 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     config = flag_config.from_flags(data_service.ServiceConfig)
     problems = config.validate()
+    if config.cluster and not problems:
+        try:
+            config = data_service.slurm_task(config, os.environ)
+        except (ValueError, RuntimeError) as e:
+            problems = [f"--cluster=slurm: {e}"]
     for problem in problems:
         print(f"data_service: error: {problem}", file=sys.stderr)
     if problems:

@@ -19,9 +19,11 @@ import threading
 import time
 
 from colorgan.core import flag_config
+from colorgan.core import slurm
 
 ROLES = ("dispatcher", "worker")
 # What the trainer and workers accept as a dispatcher address: [grpc://]host:port.
+_SLURM_JOB = re.compile(r"^slurm:(?P<job>[0-9]+):(?P<port>[0-9]{1,5})$")
 _ADDRESS = re.compile(r"^(grpc://)?(?P<host>\[[0-9a-fA-F:.]+\]|[^:/\s]+):(?P<port>[0-9]{1,5})$")
 WAIT_FOR_DISPATCHER_S = 30.0
 # A worker learns of new jobs at its heartbeat: TensorFlow's default, 30 s, leaves a worker that registered after a
@@ -43,14 +45,24 @@ class ServiceConfig:
                                      "port it listens on (default: this host's name:%port%).")
     work_dir: str = _field("", "Dispatcher: a directory where it journals its state, so that a restarted "
                                "dispatcher resumes its jobs (fault-tolerant mode).")
+    cluster: str = _field("", "slurm: every task of a Slurm job step takes its role: task 0 the dispatcher on "
+                              "--port, the others workers at their node's address (launch/slurm/data_service.sbatch).")
 
     def validate(self):
         """Every problem as one line naming its flag."""
         problems = []
-        if self.role not in ROLES:
-            problems.append(f"--role={self.role}: expected one of {', '.join(ROLES)}")
         if not 0 <= self.port < 65536:
             problems.append(f"--port={self.port}: must be in [0, 65535]")
+        if self.cluster:
+            if self.cluster != "slurm":
+                problems.append(f"--cluster={self.cluster}: expected slurm, or nothing")
+            if self.role or self.dispatcher or self.worker_address:
+                problems.append("--role, --dispatcher and --worker_address come from Slurm with --cluster=slurm")
+            if not self.port:
+                problems.append("--cluster=slurm needs --port: the dispatcher's, which trainers are given")
+            return problems
+        if self.role not in ROLES:
+            problems.append(f"--role={self.role}: expected one of {', '.join(ROLES)}")
         if self.role == "worker" and not parse_address(self.dispatcher):
             problems.append(f"--dispatcher={self.dispatcher!r}: a worker needs the dispatcher's host:port")
         if self.role != "worker" and (self.dispatcher or self.worker_address):
@@ -68,6 +80,38 @@ def parse_address(address):
     if not match or not 0 < int(match["port"]) < 65536:
         return None
     return match["host"].strip("[]"), int(match["port"])
+
+
+def is_address(address):
+    """Whether `address` is a dispatcher's [grpc://]host:port or slurm:JOB_ID:PORT."""
+    return bool(parse_address(address) or _SLURM_JOB.match(address or ""))
+
+
+def resolve_address(address):
+    """host:port of a dispatcher `address`: itself, or for slurm:JOB_ID:PORT the first node of the running Slurm
+    job JOB_ID (launch/slurm/data_service.sbatch, whose first task dispatches) at PORT; RuntimeError naming the job
+    otherwise."""
+    match = _SLURM_JOB.match(address)
+    if not match:
+        return address
+    node = slurm.job_first_node(match["job"])
+    return f"{slurm.host_part(slurm.node_addresses([node])[node])}:{match['port']}"
+
+
+def slurm_task(config, environ):
+    """This task's config with --cluster=slurm: task 0 (SLURM_PROCID) the dispatcher; the others workers on a free
+    port at their node's (SLURMD_NODENAME) address, for the dispatcher on the step's first node. ValueError naming a
+    missing variable."""
+    missing = [name for name in ("SLURM_PROCID", "SLURMD_NODENAME", "SLURM_STEP_NODELIST") if name not in environ]
+    if missing:
+        raise ValueError(f"{missing[0]} is not set: --cluster=slurm runs in a job step started by srun")
+    if environ["SLURM_PROCID"] == "0":
+        return dataclasses.replace(config, cluster="", role="dispatcher")
+    first, node = slurm.expand_nodelist(environ["SLURM_STEP_NODELIST"])[0], environ["SLURMD_NODENAME"]
+    addresses = {name: slurm.host_part(address) for name, address in slurm.node_addresses([first, node]).items()}
+    return dataclasses.replace(config, cluster="", role="worker", port=0,
+                               dispatcher=f"{addresses[first]}:{config.port}",
+                               worker_address=f"{addresses[node]}:%port%")
 
 
 def unreachable(address, wait_s=WAIT_FOR_DISPATCHER_S):

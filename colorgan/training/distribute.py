@@ -6,15 +6,13 @@ or in CI exactly as it would over N GPUs. `--cluster=slurm` builds the multi-hos
 """
 
 import os
-import re
-import shutil
-import subprocess
 
 import tensorflow as tf
 
-# TF's parsers of Slurm's compressed lists ("node[01-03,07]", "2(x3),1"); TF exports them under no public name.
-from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import expand_hostlist
+# TF's parser of Slurm's compressed task counts ("2(x3),1"), exported under no public name.
 from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import expand_tasks_per_node
+
+from colorgan.core import slurm
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
 CLUSTERS = ("tf_config", "slurm")
@@ -61,12 +59,12 @@ def slurm_cluster_resolver(environ=None, node_addresses=None):
     `nvidia-smi` to count GPUs (missing on CPU nodes and in many containers) and cannot describe a job without GPUs.
 
     Worker i is Slurm task i (SLURM_PROCID) at its node's address (`node_addresses(names)` -> {name: address},
-    default `slurm_node_addresses`), port COLORGAN_PORT_BASE (8888) + the task's SLURM_LOCALID. The task keeps its
+    default `slurm.node_addresses`), port COLORGAN_PORT_BASE (8888) + the task's SLURM_LOCALID. The task keeps its
     share of the GPUs Slurm gave it (`task_gpus`) and sees only those: CUDA_VISIBLE_DEVICES is set in `environ`
     (os.environ by default), empty for a job without GPUs, which then trains on the CPUs. Missing, unparsable or
     inconsistent variables raise ValueError, one line naming the variable."""
     environ = os.environ if environ is None else environ
-    nodes = _environment_variable(environ, "SLURM_STEP_NODELIST", expand_hostlist)
+    nodes = _environment_variable(environ, "SLURM_STEP_NODELIST", slurm.expand_nodelist)
     tasks_per_node = _environment_variable(environ, "SLURM_STEP_TASKS_PER_NODE", expand_tasks_per_node)
     if len(tasks_per_node) != len(nodes):
         raise ValueError(f"SLURM_STEP_TASKS_PER_NODE={environ['SLURM_STEP_TASKS_PER_NODE']} counts the tasks of "
@@ -90,8 +88,8 @@ def slurm_cluster_resolver(environ=None, node_addresses=None):
     if not 0 < port_base <= 65536 - max(tasks_per_node):
         raise ValueError(f"{PORT_BASE_VARIABLE}={port_base}: ports {port_base} to "
                          f"{port_base + max(tasks_per_node) - 1} are not all valid TCP ports")
-    addresses = (node_addresses or slurm_node_addresses)(nodes)
-    workers = [f"{_host(addresses[name])}:{port_base + task}" for name, tasks in zip(nodes, tasks_per_node)
+    addresses = (node_addresses or slurm.node_addresses)(nodes)
+    workers = [f"{slurm.host_part(addresses[name])}:{port_base + task}" for name, tasks in zip(nodes, tasks_per_node)
                for task in range(tasks)]
     gpus = task_gpus(environ, tasks_per_node[node_index], local_id)
     environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
@@ -111,32 +109,6 @@ def _environment_variable(environ, name, parse=str, default=None):
         return parse(environ[name])
     except ValueError as e:
         raise ValueError(f"{name}={environ[name]}: {str(e).splitlines()[0]}") from None
-
-
-def _host(address):
-    """An address as the host part of host:port (IPv6 in brackets)."""
-    return f"[{address}]" if ":" in address else address
-
-
-def slurm_node_addresses(nodes):
-    """{node name: address} as Slurm reports it (slurm.conf's NodeAddr, which defaults to the name), from `scontrol
-    show node`. Where Slurm's client tools are not installed (some containers) the names themselves, left to DNS."""
-    scontrol = shutil.which("scontrol")
-    if scontrol is None:
-        return {name: name for name in nodes}
-    command = ["scontrol", "--oneliner", "show", "node", ",".join(nodes)]
-    try:
-        result = subprocess.run(command, executable=scontrol, capture_output=True, text=True, timeout=120)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"{' '.join(command)}: no answer in 120 s (is slurmctld up?)") from None
-    if result.returncode != 0:
-        why = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[0]
-        raise RuntimeError(f"{' '.join(command)}: {why}")
-    addresses = dict(re.findall(r"^NodeName=(\S+) .*?\bNodeAddr=(\S+)", result.stdout, re.MULTILINE))
-    missing = [name for name in nodes if name not in addresses]
-    if missing:
-        raise RuntimeError(f"{' '.join(command)}: no NodeAddr for {','.join(missing)}")
-    return {name: addresses[name] for name in nodes}
 
 
 def task_gpus(environ, tasks_on_node, local_id):

@@ -40,8 +40,9 @@ class TrainConfig:
     batch_size: int = _field(16, "Global batch size, split evenly across all replicas of all workers.")
     image_size: int = _field(150, "Training image side; at most the dataset's stored size (random crops).")
     shuffle_buffer: int = _field(2048, "Records held by the input shuffle buffer of each input pipeline.")
-    data_service: str = _field("", "A tf.data service dispatcher, host:port: its workers (launch/data_service.py, on "
-                                   "other machines) run the training input pipeline (BUILD.md, \"tf.data service\").")
+    data_service: str = _field("", "A tf.data service dispatcher, host:port (or slurm:JOB_ID:PORT: that of the Slurm "
+                                   "job launch/slurm/data_service.sbatch): its workers, on other machines, run the "
+                                   "training input pipeline (BUILD.md, \"tf.data service\").")
     # Models.
     generator: str = _field("seed", "Generator name in colorgan.models (seed, unet, unet_rgb).")
     discriminator: str = _field("seed", "Discriminator name in colorgan.models (seed, patchgan).")
@@ -141,8 +142,8 @@ class TrainConfig:
                      "eval_batches", "seed", "freeze_encoder_steps", "pretrain_steps", "hints_ramp_steps"):
             check(getattr(self, name) >= 0, f"--{name}={getattr(self, name)}: must be >= 0")
         if self.data_service:
-            check(data_service.parse_address(self.data_service) is not None,
-                  f"--data_service={self.data_service}: expected the dispatcher's host:port")
+            check(data_service.is_address(self.data_service),
+                  f"--data_service={self.data_service}: expected the dispatcher's host:port (or slurm:JOB_ID:PORT)")
             check(not self.deterministic, "--data_service with --deterministic: the service's workers deliver "
                                           "batches in no fixed order")
             check(not self.data_dir.startswith("ram://"), f"--data_service with --data_dir={self.data_dir}: the "

@@ -1,6 +1,7 @@
 """What `launch/train.py` runs once its flags are parsed: validate, pick the strategy, resolve the config, train;
 errors as one line, and the exit code schedulers read."""
 
+import dataclasses
 import signal
 import sys
 
@@ -30,9 +31,15 @@ def train_main(config):
     problems = config.validate()
     if problems:
         return _fail(problems)
-    unreachable = config.data_service and data_service.unreachable(config.data_service)
-    if unreachable:
-        return _fail([f"--data_service={config.data_service}: {unreachable}"])
+    if config.data_service:
+        try:
+            address = data_service.resolve_address(config.data_service)
+        except RuntimeError as e:
+            return _fail([f"--data_service={config.data_service}: {e}"])
+        unreachable = data_service.unreachable(address)
+        if unreachable:
+            return _fail([f"--data_service={config.data_service}: {unreachable} at {address}"])
+        config = dataclasses.replace(config, data_service=address)
     try:
         strategy = distribute.make_strategy(config.strategy, config.cpu_replicas, config.cluster)
     except (ValueError, RuntimeError, KeyError) as e:

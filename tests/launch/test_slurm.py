@@ -92,10 +92,11 @@ def _connections():
 
 
 class Slurm:
-    """A running single-node Slurm: `env` is ours plus SLURM_CONF; `port_base` is free for the job's workers."""
+    """A running single-node Slurm: `env` is ours plus SLURM_CONF; `port_base` is free for the job's workers,
+    `service_port` for a tf.data service's dispatcher."""
 
-    def __init__(self, directory, env, port_base):
-        self.directory, self.env, self.port_base = directory, env, port_base
+    def __init__(self, directory, env, port_base, service_port):
+        self.directory, self.env, self.port_base, self.service_port = directory, env, port_base, service_port
 
     def run(self, *command, env=None, timeout=120, check=True, **kwargs):
         """Runs a Slurm command against this cluster; a failure shows the daemons' logs."""
@@ -114,7 +115,8 @@ class Slurm:
     def wait_for_end(self, job_id, timeout):
         deadline = time.monotonic() + timeout
         while (fields := self.job_fields(job_id))["JobState"] not in ENDED:
-            assert time.monotonic() < deadline, f"job {job_id} still {fields['JobState']} after {timeout} s"
+            assert time.monotonic() < deadline, (f"job {job_id} still {fields['JobState']} ({fields.get('Reason')}) "
+                                                 f"after {timeout} s")
             time.sleep(0.5)
         return fields
 
@@ -152,7 +154,10 @@ MinJobAge=600
 # slurmd answers slowly while the trainers keep both cores busy.
 MessageTimeout=60
 PropagateResourceLimits=NONE
-NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={hostname} CPUs={os.cpu_count()} State=UNKNOWN
+# More CPUs than the host has (config_overrides keeps the node up), so that a data service job and a training job
+# of one CPU per task fit on the one node side by side.
+SlurmdParameters=config_overrides
+NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={hostname} CPUs={max(8, os.cpu_count())} State=UNKNOWN
 PartitionName=test Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
 """
 
@@ -170,7 +175,7 @@ def slurm(tmp_path_factory):
     key.write_bytes(os.urandom(1024))
     key.chmod(0o600)
     munge_socket = directory / "munge.socket"
-    ctld_port, slurmd_port, *worker_ports = _consecutive_free_ports(2 + TASKS)
+    ctld_port, slurmd_port, service_port, *worker_ports = _consecutive_free_ports(3 + TASKS)
     conf = directory / "slurm.conf"
     conf.write_text(_slurm_conf(directory, munge_socket, ctld_port, slurmd_port))
     env = dict(os.environ, SLURM_CONF=str(conf))
@@ -181,7 +186,7 @@ def slurm(tmp_path_factory):
             daemons.append(subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True))
 
-    cluster = Slurm(directory, env, worker_ports[0])
+    cluster = Slurm(directory, env, worker_ports[0], service_port)
     try:
         start("munged", "--foreground", "--force", f"--key-file={key}", f"--socket={munge_socket}",
               f"--pid-file={directory}/munged.pid", f"--log-file={directory}/munged.log",
@@ -315,3 +320,46 @@ def test_train_sbatch_trains_stops_on_scancel_term_and_resumes_on_loopback(slurm
     workers = [f"127.0.0.1:{port}" for port in sorted(worker_ports)]
     assert sorted(json.loads(line) for line in result.stdout.splitlines()) == [
         [task, {"worker": workers}, {"GPU": 0}, ""] for task in range(TASKS)]
+
+
+def test_train_sbatch_trains_through_the_data_service_job_beside_it(slurm, photo_dir, tmp_path):
+    """launch/slurm/data_service.sbatch as shipped (three tasks: a dispatcher and two workers, at the node's
+    address, 127.0.0.1) and train.sbatch naming it (DATA_SERVICE=slurm:JOB_ID:PORT, --dependency=after): the TASKS
+    trainers read from the service, finish, and both service workers did pipeline work."""
+    data_dir, flagfile = _tiny_run(photo_dir, tmp_path)
+    short = tmp_path / "short.cfg"
+    short.write_text(f"--flagfile={flagfile}\n--train_steps=6\n")
+    model_dir, logs = tmp_path / "model", tmp_path / "logs"
+    logs.mkdir()
+    env = dict(slurm.env, PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{slurm.env['PATH']}",
+               FLAGFILE=str(short), DATA_DIR=str(data_dir), MODEL_DIR=str(model_dir),
+               COLORGAN_PORT_BASE=str(slurm.port_base), COLORGAN_SERVICE_PORT=str(slurm.service_port))
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    service = slurm.run("sbatch", "--parsable", "--nodes=1", "--ntasks-per-node=3", "--cpus-per-task=1",
+                        f"--output={logs}/%x-%j.out", "launch/slurm/data_service.sbatch", env=env,
+                        cwd=REPO_ROOT).stdout.strip().split(";")[0]
+    try:
+        # The trainers' --exclusive would keep them off the service's node: exclusive of other users' jobs instead.
+        training = slurm.run(
+            "sbatch", "--parsable", f"--dependency=after:{service}", "--nodes=1", f"--ntasks-per-node={TASKS}",
+            "--gpus-per-node=0", "--cpus-per-task=1", "--exclusive=user", f"--output={logs}/%x-%j.out",
+            "launch/slurm/train.sbatch", env=dict(env, DATA_SERVICE=f"slurm:{service}:{slurm.service_port}"),
+            cwd=REPO_ROOT).stdout.strip().split(";")[0]
+        fields = slurm.wait_for_end(training, timeout=300)
+        slurm.run("scancel", "--signal=TERM", service)
+        slurm.wait_for_end(service, timeout=120)
+    finally:
+        slurm.run("scancel", service, check=False)
+    trained = (logs / f"{JOB_NAME}-{training}.out").read_text(errors="replace")
+    served = (logs / f"colorgan-data-service-{service}.out").read_text(errors="replace")
+    assert (fields["JobState"], fields["ExitCode"]) == ("COMPLETED", "0:0"), (fields, trained[-4000:], served[-3000:])
+    dispatcher = f"127.0.0.1:{slurm.service_port}"
+    assert trained.count(f"train: training input from the tf.data service at {dispatcher}, job ") == TASKS, (
+        trained[-4000:])
+    assert trained.count("train: done at step 6;") == TASKS, trained[-4000:]
+    assert served.count(f"serving for the dispatcher at {dispatcher}") == 2, served[-4000:]
+    cpu = [float(seconds) for seconds in re.findall(r"data_service: worker stopping \(SIGTERM\) after ([\d.]+) CPU-s",
+                                                    served)]
+    assert len(cpu) == 2 and min(cpu) > 0.2, served[-4000:]
+    assert "data_service: dispatcher stopping (SIGTERM)" in served and "Traceback" not in trained + served
+    assert _checkpoint_step(model_dir) == 6

@@ -32,9 +32,41 @@ def test_dispatcher_addresses_are_host_and_port(address, parsed):
     ({"role": "worker", "dispatcher": "h:1", "worker_address": "h", "work_dir": "/tmp/x"},
      ["--worker_address='h': expected host:port", "--work_dir is for --role=dispatcher"]),
     ({"role": "worker", "dispatcher": "h:1", "worker_address": "10.0.0.3:%port%"}, []),
+    ({"cluster": "slurm", "role": "worker"},
+     ["--role, --dispatcher and --worker_address come from Slurm with --cluster=slurm",
+      "--cluster=slurm needs --port: the dispatcher's, which trainers are given"]),
+    ({"cluster": "pbs", "port": 5050}, ["--cluster=pbs: expected slurm, or nothing"]),
+    ({"cluster": "slurm", "port": 5050}, []),
 ])
 def test_service_settings_name_each_bad_flag(args, problems):
     assert data_service.ServiceConfig(**args).validate() == problems
+
+
+def test_each_task_of_a_slurm_step_takes_its_role(monkeypatch, tmp_path):
+    """Task 0 dispatches on --port; the others are workers on free ports at their node's address, for the
+    dispatcher on the step's first node (node names are their addresses without Slurm's client tools)."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    config = data_service.ServiceConfig(cluster="slurm", port=5050)
+    step = {"SLURM_STEP_NODELIST": "cpu[3-4]", "SLURMD_NODENAME": "cpu4"}
+    assert data_service.slurm_task(config, {**step, "SLURM_PROCID": "0"}) == data_service.ServiceConfig(
+        role="dispatcher", port=5050)
+    worker = data_service.slurm_task(config, {**step, "SLURM_PROCID": "5"})
+    assert worker == data_service.ServiceConfig(role="worker", port=0, dispatcher="cpu3:5050",
+                                                worker_address="cpu4:%port%")
+    assert worker.validate() == []
+    with pytest.raises(ValueError, match="^SLURM_PROCID is not set: --cluster=slurm runs in a job step started by"):
+        data_service.slurm_task(config, step)
+
+
+@pytest.mark.parametrize("address, resolved", [("10.0.0.2:5050", "10.0.0.2:5050"), ("slurm:77:5050", None)])
+def test_a_slurm_job_address_is_its_first_node_or_says_why_not(monkeypatch, tmp_path, address, resolved):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert data_service.is_address(address) and not data_service.is_address("slurm:77:5050:1")
+    if resolved:
+        assert data_service.resolve_address(address) == resolved
+    else:
+        with pytest.raises(RuntimeError, match=r"^no squeue here"):
+            data_service.resolve_address(address)
 
 
 def test_the_launcher_reports_bad_flags_in_one_line_each_and_exits_2():

@@ -155,11 +155,6 @@ def test_bad_slurm_variables_are_one_line_naming_the_variable(variables, message
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
 
 
-def test_node_names_are_their_own_addresses_without_scontrol(monkeypatch, tmp_path):
-    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without Slurm's client tools, as in many containers
-    assert distribute.slurm_node_addresses(["a1", "a2"]) == {"a1": "a1", "a2": "a2"}
-
-
 def test_a_bad_slurm_environment_stops_the_trainer_in_one_line(tmp_path):
     """The trainer itself: exit status 2 and one line naming the variable, no traceback."""
     (tmp_path / "manifest.json").write_text("{}")

@@ -172,7 +172,8 @@ def test_the_data_service_is_refused_where_its_workers_cannot_keep_the_promise()
         "--data_service with --deterministic: the service's workers deliver batches in no fixed order",
         "--data_service with --data_dir=ram://data: the service's workers cannot read this process's memory"]
     assert [problem for problem in dataclasses.replace(config, data_service="dispatcher").validate()
-            if "data_service" in problem][0] == "--data_service=dispatcher: expected the dispatcher's host:port"
+            if "data_service" in problem][0] == ("--data_service=dispatcher: expected the dispatcher's host:port (or "
+                                                 "slurm:JOB_ID:PORT)")
 
 
 def test_hints_are_refused_with_a_generator_that_cannot_take_them(tmp_path):
