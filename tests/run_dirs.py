@@ -1,6 +1,6 @@
-"""Training-run directories for inference tests, made without training: a tiny generator whose weights are set so
-it predicts strong, varied chroma (an untrained generator predicts near-gray, which would let a colorize path that
-loses lightness to clipping pass), saved as the trainer saves them (flags.cfg + ckpt-N)."""
+"""Datasets and training-run directories for tests. Runs are made without training: a tiny generator whose weights
+are set so it predicts strong, varied chroma (an untrained generator predicts near-gray, which would let a colorize
+path that loses lightness to clipping pass), saved as the trainer saves them (flags.cfg + ckpt-N)."""
 
 import dataclasses
 import os
@@ -8,8 +8,20 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from colorgan.data import conversion
+from colorgan.data import conversion_config
 from colorgan.modeling import models
 from colorgan.training import train_config
+
+
+def write_records(photo_dir, output_dir, image_size, **settings):
+    """A dataset of the photos in `photo_dir` made by data prep in this process (one worker); returns its path."""
+    conversion.run(conversion_config.ConversionConfig(output_dir=str(output_dir), input_dirs=(str(photo_dir),),
+                                                      image_size=image_size, num_workers=1, **settings),
+                   log=lambda _: None)
+    return str(output_dir)
+
+
 
 TINY = dict(image_size=32, base_width=4, depth=3, norm="none", dropout=0.0, discriminator="patchgan")
 

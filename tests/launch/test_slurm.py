@@ -228,13 +228,10 @@ def _daemon_logs(directory):
 
 def _tiny_run(photo_dir, tmp_path):
     """Records and a flagfile for a tiny U-Net + PatchGAN that never finishes by itself."""
-    from colorgan.data import conversion
-    from colorgan.data import conversion_config
+    import run_dirs
 
     data_dir = tmp_path / "data"
-    conversion.run(conversion_config.ConversionConfig(output_dir=str(data_dir), input_dirs=(photo_dir,), image_size=40,
-                                                      num_workers=1, num_shards=2, val_fraction=0.25),
-                   log=lambda _: None)
+    run_dirs.write_records(photo_dir, str(data_dir), 40, num_shards=2, val_fraction=0.25)
     flagfile = tmp_path / "tiny.cfg"
     flagfile.write_text("\n".join([
         "--generator=unet", "--discriminator=patchgan", "--image_size=32", "--base_width=4", "--depth=3",

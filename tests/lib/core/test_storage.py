@@ -199,10 +199,9 @@ def test_a_whole_run_lives_on_the_ram_filesystem(photo_dir, tmp_path, monkeypatc
     import uuid
 
     import numpy as np
+    import run_dirs
     from PIL import Image
 
-    from colorgan.data import conversion
-    from colorgan.data import conversion_config
     from colorgan.data import records
     from colorgan.inference import colorize_job
     from colorgan.inference import export
@@ -219,9 +218,7 @@ def test_a_whole_run_lives_on_the_ram_filesystem(photo_dir, tmp_path, monkeypatc
         with open(os.path.join(photo_dir, name), "rb") as f:
             storage.write_atomic(f"{photos}/{name}", f.read())
 
-    conversion.run(conversion_config.ConversionConfig(output_dir=data, input_dirs=(photos,), image_size=32,
-                                                      num_workers=1, min_shards=2, val_fraction=0.25),
-                   log=lambda _: None)
+    run_dirs.write_records(photos, data, 32, min_shards=2, val_fraction=0.25)
     manifest = records.read_manifest(data)
     counts = {split: manifest["splits"][split]["num_examples"] for split in records.SPLITS}
     assert sum(counts.values()) == len(names) and min(counts.values()) > 0, counts

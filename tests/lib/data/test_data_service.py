@@ -6,11 +6,10 @@ import collections
 import socket
 
 import pytest
+import run_dirs
 import tensorflow as tf
 from conftest import run_script
 
-from colorgan.data import conversion
-from colorgan.data import conversion_config
 from colorgan.data import data_service
 from colorgan.data import input_pipeline
 from colorgan.data import records
@@ -88,9 +87,7 @@ def test_an_absent_dispatcher_is_named_instead_of_waited_for_silently():
 @pytest.fixture(scope="module")
 def data_dir(photo_dir, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("service_data"))
-    conversion.run(conversion_config.ConversionConfig(output_dir=out, input_dirs=(photo_dir,), image_size=32,
-                                                      num_workers=1, min_shards=4, val_fraction=0.25),
-                   log=lambda _: None)
+    run_dirs.write_records(photo_dir, out, 32, min_shards=4, val_fraction=0.25)
     return out
 
 

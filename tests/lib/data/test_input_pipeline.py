@@ -8,11 +8,10 @@ import shutil
 
 import numpy as np
 import pytest
+import run_dirs
 import tensorflow as tf
 
 from colorgan.core import color
-from colorgan.data import conversion
-from colorgan.data import conversion_config
 from colorgan.data import input_pipeline
 from colorgan.data import records
 
@@ -22,9 +21,7 @@ STORED = 48
 @pytest.fixture(scope="module")
 def data_dir(photo_dir, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("pipeline_data"))
-    conversion.run(conversion_config.ConversionConfig(output_dir=out, input_dirs=(photo_dir,), image_size=STORED,
-                                                      num_workers=1, min_shards=4, val_fraction=0.25),
-                   log=lambda _: None)
+    run_dirs.write_records(photo_dir, out, STORED, min_shards=4, val_fraction=0.25)
     return out
 
 
@@ -132,8 +129,9 @@ def test_starting_at_a_step_resumes_at_the_same_element(data_dir, replicas):
 
 def test_an_unordered_stream_resumes_exact_to_the_epoch(data_dir):
     """deterministic=False lets parallel reads reorder examples within an epoch, so a resume mid-epoch may see other
-    examples for the rest of that epoch, but never crosses its edge: after the rest of the epoch (no example
-    twice), each later epoch of the resumed stream holds every example exactly once."""
+    examples for the rest of that epoch, but never crosses its edge: the stream holds the rest of the epoch (no
+    example twice), then whole epochs. Counted over the window, since the unordered parallel decode may deliver a
+    batch of one epoch beside one of the next (which made a per-epoch count fail now and then under load)."""
     per_epoch = input_pipeline.examples_per_pipeline(data_dir, "train")
     batch = next(size for size in (5, 3, 2) if per_epoch % size == 0)  # batches that end at the epoch's edge
     batches_per_epoch = per_epoch // batch
@@ -143,12 +141,14 @@ def test_an_unordered_stream_resumes_exact_to_the_epoch(data_dir):
                                           start_position=start)
     hashes = [_flip_invariant_hash(rgb) for _, batch_rgb in _batches(dataset, left_in_epoch + 2 * batches_per_epoch)
               for rgb in batch_rgb]
-    rest, later = hashes[:left_in_epoch * batch], hashes[left_in_epoch * batch:]
     every_example = collections.Counter(_flip_invariant_hash(rgb / 255.0) for path in records.shard_paths(
         data_dir, records.read_manifest(data_dir), "train") for _, _, rgb in records.read_examples(path))
-    assert len(set(rest)) == len(rest) and set(rest) <= set(every_example)
-    for epoch in (later[:per_epoch], later[per_epoch:]):
-        assert collections.Counter(epoch) == every_example
+    two_epochs = collections.Counter({key: 2 * count for key, count in every_example.items()})
+    window = collections.Counter(hashes)
+    rest_of_epoch = window - two_epochs
+    assert all(window[key] >= count for key, count in two_epochs.items())  # two whole epochs
+    assert sum(rest_of_epoch.values()) == left_in_epoch * batch and set(rest_of_epoch.values()) == {1}
+    assert set(rest_of_epoch) <= set(every_example)
 
 
 def test_random_crop_false_resizes_the_whole_stored_image(data_dir):
@@ -221,7 +221,5 @@ def test_batches_per_epoch_counts_global_batches_and_is_zero_for_an_empty_split(
     assert input_pipeline.batches_per_epoch(data_dir, "train", 3) == (
         records.read_manifest(data_dir)["splits"]["train"]["num_examples"] // 3)
     no_val = str(tmp_path / "no_val")
-    conversion.run(conversion_config.ConversionConfig(output_dir=no_val, input_dirs=(photo_dir,), image_size=STORED,
-                                                      num_workers=1, min_shards=2, val_fraction=0.0),
-                   log=lambda _: None)
+    run_dirs.write_records(photo_dir, no_val, STORED, min_shards=2, val_fraction=0.0)
     assert input_pipeline.batches_per_epoch(no_val, "val", 1) == 0

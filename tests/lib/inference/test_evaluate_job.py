@@ -12,8 +12,6 @@ from conftest import run_script
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 
-from colorgan.data import conversion
-from colorgan.data import conversion_config
 from colorgan.data import records
 
 SCRIPT = "launch/evaluate.py"
@@ -45,9 +43,7 @@ def _colorfulness(rgb_u8):
 
 def test_a_dataset_split_at_its_stored_size(lab_run, photo_dir, tmp_path):
     data_dir = str(tmp_path / "data")
-    conversion.run(conversion_config.ConversionConfig(output_dir=data_dir, input_dirs=(photo_dir,), image_size=40,
-                                                      num_workers=1, min_shards=2, val_fraction=0.25, encoding="png"),
-                   log=lambda _: None)
+    run_dirs.write_records(photo_dir, data_dir, 40, min_shards=2, val_fraction=0.25, encoding="png")
     report = _report(run_script(SCRIPT, f"--model={lab_run}", f"--data_dir={data_dir}"))
     manifest = records.read_manifest(data_dir)
     assert report["examples"] == manifest["splits"]["val"]["num_examples"] > 0

@@ -347,16 +347,13 @@ def test_two_worker_training_equals_one_process_with_the_same_global_batch(photo
     worker 1 holds 2; both evaluate 2 (the minimum: a third would wait forever in a collective), which are the 8
     examples the single process's 2 batches of 4 interleave from the same shards. So the eval lines agree."""
     import numpy as np
+    import run_dirs
     import tensorflow as tf
 
-    from colorgan.data import conversion
-    from colorgan.data import conversion_config
     from colorgan.training import checkpoints
 
     data_dir = str(tmp_path / "data")
-    conversion.run(conversion_config.ConversionConfig(output_dir=data_dir, input_dirs=(photo_dir,), image_size=40,
-                                                      num_workers=1, num_shards=1, val_fraction=0.25),
-                   log=lambda _: None)
+    run_dirs.write_records(photo_dir, data_dir, 40, num_shards=1, val_fraction=0.25)
     _split_val_unevenly(data_dir, (6, 4))
     train_flags = [f"--data_dir={data_dir}", "--generator=unet", "--discriminator=patchgan", "--image_size=32",
                    "--base_width=4", "--depth=3", "--norm=none", "--dropout=0", "--batch_size=4", "--train_steps=3",
@@ -394,13 +391,10 @@ def test_two_worker_training_equals_one_process_with_the_same_global_batch(photo
 def _start_training_job(photo_dir, tmp_path, launcher_flags, *train_flags):
     """launch/local_cluster.py running two workers of a tiny U-Net training on two-shard records, its output piped;
     returns (the launcher's Popen, the model_dir)."""
-    from colorgan.data import conversion
-    from colorgan.data import conversion_config
+    import run_dirs
 
     data_dir = str(tmp_path / "data")
-    conversion.run(conversion_config.ConversionConfig(output_dir=data_dir, input_dirs=(photo_dir,), image_size=40,
-                                                      num_workers=1, num_shards=2, val_fraction=0.25),
-                   log=lambda _: None)
+    run_dirs.write_records(photo_dir, data_dir, 40, num_shards=2, val_fraction=0.25)
     model_dir = tmp_path / "model"
     launcher = subprocess.Popen(
         [sys.executable, os.path.join(REPO_ROOT, SCRIPT), "--num_workers=2", *launcher_flags, "--",
@@ -532,13 +526,10 @@ def test_training_through_a_data_service_of_two_workers_and_resuming(photo_dir, 
     process, or two all-reducing) reading only from them: both service workers run the pipeline (their CPU time
     serving, against the dispatcher's), every trainer worker names the same job, and a resume starts a new job at
     the checkpointed data position."""
-    from colorgan.data import conversion
-    from colorgan.data import conversion_config
+    import run_dirs
 
     data_dir = str(tmp_path / "data")
-    conversion.run(conversion_config.ConversionConfig(output_dir=data_dir, input_dirs=(photo_dir,), image_size=40,
-                                                      num_workers=1, num_shards=4, val_fraction=0.25),
-                   log=lambda _: None)
+    run_dirs.write_records(photo_dir, data_dir, 40, num_shards=4, val_fraction=0.25)
     model_dir = tmp_path / "model"
     train_flags = ["--strategy=" + ("multi_worker" if workers == 2 else "one_device"), f"--data_dir={data_dir}",
                    f"--model_dir={model_dir}", f"--flagfile={os.path.join(REPO_ROOT, 'launch/configs/smoke.cfg')}",

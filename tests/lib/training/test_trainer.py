@@ -23,8 +23,6 @@ from conftest import run_script
 from PIL import Image
 
 from colorgan.core import visualize
-from colorgan.data import conversion
-from colorgan.data import conversion_config
 from colorgan.data import input_pipeline
 from colorgan.data import records
 from colorgan.training import checkpoints
@@ -40,9 +38,7 @@ TINY_UNET = ["--generator=unet", "--discriminator=patchgan", "--image_size=32", 
 @pytest.fixture(scope="module")
 def data_dir(photo_dir, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("train_data"))
-    conversion.run(conversion_config.ConversionConfig(output_dir=out, input_dirs=(photo_dir,), image_size=40,
-                                                      num_workers=1, min_shards=4, val_fraction=0.25),
-                   log=lambda _: None)
+    run_dirs.write_records(photo_dir, out, 40, min_shards=4, val_fraction=0.25)
     return out
 
 
@@ -552,8 +548,7 @@ def test_seed_models_build_and_step_at_a_small_size_from_png_records(photo_dir, 
     """The seed pair at 96 px, the smallest its discriminator takes, trained from lossless PNG records (the other
     tests train from JPEG ones)."""
     seed_data = str(tmp_path / "data96")
-    conversion.run(conversion_config.ConversionConfig(output_dir=seed_data, input_dirs=(photo_dir,), image_size=96,
-                                                      encoding="png", num_workers=1, min_shards=2), log=lambda _: None)
+    run_dirs.write_records(photo_dir, seed_data, 96, encoding="png", min_shards=2)
     assert records.read_manifest(seed_data)["encoding"] == "png"
     config = _config(seed_data, tmp_path / "model", generator="seed", discriminator="seed", image_size=96,
                      batch_size=2, train_steps=2, noisy_labels=True, reconstruction_loss="mse", clip_norm=1.0)
@@ -664,9 +659,7 @@ def test_a_shard_whose_size_differs_from_the_manifest_is_refused_before_training
 
 def test_a_dataset_without_val_trains_and_skips_evaluation(photo_dir, tmp_path):
     no_val = str(tmp_path / "no_val")
-    conversion.run(conversion_config.ConversionConfig(output_dir=no_val, input_dirs=(photo_dir,), image_size=40,
-                                                      num_workers=1, min_shards=2, val_fraction=0.0),
-                   log=lambda _: None)
+    run_dirs.write_records(photo_dir, no_val, 40, min_shards=2, val_fraction=0.0)
     result = _train(no_val, tmp_path / "model", *TINY_UNET, "--train_steps=2", "--eval_every=1")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "no val batches to evaluate (the val split is empty" in result.stderr
