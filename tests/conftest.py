@@ -13,6 +13,12 @@ from colorgan.demo import sample_photos
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def pytest_collection_modifyitems(items):
+    """Tests marked slow (a minute or more) run first: with pytest-xdist's work stealing (setup.cfg) they start at
+    once beside the rest instead of keeping one worker busy after the other has finished."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def photo_dir(tmp_path_factory):
     """40 real colour photos (random crops of the bundled ones), JPEG, 160x120."""

@@ -19,7 +19,7 @@ import threading
 import time
 
 from colorgan.core import flag_config
-from colorgan.core import slurm
+from colorgan.core import slurm_nodes
 
 ROLES = ("dispatcher", "worker")
 # What the trainer and workers accept as a dispatcher address: [grpc://]host:port.
@@ -94,8 +94,8 @@ def resolve_address(address):
     match = _SLURM_JOB.match(address)
     if not match:
         return address
-    node = slurm.job_first_node(match["job"])
-    return f"{slurm.host_part(slurm.node_addresses([node])[node])}:{match['port']}"
+    node = slurm_nodes.job_first_node(match["job"])
+    return f"{slurm_nodes.host_part(slurm_nodes.node_addresses([node])[node])}:{match['port']}"
 
 
 def slurm_task(config, environ):
@@ -107,8 +107,9 @@ def slurm_task(config, environ):
         raise ValueError(f"{missing[0]} is not set: --cluster=slurm runs in a job step started by srun")
     if environ["SLURM_PROCID"] == "0":
         return dataclasses.replace(config, cluster="", role="dispatcher")
-    first, node = slurm.expand_nodelist(environ["SLURM_STEP_NODELIST"])[0], environ["SLURMD_NODENAME"]
-    addresses = {name: slurm.host_part(address) for name, address in slurm.node_addresses([first, node]).items()}
+    first, node = slurm_nodes.expand_nodelist(environ["SLURM_STEP_NODELIST"])[0], environ["SLURMD_NODENAME"]
+    addresses = {name: slurm_nodes.host_part(address)
+                 for name, address in slurm_nodes.node_addresses([first, node]).items()}
     return dataclasses.replace(config, cluster="", role="worker", port=0,
                                dispatcher=f"{addresses[first]}:{config.port}",
                                worker_address=f"{addresses[node]}:%port%")

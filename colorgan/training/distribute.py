@@ -12,7 +12,7 @@ import tensorflow as tf
 # TF's parser of Slurm's compressed task counts ("2(x3),1"), exported under no public name.
 from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import expand_tasks_per_node
 
-from colorgan.core import slurm
+from colorgan.core import slurm_nodes
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
 CLUSTERS = ("tf_config", "slurm")
@@ -59,12 +59,12 @@ def slurm_cluster_resolver(environ=None, node_addresses=None):
     `nvidia-smi` to count GPUs (missing on CPU nodes and in many containers) and cannot describe a job without GPUs.
 
     Worker i is Slurm task i (SLURM_PROCID) at its node's address (`node_addresses(names)` -> {name: address},
-    default `slurm.node_addresses`), port COLORGAN_PORT_BASE (8888) + the task's SLURM_LOCALID. The task keeps its
-    share of the GPUs Slurm gave it (`task_gpus`) and sees only those: CUDA_VISIBLE_DEVICES is set in `environ`
+    default `slurm_nodes.node_addresses`), port COLORGAN_PORT_BASE (8888) + the task's SLURM_LOCALID. The task keeps
+    its share of the GPUs Slurm gave it (`task_gpus`) and sees only those: CUDA_VISIBLE_DEVICES is set in `environ`
     (os.environ by default), empty for a job without GPUs, which then trains on the CPUs. Missing, unparsable or
     inconsistent variables raise ValueError, one line naming the variable."""
     environ = os.environ if environ is None else environ
-    nodes = _environment_variable(environ, "SLURM_STEP_NODELIST", slurm.expand_nodelist)
+    nodes = _environment_variable(environ, "SLURM_STEP_NODELIST", slurm_nodes.expand_nodelist)
     tasks_per_node = _environment_variable(environ, "SLURM_STEP_TASKS_PER_NODE", expand_tasks_per_node)
     if len(tasks_per_node) != len(nodes):
         raise ValueError(f"SLURM_STEP_TASKS_PER_NODE={environ['SLURM_STEP_TASKS_PER_NODE']} counts the tasks of "
@@ -88,9 +88,9 @@ def slurm_cluster_resolver(environ=None, node_addresses=None):
     if not 0 < port_base <= 65536 - max(tasks_per_node):
         raise ValueError(f"{PORT_BASE_VARIABLE}={port_base}: ports {port_base} to "
                          f"{port_base + max(tasks_per_node) - 1} are not all valid TCP ports")
-    addresses = (node_addresses or slurm.node_addresses)(nodes)
-    workers = [f"{slurm.host_part(addresses[name])}:{port_base + task}" for name, tasks in zip(nodes, tasks_per_node)
-               for task in range(tasks)]
+    addresses = (node_addresses or slurm_nodes.node_addresses)(nodes)
+    workers = [f"{slurm_nodes.host_part(addresses[name])}:{port_base + task}"
+               for name, tasks in zip(nodes, tasks_per_node) for task in range(tasks)]
     gpus = task_gpus(environ, tasks_per_node[node_index], local_id)
     environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     return tf.distribute.cluster_resolver.SimpleClusterResolver(

@@ -4,11 +4,13 @@ import json
 import os
 
 import numpy as np
+import pytest
 from conftest import run_script
 from PIL import Image
 from skimage.color import rgb2lab
 
 
+@pytest.mark.slow
 def test_demo_builds_data_trains_and_draws(tmp_path):
     result = run_script("launch/demo.py", f"--workdir={tmp_path}", "--train_steps=300", timeout=600, check=True)
     assert (tmp_path / "data" / "manifest.json").exists()

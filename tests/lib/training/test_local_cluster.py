@@ -435,6 +435,7 @@ def test_sigterm_to_one_training_worker_stops_both_at_the_same_step(photo_dir, t
     assert _checkpoint_step(model_dir) == stopped_at
 
 
+@pytest.mark.slow
 def test_a_killed_training_worker_restarts_the_job_from_its_checkpoint(photo_dir, tmp_path):
     """SIGKILL one of two real training workers after the first checkpoint: the launcher stops the other (stuck in
     a collective), starts the job again on fresh ports, and both resume from the chief's checkpoint to the end."""
@@ -520,6 +521,7 @@ def _service_cpu_seconds(output):
         r"serving", output)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_training_through_a_data_service_of_two_workers_and_resuming(photo_dir, tmp_path, workers):
     """A dispatcher and two service workers as real processes in the job's private namespace, the trainer (one

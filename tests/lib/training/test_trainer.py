@@ -182,6 +182,7 @@ def _resnet_config(weights, *overrides):
     return _shipped("unet256_resnet.cfg", "--depth=0", f"--encoder_weights={weights}", *overrides)
 
 
+@pytest.mark.slow
 def test_one_and_two_replicas_agree_and_train_on_a_convnext_encoder(data_dir, tmp_path):
     """unet256_resnet.cfg on ConvNeXt-Tiny (LayerNorm: no batch statistics in the encoder), from a local weights
     file: the first step agrees on 1 and 2 replicas with the encoder training; frozen for one step, the encoder
@@ -199,6 +200,7 @@ def test_one_and_two_replicas_agree_and_train_on_a_convnext_encoder(data_dir, tm
     assert int(end["e_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == 1
 
 
+@pytest.mark.slow
 def test_one_and_two_replicas_agree_on_the_pretrained_encoder_config(data_dir, tmp_path, resnet_weights):
     """With the encoder training from the first step (its synchronised batch statistics in use) and the adversarial
     loss on. The 2-replica run takes about 5 minutes on a quiet 2-core machine (tracing the per-layer all-reduces of
@@ -208,6 +210,7 @@ def test_one_and_two_replicas_agree_on_the_pretrained_encoder_config(data_dir, t
         timeout=1200)
 
 
+@pytest.mark.slow
 def test_the_pretrained_encoder_config_resumes_exactly_across_its_freeze_and_pretraining_switches(
         data_dir, tmp_path, resnet_weights):
     """Encoder frozen for steps 1-2, pixel loss alone for steps 1-3: two half runs (the second starting exactly at
