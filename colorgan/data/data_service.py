@@ -22,7 +22,8 @@ from colorgan.core import flag_config
 from colorgan.core import slurm_nodes
 
 ROLES = ("dispatcher", "worker")
-# What the trainer and workers accept as a dispatcher address: [grpc://]host:port.
+# What the trainer and workers accept as a dispatcher address: [grpc://]host:port; the trainer also takes
+# slurm:JOB_ID:PORT, the dispatcher of a running launch/slurm/data_service.sbatch job.
 _SLURM_JOB = re.compile(r"^slurm:(?P<job>[0-9]+):(?P<port>[0-9]{1,5})$")
 _ADDRESS = re.compile(r"^(grpc://)?(?P<host>\[[0-9a-fA-F:.]+\]|[^:/\s]+):(?P<port>[0-9]{1,5})$")
 WAIT_FOR_DISPATCHER_S = 30.0
