@@ -66,9 +66,15 @@ def _step(model_dir):
 
 
 def _assert_same_weights(a, b, atol, rtol=0.0):
+    """Every variable within atol + rtol; a failure lists each variable that differs and by how much (which of the
+    generator, the discriminator and the counters moved tells an input difference from one in a single step)."""
     assert a.keys() == b.keys()
+    differing = {}
     for name in a:
-        np.testing.assert_allclose(a[name], b[name], atol=atol, rtol=rtol, err_msg=name)
+        first, second = np.asarray(a[name]), np.asarray(b[name])
+        if not np.allclose(first, second, atol=atol, rtol=rtol, equal_nan=True):
+            differing[name] = float(np.max(np.abs(first.astype(np.float64) - second.astype(np.float64))))
+    assert not differing, f"{len(differing)} of {len(a)} variables differ (max abs difference): {differing}"
 
 
 def _assert_same_replica_weights(one, two):
