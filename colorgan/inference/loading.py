@@ -2,7 +2,8 @@
 
 `Colorizer.load(path)` takes a run directory (its flags.cfg and checkpoints; the EMA weights where the run kept
 them) or an export made by launch/export.py, and colorizes gray photos of any size at full resolution through
-`rendering.render_full_resolution`, so a run and its export give the same photos.
+`photo_stages` (the stages `rendering.render_full_resolution` runs in one graph in an export), so a run and its
+export give the same photos.
 """
 
 import dataclasses
@@ -15,6 +16,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from colorgan.core import storage
+from colorgan.inference import photo_stages
 from colorgan.inference import rendering
 from colorgan.modeling import models
 from colorgan.training import train_config
@@ -151,26 +153,24 @@ def load_export(export_dir, with_signature_defs=False):
 
 class Colorizer:
     """Colorizes gray photos [h, w] / [h, w, 1] / [n, h, w, 1] in [0, 1] at full resolution, with a person's colour
-    hints where the model takes them."""
+    hints where the model takes them, through `photo_stages`: canvas, `chroma` (the generator, the one stage that
+    batches photos of any sizes together), recombination."""
 
     def __init__(self, predict_chroma, render_size, description, keep_alive=None):
-        self.render_size = render_size
+        self.render_size = size = render_size
         self.description = description
         self.takes_hints = bool(description.get("hints"))
+        self.stages = photo_stages.PhotoStages(render_size)
         self._keep_alive = keep_alive  # a loaded SavedModel must outlive its signatures
-        # One compiled function per output dtype (float32 for evaluation, uint8 / uint16 for files), and with hints.
-        photos = tf.TensorSpec([None, None, None, 1], tf.float32)
-        points = (tf.TensorSpec([None, None, 2], tf.float32), tf.TensorSpec([None, None, 3], tf.float32),
-                  tf.TensorSpec([None, None], tf.float32))
-        self._functions = {(dtype, False): tf.function(
-            lambda gray, dtype=dtype: rendering.render_full_resolution(gray, predict_chroma, render_size, dtype),
-            input_signature=[photos], autograph=False) for dtype in (tf.float32, tf.uint8, tf.uint16)}
-        if self.takes_hints:
-            self._functions.update({(dtype, True): tf.function(
-                lambda gray, xy, rgb, mask, dtype=dtype: rendering.render_full_resolution(
-                    gray, predict_chroma, render_size, dtype, hints=(xy, rgb, mask)),
-                input_signature=[photos, *points], autograph=False) for dtype in (tf.float32, tf.uint8, tf.uint16)})
-        self.colorize_batch = self._functions[tf.float32, False]
+        canvases = tf.TensorSpec([None, size, size, 1], tf.float32)
+        self._chroma = tf.function(lambda canvas: predict_chroma(canvas), input_signature=[canvases], autograph=False)
+        self._chroma_with_hints = tf.function(
+            predict_chroma, input_signature=[canvases, tf.TensorSpec([None, size, size, 3], tf.float32)],
+            autograph=False) if self.takes_hints else None
+        # The three stages in one graph, composable in another (the evaluator's metrics), as an export runs them.
+        self.colorize_batch = tf.function(
+            lambda gray: rendering.render_full_resolution(gray, predict_chroma, size),
+            input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)], autograph=False)
 
     @classmethod
     def from_run(cls, model_dir, step=0, render_size=0):
@@ -196,20 +196,27 @@ class Colorizer:
             return colorizer
         return cls.from_run(path, step, render_size)
 
+    def chroma(self, canvas, canvas_hints=None):
+        """Canvases [n, R, R, 1] (and their hints [n, R, R, 3]) -> a*, b* [n, R, R, 2] numpy: one generator call."""
+        if canvas_hints is None:
+            return self._chroma(tf.constant(canvas)).numpy()
+        self._refuse_hints()
+        return self._chroma_with_hints(tf.constant(canvas), tf.constant(canvas_hints)).numpy()
+
     def colorize(self, gray, dtype=np.float32, hints=None):
         """numpy gray in [0, 1] -> numpy sRGB with a channel axis of 3 (batch axis as given): float32 in [0, 1], or
         uint8 / uint16 over their full range. hints: (xy [k, 2], rgb [k, 3] in [0, 1], mask [k]) per photo (a batch
         axis first for a batch), as `rendering.canvas_hints` reads them."""
         gray = np.asarray(gray, np.float32)
         batch = gray if gray.ndim == 4 else (gray[..., np.newaxis] if gray.ndim == 2 else gray)[np.newaxis]
-        if hints is None:
-            rgb = self._functions[tf.as_dtype(dtype), False](tf.constant(batch))
-        elif not self.takes_hints:
+        if hints is not None:
+            hints = [np.asarray(value, np.float32) for value in hints]
+            hints = [value if gray.ndim == 4 else value[np.newaxis] for value in hints]
+            self._refuse_hints()  # before any work
+        rgb = self.stages.recombine(batch, self.chroma(*self.stages.canvas(batch, hints)), dtype)
+        return rgb if gray.ndim == 4 else rgb[0]
+
+    def _refuse_hints(self):
+        if not self.takes_hints:
             raise InferenceError(f"{self.description['generator']} at step {self.description['step']} takes no "
                                  "colour hints (train with --hints)")
-        else:
-            points = [np.asarray(value, np.float32) for value in hints]
-            points = [value if gray.ndim == 4 else value[np.newaxis] for value in points]
-            rgb = self._functions[tf.as_dtype(dtype), True](tf.constant(batch), *points)
-        rgb = rgb.numpy()
-        return rgb if gray.ndim == 4 else rgb[0]

@@ -13,20 +13,25 @@ from colorgan.core import color
 from colorgan.modeling import color_hints
 
 
-def fit_canvas(gray, render_size):
-    """gray [n, h, w, 1] -> (canvas [n, R, R, 1], (top, left, height, width) of the photo inside it). The longer
-    side becomes R; the margin repeats the edge pixels, which disturbs a convolution less than a constant."""
-    shape = tf.shape(gray)
-    height, width = shape[1], shape[2]
+def placement(height, width, render_size):
+    """(top, left, height, width) of a height x width photo fitted into the render_size canvas: the longer side
+    becomes R, the photo centred."""
     scale = tf.cast(render_size, tf.float32) / tf.cast(tf.maximum(height, width), tf.float32)
     fitted = [tf.clip_by_value(tf.cast(tf.round(tf.cast(side, tf.float32) * scale), tf.int32), 1, render_size)
               for side in (height, width)]
-    small = tf.image.resize(gray, fitted, antialias=True)
-    top, left = (render_size - fitted[0]) // 2, (render_size - fitted[1]) // 2
-    rows = tf.clip_by_value(tf.range(render_size) - top, 0, fitted[0] - 1)
-    columns = tf.clip_by_value(tf.range(render_size) - left, 0, fitted[1] - 1)
+    return (render_size - fitted[0]) // 2, (render_size - fitted[1]) // 2, fitted[0], fitted[1]
+
+
+def fit_canvas(gray, render_size):
+    """gray [n, h, w, 1] -> (canvas [n, R, R, 1], `placement` of the photo inside it). The margin repeats the edge
+    pixels, which disturbs a convolution less than a constant."""
+    shape = tf.shape(gray)
+    top, left, fitted_height, fitted_width = placed = placement(shape[1], shape[2], render_size)
+    small = tf.image.resize(gray, [fitted_height, fitted_width], antialias=True)
+    rows = tf.clip_by_value(tf.range(render_size) - top, 0, fitted_height - 1)
+    columns = tf.clip_by_value(tf.range(render_size) - left, 0, fitted_width - 1)
     canvas = tf.gather(tf.gather(small, rows, axis=1), columns, axis=2)
-    return tf.ensure_shape(canvas, [None, render_size, render_size, 1]), (top, left, fitted[0], fitted[1])
+    return tf.ensure_shape(canvas, [None, render_size, render_size, 1]), placed
 
 
 # Rows joined and gamut-fitted at a time: full-resolution float intermediates stay at a few strips of the photo
@@ -55,22 +60,36 @@ def canvas_hints(points, photo_size, placement, render_size):
     return color_hints.paint(ab, rows, columns, tf.fill(tf.shape(rows), side), mask > 0.5, render_size, render_size)
 
 
+def fit_canvas_with_hints(gray, points, render_size):
+    """gray [n, h, w, 1] and a person's points on it (as `canvas_hints` takes them) -> (canvas, canvas hints)."""
+    canvas, placed = fit_canvas(gray, render_size)
+    return canvas, canvas_hints(points, tf.shape(gray)[1:3], placed, render_size)
+
+
 def render_full_resolution(gray, predict_chroma, render_size, dtype=tf.float32, hints=None):
     """gray [n, h, w, 1] float in [0, 1] -> sRGB [n, h, w, 3] at the input's full resolution, as float32 in [0, 1]
-    or as uint8 / uint16 (rounded).
+    or as uint8 / uint16 (rounded): `fit_canvas`, `predict_chroma`, then `recombine`.
 
     predict_chroma: canvas [n, R, R, 1] gray in [0, 1] (and canvas hints [n, R, R, 3] when `hints` are given) ->
     a*, b* [n, R, R, 2] in CIE units (what the exported `chroma` and `chroma_hints` signatures compute). hints: a
-    person's points, as `canvas_hints` takes them. The chroma is upsampled bilinearly (tf.image.resize's
-    half-pixel sampling, done in two passes so the full-size chroma is only ever made one strip of rows at a
-    time)."""
+    person's points, as `canvas_hints` takes them."""
+    gray = tf.convert_to_tensor(gray, tf.float32)
+    if hints is None:
+        chroma = predict_chroma(fit_canvas(gray, render_size)[0])
+    else:
+        chroma = predict_chroma(*fit_canvas_with_hints(gray, hints, render_size))
+    return recombine(gray, chroma, render_size, dtype)
+
+
+def recombine(gray, chroma, render_size, dtype=tf.float32):
+    """gray [n, h, w, 1] in [0, 1] + the chroma predicted on its canvas [n, R, R, 2] -> sRGB [n, h, w, 3] (as
+    `render_full_resolution` returns it). The chroma of the photo's region is upsampled bilinearly
+    (tf.image.resize's half-pixel sampling, done in two passes so the full-size chroma is only ever made one strip of
+    rows at a time) and joined with the photo's own L*."""
     gray = tf.convert_to_tensor(gray, tf.float32)
     shape = tf.shape(gray)
     count, height, width = shape[0], shape[1], shape[2]
-    canvas, placement = fit_canvas(gray, render_size)
-    top, left, fitted_height, fitted_width = placement
-    chroma = (predict_chroma(canvas) if hints is None else
-              predict_chroma(canvas, canvas_hints(hints, (height, width), placement, render_size)))
+    top, left, fitted_height, fitted_width = placement(height, width, render_size)
     chroma = chroma[:, top:top + fitted_height, left:left + fitted_width, :]
     chroma = tf.image.resize(chroma, [fitted_height, width], method="bilinear")  # columns only: [n, h', w, 2]
     strips = (height + STRIP_ROWS - 1) // STRIP_ROWS

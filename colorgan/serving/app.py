@@ -2,7 +2,7 @@
 
 The API takes the same JSON as TF Serving running the export (`serving_default`: image bytes in, PNG out), so one client
 works against both. Photos from requests that arrive together are fitted to the render size, batched onto the export's
-`chroma` signature in one call, and recombined one by one at full size by `rendering.render_full_resolution`, as the
+`chroma` signature in one call, and recombined one by one at full size by `rendering.recombine`, as the
 export's bytes signature does. Limits answer before any work: a body over --max_upload_mb or a photo over --max_pixels
 (read from its header, before decoding) gets 413, anything that is not an image 400, and a request past --max_queue 503
 with Retry-After: nothing waits in an unbounded backlog. Errors are TF Serving's shape, one line: {"error": "..."}.

@@ -52,8 +52,7 @@ class ServedModel:
                              tf.TensorSpec([1, None, 3], tf.float32), tf.TensorSpec([1, None], tf.float32)],
             autograph=False)
         self._finish = tf.function(
-            lambda gray, ab: tf.io.encode_png(
-                rendering.render_full_resolution(gray, lambda canvas: ab, size, tf.uint8)[0]),
+            lambda gray, ab: tf.io.encode_png(rendering.recombine(gray, ab, size, tf.uint8)[0]),
             input_signature=[tf.TensorSpec([1, None, None, 1], tf.float32),
                              tf.TensorSpec([1, size, size, 2], tf.float32)], autograph=False)
 
@@ -89,7 +88,6 @@ def _prepare(data, render_size, max_pixels, points=None):
     """The bytes signature's first steps (decode upright, the records' luma), then the canvas the model sees, and the
     points on it."""
     gray = rendering.gray_from_u8(safe_decode.decode_upright(data, max_pixels)[tf.newaxis])
-    canvas, placement = rendering.fit_canvas(gray, render_size)
     if points is None:
-        return gray, canvas
-    return gray, canvas, rendering.canvas_hints(points, tf.shape(gray)[1:3], placement, render_size)
+        return gray, rendering.fit_canvas(gray, render_size)[0]
+    return gray, *rendering.fit_canvas_with_hints(gray, points, render_size)
