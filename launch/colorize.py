@@ -3,6 +3,8 @@
   python launch/colorize.py --model=runs/unet256 --input=old_photos/ --output_dir=colorized/ --compare
   python launch/colorize.py --model=exports/unet256 --input='scans/*.tif' --output_dir=colorized/
   python launch/colorize.py --model=runs/unet256_hints --input=camera.png --hints=camera.hints.json --output_dir=out/
+  python launch/colorize.py --model=gs://b/exports/unet256 --input=gs://b/archive --output_dir=gs://b/colorized \
+      --runner=beam --batch_size=16 --beam_pipeline_options=runner=DataflowRunner,project=P,region=R,...
 
 Inputs: files, folders (walked recursively, structure mirrored) or globs. A rerun skips finished outputs.
 Exit status: 0 when at least one photo was colorized (or all were done before) and every other one reported, 1 when
@@ -43,6 +45,16 @@ _HINTS = flags.DEFINE_string(
     "photo is used for it. Needs a model trained with --hints.")
 
 
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 1, "Photos per generator call (any sizes: each is fitted to the "
+                                    "render size first).", lower_bound=1)
+_RUNNER = flags.DEFINE_enum("runner", "local", colorize_job.RUNNERS,
+                            "local: this process; beam: an Apache Beam pipeline, the model loaded once per worker "
+                            "(the [beam] extra).")
+_BEAM_PIPELINE_OPTIONS = flags.DEFINE_string(
+    "beam_pipeline_options", "", "With --runner=beam: Beam's options as a comma list, as `tfds build` takes them "
+    "(runner=DataflowRunner,project=...,region=...).")
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -52,7 +64,8 @@ def main(argv):
     config = colorize_job.ColorizeConfig(
         model=_MODEL.value, inputs=tuple(_INPUT.value), output_dir=_OUTPUT_DIR.value, step=_STEP.value,
         render_size=_RENDER_SIZE.value, format=_FORMAT.value, overwrite=_OVERWRITE.value, compare=_COMPARE.value,
-        max_pixels=_MAX_PIXELS.value, jpeg_quality=_JPEG_QUALITY.value, hints=_HINTS.value)
+        max_pixels=_MAX_PIXELS.value, jpeg_quality=_JPEG_QUALITY.value, hints=_HINTS.value,
+        batch_size=_BATCH_SIZE.value, runner=_RUNNER.value, beam_pipeline_options=_BEAM_PIPELINE_OPTIONS.value)
     try:
         summary = colorize_job.run(config, log=lambda line: print(line, file=sys.stderr, flush=True))
     except colorize_job.ColorizeError as e:

@@ -37,6 +37,12 @@ def run_script(relative_path, *args, timeout=300, check=False, cwd=None):
     return result
 
 
+# Beam options for tests: FnApiRunner is the DirectRunner's own engine, asked for by name, since runner=DirectRunner
+# (Beam 2.6x+) first tries the Prism runner, whose binary it downloads from GitHub, and the tests connect to nothing
+# but 127.0.0.1. Two worker processes, as on a real cluster.
+BEAM_MULTI_PROCESSING = "runner=FnApiRunner,direct_running_mode=multi_processing,direct_num_workers=2"
+
+
 def skip_unless_ci(reason):
     """Skips with a one-line reason, except under CI (CI=true), where what the test needs is installed and a skip
     would hide a failure."""

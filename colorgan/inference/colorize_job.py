@@ -7,6 +7,7 @@ be colorized is reported with its reason and the job goes on.
 """
 
 import dataclasses
+import importlib.util
 import math
 import os
 import time
@@ -43,6 +44,9 @@ class ColorizeConfig:
     max_pixels: int = photo_files.DEFAULT_MAX_PIXELS
     jpeg_quality: int = 95
     hints: str = ""  # one photo's hints file; otherwise NAME.hints.json beside each photo is used
+    batch_size: int = 1  # photos per generator call
+    runner: str = "local"  # or "beam"
+    beam_pipeline_options: str = ""
 
 
 @dataclasses.dataclass
@@ -116,12 +120,79 @@ def remove_stale_partials(output_dir):
                 storage.remove(os.path.join(directory, name))
 
 
+def output_dtype(photo, output_format):
+    """uint16 for 16-bit sources where the format holds 16 bits, else uint8: what the tool writes."""
+    return np.uint16 if photo.bit_depth == 16 and output_format in _SIXTEEN_BIT_FORMATS else np.uint8
+
+
 def colorize_photo(colorizer, photo, output_format="PNG", hints=None):
-    """The colorized pixels of a loaded photo as the tool writes them: uint16 for 16-bit sources where the format
-    holds 16 bits, else uint8. hints: a hint_points.Hints for the photo, or None."""
-    sixteen_bit = photo.bit_depth == 16 and output_format in _SIXTEEN_BIT_FORMATS
-    return colorizer.colorize(photo.gray, np.uint16 if sixteen_bit else np.uint8,
+    """The colorized pixels of a loaded photo as the tool writes them (`output_dtype`). hints: a hint_points.Hints
+    for the photo, or None."""
+    return colorizer.colorize(photo.gray, output_dtype(photo, output_format),
                               hints=hints.arrays() if hints is not None else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class PhotoTask:
+    """One photo to colorize: what a runner is handed (picklable, for Beam's workers)."""
+
+    source: str
+    relative: str  # the output's path under output_dir, without extension
+    output: str
+    image_format: str
+
+
+@dataclasses.dataclass
+class PreparedPhoto:
+    """A photo loaded and put on its canvas: all its generator call needs, and all its recombination needs."""
+
+    task: PhotoTask
+    photo: photo_files.Photo
+    hints: object  # hint_points.Hints, or None
+    canvas: np.ndarray  # [1, R, R, 1]
+    canvas_hints: np.ndarray | None  # [1, R, R, 3]
+
+
+def prepare(task, config, stages, takes_hints):
+    """Loads a photo and its hints and makes its canvas; PhotoError or HintsError for one that cannot be colorized."""
+    photo = dataclasses.replace(photo_files.load_photo(task.source, config.max_pixels), rgb=None)  # not needed
+    hints = None
+    hints_path = config.hints or hint_points.sidecar_path(task.source)
+    if takes_hints and (config.hints or storage.exists(hints_path)):
+        height, width = photo.gray.shape
+        hints = hint_points.load(hints_path, width, height)
+    points = hints and [value[np.newaxis] for value in hints.arrays()]
+    return PreparedPhoto(task, photo, hints, *stages.canvas(photo.gray[np.newaxis, ..., np.newaxis], points))
+
+
+def chroma_for(colorizer, prepared):
+    """The chroma [1, R, R, 2] of each prepared photo, in order: one generator call for those with hints and one for
+    the rest."""
+    chroma = [None] * len(prepared)
+    for with_hints in (False, True):
+        members = [index for index, item in enumerate(prepared) if (item.canvas_hints is not None) == with_hints]
+        if members:
+            batch = colorizer.chroma(np.concatenate([prepared[index].canvas for index in members]),
+                                     np.concatenate([prepared[index].canvas_hints for index in members])
+                                     if with_hints else None)
+            for row, index in enumerate(members):
+                chroma[index] = batch[row:row + 1]
+    return chroma
+
+
+def finish(prepared, chroma, config, stages):
+    """Recombines a photo at full resolution and writes it (and its comparison sheet); ColorizeError when the output
+    cannot be written, which stops the job."""
+    task, photo = prepared.task, prepared.photo
+    rgb = stages.recombine(photo.gray[np.newaxis, ..., np.newaxis], chroma, output_dtype(photo, task.image_format))[0]
+    storage.makedirs(storage.parent(task.output))
+    try:
+        if config.compare:
+            photo_files.save_photo(compare_sheet(photo.gray, rgb, prepared.hints), os.path.join(
+                config.output_dir, task.relative + COMPARE_SUFFIX), "JPEG", jpeg_quality=90)
+        photo_files.save_photo(rgb, task.output, task.image_format, exif=photo.exif, jpeg_quality=config.jpeg_quality)
+    except OSError as e:
+        raise ColorizeError(f"{task.output}: cannot write: {e.strerror or e}") from None
 
 
 def compare_sheet(gray, rgb, hints=None):
@@ -135,16 +206,18 @@ def compare_sheet(gray, rgb, hints=None):
     return np.asarray(visualize.row_sheet(images, titles, COMPARE_MAX_HEIGHT))
 
 
-def _hints_for(config, colorizer, source, photo, log):
-    """The photo's hints (--hints, else its NAME.hints.json), or None; HintsError for a file that cannot be used."""
-    path = config.hints or hint_points.sidecar_path(source)
-    if not config.hints and not storage.exists(path):
-        return None
-    if not colorizer.takes_hints:  # --hints itself was refused before any photo
-        log(f"colorize: {path}: ignored, {config.model} takes no colour hints (train with --hints)")
-        return None
-    height, width = photo.gray.shape[:2]
-    return hint_points.load(path, width, height)
+RUNNERS = ("local", "beam")
+
+
+def _check_runner(config):
+    if config.runner not in RUNNERS:
+        raise ColorizeError(f"--runner={config.runner}: expected one of {', '.join(RUNNERS)}")
+    if config.batch_size < 1:
+        raise ColorizeError(f"--batch_size={config.batch_size}: must be at least 1")
+    if config.runner == "beam" and importlib.util.find_spec("apache_beam") is None:
+        raise ColorizeError("--runner=beam: apache-beam is not installed (pip install -e '.[beam]')")
+    if config.runner != "beam" and config.beam_pipeline_options:
+        raise ColorizeError(f"--beam_pipeline_options={config.beam_pipeline_options}: only used with --runner=beam")
 
 
 def run(config, log=print):
@@ -155,6 +228,7 @@ def run(config, log=print):
         raise ColorizeError(str(e)) from None
     if not config.output_dir:
         raise ColorizeError("--output_dir is required")
+    _check_runner(config)
     problem = storage.directory_problem(config.output_dir)
     if problem:
         raise ColorizeError(f"--output_dir={config.output_dir}: {problem}")
@@ -187,36 +261,52 @@ def run(config, log=print):
     for source, reason in unreadable + clashes:
         summary.failed.append((source, reason))
         log(f"colorize: skipped {source}: {reason}")
-    start = time.monotonic()
-    for index, (source, relative) in enumerate(sources, start=1):
+    tasks = []
+    for source, relative in sources:
         image_format, extension = photo_files.output_format(source, config.format)
-        output = os.path.join(config.output_dir, relative + extension)
-        if storage.exists(output) and not config.overwrite:
+        task = PhotoTask(source, relative, os.path.join(config.output_dir, relative + extension), image_format)
+        if storage.exists(task.output) and not config.overwrite:
             summary.done_before += 1
-            continue
-        try:
-            photo = photo_files.load_photo(source, config.max_pixels)
-            hints = _hints_for(config, colorizer, source, photo, log)
-        except (photo_files.PhotoError, hint_points.HintsError) as e:
-            summary.failed.append((source, str(e)))
-            log(f"colorize: skipped {source}: {e}")
-            continue
-        rgb = colorize_photo(colorizer, photo, image_format, hints)
-        storage.makedirs(storage.parent(output))
-        try:
-            if config.compare:
-                photo_files.save_photo(compare_sheet(photo.gray, rgb, hints), os.path.join(
-                    config.output_dir, relative + COMPARE_SUFFIX), "JPEG", jpeg_quality=90)
-            photo_files.save_photo(rgb, output, image_format, exif=photo.exif, jpeg_quality=config.jpeg_quality)
-        except OSError as e:
-            raise ColorizeError(f"{output}: cannot write: {e.strerror or e}") from None
-        summary.colorized += 1
-        elapsed = time.monotonic() - start
-        rate = summary.colorized / elapsed if elapsed > 0 else 0.0
-        remaining = len(sources) - index
-        eta = remaining / rate if rate > 0 else math.inf
-        log(f"colorize: {index}/{len(sources)} {rate:.2f} images/s ETA {progress.format_duration(eta)} {output}"
-            + (f" ({len(hints)} hints)" if hints is not None else ""))
+        else:
+            tasks.append(task)
+            if not colorizer.takes_hints and storage.exists(hint_points.sidecar_path(source)):
+                log(f"colorize: {hint_points.sidecar_path(source)}: ignored, {config.model} takes no colour hints "
+                    "(train with --hints)")
+    if config.runner == "beam":
+        from colorgan.inference import beam_colorize  # noqa: PLC0415 - apache-beam is an optional extra
+
+        outcomes = beam_colorize.colorize(config, colorizer, tasks, log)
+    else:
+        outcomes = _colorize_locally(config, colorizer, tasks, log)
+    for task, reason in outcomes:
+        if reason is None:
+            summary.colorized += 1
+        else:
+            summary.failed.append((task.source, reason))
     log(f"colorize: {summary.colorized} colorized, {summary.done_before} already done, {len(summary.failed)} "
         f"failed; outputs in {config.output_dir}")
     return summary
+
+
+def _colorize_locally(config, colorizer, tasks, log):
+    """Colorizes the tasks in this process, config.batch_size photos per generator call; yields (task, None) for a
+    photo written and (task, reason) for one that could not be colorized, each reported as it happens."""
+    start, done, handled = time.monotonic(), 0, 0
+    for first in range(0, len(tasks), config.batch_size):
+        prepared = []
+        for task in tasks[first:first + config.batch_size]:
+            try:
+                prepared.append(prepare(task, config, colorizer.stages, colorizer.takes_hints))
+            except (photo_files.PhotoError, hint_points.HintsError) as e:
+                log(f"colorize: skipped {task.source}: {e}")
+                handled += 1
+                yield task, str(e)
+        for item, chroma in zip(prepared, chroma_for(colorizer, prepared)):
+            finish(item, chroma, config, colorizer.stages)
+            done, handled = done + 1, handled + 1
+            elapsed = time.monotonic() - start
+            rate = done / elapsed if elapsed > 0 else 0.0
+            eta = (len(tasks) - handled) / rate if rate > 0 else math.inf
+            log(f"colorize: {handled}/{len(tasks)} {rate:.2f} images/s ETA {progress.format_duration(eta)} "
+                f"{item.task.output}" + (f" ({len(item.hints)} hints)" if item.hints is not None else ""))
+            yield item.task, None

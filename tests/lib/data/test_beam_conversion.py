@@ -10,6 +10,7 @@ import uuid
 
 import image_corpus
 import pytest
+from conftest import BEAM_MULTI_PROCESSING as MULTI_PROCESSING
 from conftest import skip_unless_ci
 
 from colorgan.core import storage
@@ -17,9 +18,6 @@ from colorgan.data import conversion
 from colorgan.data import conversion_config
 from colorgan.data import records
 
-# FnApiRunner is the DirectRunner's own engine: asked for by name, since runner=DirectRunner (Beam 2.6x+) first tries
-# the Prism runner, whose binary it downloads from GitHub, and the tests connect to nothing but 127.0.0.1.
-MULTI_PROCESSING = "runner=FnApiRunner,direct_running_mode=multi_processing,direct_num_workers=2"
 # In this process: a test's monkeypatch reaches the workers.
 IN_MEMORY = "runner=FnApiRunner,direct_running_mode=in_memory,direct_num_workers=1"
 NUM_SHARDS = 3  # per split: 6 units of Beam work
