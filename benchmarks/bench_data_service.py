@@ -69,6 +69,7 @@ def main(argv):
         return
     from colorgan.data import conversion
     from colorgan.data import conversion_config
+    from colorgan.data import data_service
     from colorgan.demo import sample_photos
     from colorgan.training import local_cluster
 
@@ -91,9 +92,8 @@ def main(argv):
         if status:
             raise SystemExit(f"the service run failed ({status}):\n{out.getvalue()[-3000:]}")
         runs = {"in_process": _figures(local.stdout), "service": _figures(out.getvalue())}
-        runs["service_cpu_s"] = {name: float(seconds) for name, seconds in re.findall(
-            r"\[data_service (\w+(?: \d)?)\] data_service: \w+ stopping \(SIGTERM\) after ([\d.]+) CPU-s",
-            out.getvalue())}
+        runs["service_cpu_s"] = {label.removeprefix("data_service "): seconds
+                                 for label, _, seconds in data_service.serving_cpu_seconds(out.getvalue())}
         for name in ("in_process", "service"):
             print(f"--color_maths={maths:6s} {name:10s} {runs[name]['examples_per_s']:8.1f} examples/s   consumer "
                   f"CPU {runs[name]['cpu_ms_per_batch']:6.1f} ms per batch of {BATCH}", flush=True)

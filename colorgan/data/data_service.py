@@ -32,6 +32,10 @@ WAIT_FOR_DISPATCHER_S = 30.0
 HEARTBEAT_MS = 2000
 # The start of the line a worker prints once registered with its dispatcher (launchers wait for it).
 WORKER_READY = "data_service: worker at "
+# The line each process prints when stopped (`serve`): the CPU time it spent serving, which shows who did the work.
+# Launchers may prefix a process's lines with "[label] ".
+_STOPPED = re.compile(r"(?:\[(?P<label>[^\]]+)\] )?data_service: (?P<role>dispatcher|worker) stopping \(\w+\) after "
+                      r"(?P<seconds>[\d.]+) CPU-s serving")
 
 _field = flag_config.field
 
@@ -73,6 +77,11 @@ class ServiceConfig:
         if self.role != "dispatcher" and self.work_dir:
             problems.append("--work_dir is for --role=dispatcher")
         return problems
+
+
+def serving_cpu_seconds(output):
+    """[(label or "", role, CPU-s spent serving)] for each stopped service process whose last line is in `output`."""
+    return [(match["label"] or "", match["role"], float(match["seconds"])) for match in _STOPPED.finditer(output)]
 
 
 def parse_address(address):

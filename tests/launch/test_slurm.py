@@ -25,6 +25,8 @@ import pytest
 from conftest import REPO_ROOT
 from conftest import skip_unless_ci
 
+from colorgan.data import data_service
+
 NODE = "colorgan-test"
 TASKS = int(os.environ.get("COLORGAN_SLURM_TEST_TASKS", "2"))
 JOB_NAME = "colorgan-unet256"  # train.sbatch's --job-name, which names its log
@@ -355,8 +357,7 @@ def test_train_sbatch_trains_through_the_data_service_job_beside_it(slurm, photo
         trained[-4000:])
     assert trained.count("train: done at step 6;") == TASKS, trained[-4000:]
     assert served.count(f"serving for the dispatcher at {dispatcher}") == 2, served[-4000:]
-    cpu = [float(seconds) for seconds in re.findall(r"data_service: worker stopping \(SIGTERM\) after ([\d.]+) CPU-s",
-                                                    served)]
+    cpu = [seconds for _, role, seconds in data_service.serving_cpu_seconds(served) if role == "worker"]
     assert len(cpu) == 2 and min(cpu) > 0.2, served[-4000:]
     assert "data_service: dispatcher stopping (SIGTERM)" in served and "Traceback" not in trained + served
     assert _checkpoint_step(model_dir) == 6

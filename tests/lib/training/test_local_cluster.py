@@ -16,6 +16,7 @@ from conftest import REPO_ROOT
 from conftest import run_script
 from conftest import skip_unless_ci
 
+from colorgan.data import data_service
 from colorgan.training import local_cluster
 
 SCRIPT = "launch/local_cluster.py"
@@ -516,9 +517,8 @@ def args_port_free(port, reports):
 
 def _service_cpu_seconds(output):
     """{'dispatcher' or 'worker i': CPU-s it spent serving} from the service processes' last lines."""
-    return {name: float(seconds) for name, seconds in re.findall(
-        r"\[data_service (dispatcher|worker \d)\] data_service: \w+ stopping \(SIGTERM\) after ([\d.]+) CPU-s "
-        r"serving", output)}
+    return {label.removeprefix("data_service "): seconds
+            for label, _, seconds in data_service.serving_cpu_seconds(output)}
 
 
 @pytest.mark.slow
