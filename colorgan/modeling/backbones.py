@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 
 from colorgan.modeling import step_context
+from colorgan.modeling import sync_batch_norm
 
 STRIDE = 32  # every backbone here halves its input five times: image sides must be multiples of this
 STRIDES = (2, 4, 8, 16)  # the decoder's skips below the encoder's output, at 1/stride of the image
@@ -124,11 +125,12 @@ def frozen(flag):
 
 
 @keras.saving.register_keras_serializable(package="colorgan")
-class FreezableBatchNormalization(keras.layers.BatchNormalization):
-    """Keras's BatchNormalization whose training mode, inside a training step under `frozen(flag)`, uses and keeps
-    the moving statistics where `flag` is true: the numbers of inference mode, chosen by tf.where, so the compiled
-    step holds one graph and the synchronised moments are all-reduced on every step by every replica alike. Only
-    the trainer's models use it: saved and exported models keep Keras's layer (the same weights)."""
+class FreezableBatchNormalization(sync_batch_norm.SyncBatchNormalization):
+    """The trainer's synchronised batch norm (`sync_batch_norm`) whose training mode, inside a training step under
+    `frozen(flag)`, uses and keeps the moving statistics where `flag` is true: the numbers of inference mode, chosen
+    by tf.where, so the compiled step holds one graph and the synchronised moments are all-reduced on every step by
+    every replica alike. Only the trainer's models use it: saved and exported models keep Keras's layer (the same
+    weights)."""
 
     def call(self, inputs, training=None, mask=None):
         flag = _frozen.get()

@@ -5,6 +5,7 @@ import keras
 import tensorflow as tf
 
 from colorgan.modeling import example_noise
+from colorgan.modeling import sync_batch_norm
 
 LEAKY_SLOPE = 0.2  # pix2pix's LeakyReLU slope
 
@@ -13,11 +14,13 @@ def initializer():
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
-def normalization(norm, name):
+def normalization(norm, name, for_training=False):
+    """for_training: the trainer's layer (`sync_batch_norm`, which traces faster); others get Keras's own."""
     if norm == "batch":
         # Statistics over the global batch, all-reduced across replicas: per-replica statistics would make one
         # flagfile train another model on each replica count (8 GPUs at batch 32 would see 4 examples each).
-        return keras.layers.BatchNormalization(synchronized=True, name=name)
+        kind = sync_batch_norm.SyncBatchNormalization if for_training else keras.layers.BatchNormalization
+        return kind(synchronized=True, name=name)
     return keras.layers.GroupNormalization(groups=-1, name=name)  # One group per channel: instance norm.
 
 
@@ -42,7 +45,7 @@ class TrainingLeakyReLU(keras.layers.LeakyReLU):
         return leaky_relu(inputs)
 
 
-def down_block(x, filters, norm, name, activation_layer=keras.layers.LeakyReLU):
+def down_block(x, filters, norm, name, activation_layer=keras.layers.LeakyReLU, for_training=False):
     """4x4 stride-2 convolution, normalization, LeakyReLU(0.2): the pix2pix encoder block (Ck / C-k)."""
     side = -(-x.shape[1] // 2)
     # Instance norm of a 1x1 activation is its beta whatever the input: it would cut the bottleneck off.
@@ -50,7 +53,7 @@ def down_block(x, filters, norm, name, activation_layer=keras.layers.LeakyReLU):
     x = keras.layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=not normalized,
                             kernel_initializer=initializer(), name=f"{name}_conv")(x)
     if normalized:
-        x = normalization(norm, f"{name}_norm")(x)
+        x = normalization(norm, f"{name}_norm", for_training)(x)
     return activation_layer(negative_slope=LEAKY_SLOPE, name=f"{name}_act")(x)
 
 
@@ -69,12 +72,12 @@ class ExampleDropout(keras.layers.Dropout):
         return tf.where(keep, inputs / (1.0 - self.rate), tf.zeros_like(inputs))
 
 
-def up_block(x, filters, norm, dropout_rate, dropout_layer, name):
+def up_block(x, filters, norm, dropout_rate, dropout_layer, name, for_training=False):
     """4x4 stride-2 transposed convolution, normalization, optional dropout (pix2pix's noise), ReLU."""
     x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=norm == "none",
                                      kernel_initializer=initializer(), name=f"{name}_deconv")(x)
     if norm != "none":
-        x = normalization(norm, f"{name}_norm")(x)
+        x = normalization(norm, f"{name}_norm", for_training)(x)
     if dropout_rate:
         x = dropout_layer(dropout_rate, name=f"{name}_dropout")(x)
     return keras.layers.ReLU(name=f"{name}_act")(x)

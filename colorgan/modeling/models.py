@@ -164,8 +164,8 @@ def unet_generator(image_size, *, color_space="lab", base_width=64, depth=0, nor
     "hints" [b, s, s, 3] (`color_hints`) joined to L before the first convolution, as Zhang et al. 2017 feed theirs,
     with the same hints spread over the image (`_spread_hints`); encoder: a backbone of `backbones` (lab only; then
     `depth` is the backbone's own) rather than pix2pix's encoder (`_backbone_unet`); for_training: the trainer's
-    model, with the trainer's dropout and LeakyReLU (`blocks`; others get Keras's own layers, which load without
-    colorgan)."""
+    model, with the trainer's dropout, LeakyReLU and batch normalization (`blocks`; others get Keras's own layers,
+    which load without colorgan)."""
     space = _color_space("unet", color_space)
     _check_norm(norm)
     if encoder != PIX2PIX_ENCODER:
@@ -188,12 +188,14 @@ def unet_generator(image_size, *, color_space="lab", base_width=64, depth=0, nor
     for index in range(depth):
         x = blocks.down_block(x, base_width * _UNET_WIDTH_MULTIPLIERS[index], norm if index else "none",
                               name=f"down{index + 1}",
-                              activation_layer=blocks.TrainingLeakyReLU if for_training else keras.layers.LeakyReLU)
+                              activation_layer=blocks.TrainingLeakyReLU if for_training else keras.layers.LeakyReLU,
+                              for_training=for_training)
         skips.append(x)
     # Each decoder block mirrors an encoder block: same width, then joined with that block's activation.
     for index, skip in enumerate(reversed(skips[:-1])):
         x = blocks.up_block(x, skip.shape[-1], norm, dropout if index < _UNET_DROPOUT_BLOCKS else 0.0,
-                            blocks.ExampleDropout if for_training else keras.layers.Dropout, name=f"up{index + 1}")
+                            blocks.ExampleDropout if for_training else keras.layers.Dropout, name=f"up{index + 1}",
+                            for_training=for_training)
         x = keras.layers.Concatenate(name=f"up{index + 1}_skip")([x, skip])
     outputs = keras.layers.Conv2DTranspose(
         space.channels, 4, strides=2, padding="same", activation=space.output_activation,
@@ -222,11 +224,12 @@ def _backbone_unet(image_size, encoder, *, base_width, norm, dropout, hints, for
                                name="input_conv")(branch)
     full = activation_layer(negative_slope=blocks.LEAKY_SLOPE, name="input_act")(full)
     input_features = {1: full, 2: blocks.down_block(full, base_width, norm, name="input_down",
-                                                    activation_layer=activation_layer)}
+                                                    activation_layer=activation_layer, for_training=for_training)}
     x = features[-1]
     for index, (stride, width) in enumerate(zip((16, 8, 4, 2, 1), _BACKBONE_DECODER_WIDTHS)):
         x = blocks.up_block(x, base_width * width, norm, dropout if index < _UNET_DROPOUT_BLOCKS else 0.0,
-                            blocks.ExampleDropout if for_training else keras.layers.Dropout, name=f"up{index + 1}")
+                            blocks.ExampleDropout if for_training else keras.layers.Dropout, name=f"up{index + 1}",
+                            for_training=for_training)
         joined = [x, *(source[stride] for source in (skips, input_features) if stride in source)]
         x = keras.layers.Concatenate(name=f"up{index + 1}_skip")(joined)
     space = color.COLOR_SPACES["lab"]
@@ -284,12 +287,12 @@ def patchgan_discriminator(image_size, *, color_space="rgb", base_width=64, norm
     for index, multiplier in enumerate(_PATCHGAN_WIDTH_MULTIPLIERS):
         # Only the trainer builds, and nothing exports, a PatchGAN: always its training layers.
         x = blocks.down_block(x, base_width * multiplier, norm if index else "none", name=f"down{index + 1}",
-                              activation_layer=blocks.TrainingLeakyReLU)
+                              activation_layer=blocks.TrainingLeakyReLU, for_training=True)
     x = keras.layers.ZeroPadding2D(name="pad1")(x)
     x = keras.layers.Conv2D(base_width * 8, 4, use_bias=norm == "none", kernel_initializer=blocks.initializer(),
                             name="conv")(x)
     if norm != "none":
-        x = blocks.normalization(norm, "conv_norm")(x)
+        x = blocks.normalization(norm, "conv_norm", for_training=True)(x)
     x = blocks.TrainingLeakyReLU(negative_slope=blocks.LEAKY_SLOPE, name="conv_act")(x)
     x = keras.layers.ZeroPadding2D(name="pad2")(x)
     logits = keras.layers.Conv2D(1, 4, kernel_initializer=blocks.initializer(), dtype="float32", name="logits")(x)
