@@ -11,6 +11,14 @@ depend on their values), for camera-sized photos of 1, 6 and 24 megapixels (enla
 Each photo and method runs in its own process: seconds for the photo (load, colorize, write; after a warm-up that
 traces the graphs) and the process's peak RSS (sampled every 20 ms). Also the whole launch/colorize.py command on the
 24 MP photo, start-up included. Ends with one JSON line.
+
+  python benchmarks/bench_colorize.py --part=throughput
+
+Photos/s of launch/colorize.py on a folder of --throughput_photos 1-MP JPEGs (random crops of the bundled photos,
+enlarged), each configuration in its own process: local one photo per generator call, local --batch_size=B, and
+--runner=beam (FnApiRunner, 2 worker processes) at both. Each runs on the whole folder and on its first tenth; the
+difference (start-up, tracing and Beam's workers starting cancel out) gives the steady rate. Ratios against the local
+one-at-a-time run.
 """
 
 import json
@@ -30,6 +38,10 @@ _WORK_DIR = flags.DEFINE_string("work_dir", "", "Keep files here (default: a tem
 _METHOD = flags.DEFINE_string("method", "", "Internal: colorize --photo with this method and print its JSON.")
 _PHOTO = flags.DEFINE_string("photo", "", "Internal: the photo for --method.")
 _MODEL = flags.DEFINE_string("model", "", "Internal: the run directory for --method.")
+_PART = flags.DEFINE_enum("part", "memory", ["memory", "throughput"], "What to measure (see above).")
+_THROUGHPUT_PHOTOS = flags.DEFINE_integer("throughput_photos", 200, "Photos in the throughput folder.")
+_BATCH = flags.DEFINE_integer("batch_size", 8, "The batched configurations' --batch_size.")
+_BEAM_OPTIONS = "runner=FnApiRunner,direct_running_mode=multi_processing,direct_num_workers=2"
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = unet256_run.CONFIG
@@ -90,10 +102,52 @@ def run_method(method, photo, model_dir):
     print(json.dumps({"seconds": time.perf_counter() - start}))
 
 
+def throughput(work, model_dir):
+    """Steady photos/s of colorize.py per configuration (see the module's docstring); returns the figures."""
+    from colorgan.demo import sample_photos
+
+    folders = {}
+    for count in (_THROUGHPUT_PHOTOS.value // 10, _THROUGHPUT_PHOTOS.value):
+        folders[count] = os.path.join(work, f"photos_{count}")
+        if not os.path.isdir(folders[count]):  # the first tenth of the big folder is the small one
+            sample_photos.write_photo_folder(folders[count], num_crops=count, crop_size=(1224, 816), upscale=3.0,
+                                             include_originals=False)
+    configurations = {"local_1": [], f"local_{_BATCH.value}": [f"--batch_size={_BATCH.value}"],
+                      "beam_1": ["--runner=beam", f"--beam_pipeline_options={_BEAM_OPTIONS}"],
+                      f"beam_{_BATCH.value}": ["--runner=beam", f"--beam_pipeline_options={_BEAM_OPTIONS}",
+                                               f"--batch_size={_BATCH.value}"]}
+    figures = {"throughput_photos": _THROUGHPUT_PHOTOS.value, "throughput_photo_size": "1224x816"}
+    for name, flags_of_run in configurations.items():
+        seconds = {}
+        for count, folder in folders.items():
+            seconds[count], _, _ = process_stats.run_measured(
+                [sys.executable, os.path.join(REPO_ROOT, "launch", "colorize.py"), f"--model={model_dir}",
+                 f"--input={folder}", f"--output_dir={os.path.join(work, f'out_{name}_{count}')}", "--overwrite",
+                 *flags_of_run])
+        small, large = sorted(seconds)
+        rate = (large - small) / (seconds[large] - seconds[small])
+        figures[f"{name}_photos_per_s"] = round(rate, 2)
+        figures[f"{name}_seconds_{large}"] = round(seconds[large], 1)
+        print(f"{name:10s} {seconds[large]:7.1f} s for {large} photos, {seconds[small]:6.1f} s for {small}: "
+              f"{rate:.2f} photos/s steady", flush=True)
+    for name in configurations:
+        figures[f"{name}_vs_local_1"] = round(figures[f"{name}_photos_per_s"] / figures["local_1_photos_per_s"], 2)
+        print(f"{name:10s} {figures[f'{name}_vs_local_1']:.2f}x the local one-at-a-time rate")
+    return figures
+
+
 def main(argv):
     del argv
     if _METHOD.value:
         run_method(_METHOD.value, _PHOTO.value, _MODEL.value)
+        return
+    if _PART.value == "throughput":
+        work = _WORK_DIR.value or tempfile.mkdtemp(prefix="bench_colorize_")
+        model_dir = os.path.join(work, "unet256_run")
+        if not os.path.isdir(model_dir):
+            unet256_run.make_run(model_dir)
+        figures = {"cpus": len(os.sched_getaffinity(0)), "generator": "unet256.cfg (render size 256)"}
+        print(json.dumps({**figures, **throughput(work, model_dir)}, sort_keys=True))
         return
     from PIL import Image
 
