@@ -32,6 +32,8 @@ import unet256_run
 from absl import app
 from absl import flags
 
+from colorgan.core import portable
+
 _MEGAPIXELS = flags.DEFINE_list("megapixels", ["1", "6", "24"], "Photo sizes, in megapixels (3:2).")
 _NAIVE_BUDGET = flags.DEFINE_float("naive_budget_gib", 8.0, "Run the naive method only below this estimate.")
 _WORK_DIR = flags.DEFINE_string("work_dir", "", "Keep files here (default: a temporary folder).")
@@ -146,7 +148,7 @@ def main(argv):
         model_dir = os.path.join(work, "unet256_run")
         if not os.path.isdir(model_dir):
             unet256_run.make_run(model_dir)
-        figures = {"cpus": len(os.sched_getaffinity(0)), "generator": "unet256.cfg (render size 256)"}
+        figures = {"cpus": portable.usable_cpus(), "generator": "unet256.cfg (render size 256)"}
         print(json.dumps({**figures, **throughput(work, model_dir)}, sort_keys=True))
         return
     from PIL import Image
@@ -158,7 +160,7 @@ def main(argv):
     if not os.path.isdir(model_dir):
         unet256_run.make_run(model_dir)
     coffee = Image.fromarray(sample_photos.bundled_photos(("coffee",))["coffee"])
-    figures = {"cpus": len(os.sched_getaffinity(0)), "generator": "unet256.cfg (render size 256)"}
+    figures = {"cpus": portable.usable_cpus(), "generator": "unet256.cfg (render size 256)"}
     for megapixels in (float(m) for m in _MEGAPIXELS.value):
         width = round((megapixels * 1e6 * 1.5) ** 0.5)
         height = round(width / 1.5)

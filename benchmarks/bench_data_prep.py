@@ -26,6 +26,8 @@ import process_stats
 from absl import app
 from absl import flags
 
+from colorgan.core import portable
+
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 2000, "Photos in the benchmark folder.")
 _PHOTO_SIZE = flags.DEFINE_string("photo_size", "800x600", "WxH of the generated photos.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 150, "Output side, as the seed.")
@@ -115,7 +117,7 @@ def main(argv):
         "photo_size": _PHOTO_SIZE.value,
         "image_size": _IMAGE_SIZE.value,
         "encoding": _ENCODING.value,
-        "cpus": len(os.sched_getaffinity(0)),
+        "cpus": portable.usable_cpus(),
         **{f"{name}_images_per_s": round(r["images_per_s"], 1) for name, r in results.items()},
         **{f"{name}_peak_rss_mib": round(r["peak_rss_mib"]) for name, r in results.items()},
         "ratio_workers1_vs_plain": round(results["workers1"]["images_per_s"] / plain, 2),

@@ -27,6 +27,8 @@ import numpy as np
 from absl import app
 from absl import flags
 
+from colorgan.core import portable
+
 # --minutes, --crops and --work_dir are bench_quality's flags (its data and held-out photos are used here); a model
 # already trained in --work_dir is reused.
 _DRAWS = flags.DEFINE_integer("draws", 10, "Draws of the points per photo and count.")
@@ -98,7 +100,7 @@ def main(argv):
     sheets_dir = _SHEETS_DIR.value or os.path.join(work, "sheets")
     data, held_out = bench_quality.prepare(work, flags.FLAGS.crops)
     figures = {"minutes_each": None if _STEPS.value else minutes, "steps_each": _STEPS.value or None,
-               "cpus": len(os.sched_getaffinity(0)), "draws": _DRAWS.value, "seed": _SEED.value}
+               "cpus": portable.usable_cpus(), "draws": _DRAWS.value, "seed": _SEED.value}
     colorizers = {}
     for name, config in (("hints", "smoke_hints.cfg"), ("plain", "smoke.cfg")):
         model_dir = os.path.join(work, f"run_{name}")

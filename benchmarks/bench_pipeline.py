@@ -35,6 +35,8 @@ import process_stats
 from absl import app
 from absl import flags
 
+from colorgan.core import portable
+
 STAGES = ("read", "parse", "decode", "lab_op_by_op", "lab")
 _CAMERA_IMAGES = flags.DEFINE_integer("camera_images", 200, "Camera-sized photos (1920x1280).")
 _CAMERA_EXAMPLES = flags.DEFINE_integer("camera_examples", 400, "Examples timed per method on camera photos.")
@@ -210,7 +212,7 @@ def main(argv):
         "camera": (_CAMERA_IMAGES.value, (1920, 1280), 4.0, _CAMERA_EXAMPLES.value),
         "small": (_SMALL_IMAGES.value, 256, 1.0, _EXAMPLES.value),
     }
-    figures = {"batch_size": _BATCH.value, "image_size": _SIZE.value, "cpus": len(os.sched_getaffinity(0))}
+    figures = {"batch_size": _BATCH.value, "image_size": _SIZE.value, "cpus": portable.usable_cpus()}
     for name, (count, crop, upscale, examples) in folders.items():
         common = [f"--examples={examples}", f"--batch_size={_BATCH.value}", f"--image_size={_SIZE.value}",
                   f"--shuffle_buffer={_SHUFFLE.value}"]

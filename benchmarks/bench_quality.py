@@ -30,6 +30,8 @@ import time
 from absl import app
 from absl import flags
 
+from colorgan.core import portable
+
 _MINUTES = flags.DEFINE_float("minutes", 10.0, "Training wall time of each model.")
 _CROPS = flags.DEFINE_integer("crops", 2000, "Training crops of the non-held-out photos.")
 _SEED_SIZE = flags.DEFINE_integer("seed_size", 96, "Training size of the seed model.")
@@ -112,7 +114,7 @@ def main(argv):
     data, held_out = prepare(work, _CROPS.value)
     for name in _MODELS.value:
         model_flags(name.removesuffix(NOGAN))
-    figures = {"minutes_each": _MINUTES.value, "cpus": len(os.sched_getaffinity(0)),
+    figures = {"minutes_each": _MINUTES.value, "cpus": portable.usable_cpus(),
                "held_out": list(sample_photos.HELD_OUT_PHOTO_NAMES), "training_photos":
                list(sample_photos.TRAINING_PHOTO_NAMES), "training_crops": _CROPS.value}
     reports = {}

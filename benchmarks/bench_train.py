@@ -49,6 +49,8 @@ import process_stats
 from absl import app
 from absl import flags
 
+from colorgan.core import portable
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -400,7 +402,7 @@ def main(argv):
               f"--unet_config={_UNET_CONFIG.value}", f"--unet_size={_UNET_SIZE.value}",
               f"--unet_batch={_UNET_BATCH.value}", f"--unet_steps={_UNET_STEPS.value}",
               f"--seed={_SEED.value}"]
-    figures = {"batch_size": _BATCH.value, "image_size": _SIZE.value, "cpus": len(os.sched_getaffinity(0)),
+    figures = {"batch_size": _BATCH.value, "image_size": _SIZE.value, "cpus": portable.usable_cpus(),
                "steps_timed": _STEPS.value, "warmup_steps": _WARMUP.value, "steps_per_loop": _steps_per_loop("trainer"),
                "unet_size": _UNET_SIZE.value, "unet_batch": _UNET_BATCH.value, "unet_steps_timed": _UNET_STEPS.value,
                "repeats": _REPEATS.value, "photos": _NUM_PHOTOS.value}

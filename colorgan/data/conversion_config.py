@@ -4,9 +4,9 @@ is reported, one line each, before anything is read or written."""
 import dataclasses
 import importlib.util
 import math
-import os
 
 from colorgan.core import flag_config
+from colorgan.core import portable
 from colorgan.core import storage
 from colorgan.data import example_prep
 from colorgan.data import records
@@ -144,7 +144,7 @@ class ConversionConfig:
         """Worker processes of the local runner: 1 (this process) for ram:// inputs, which only it can read."""
         if any(storage.scheme(directory) == PROCESS_LOCAL_SCHEME for directory in self.input_dirs):
             return 1
-        return self.num_workers or len(os.sched_getaffinity(0))
+        return self.num_workers or portable.usable_cpus()
 
 
 def config_from_flags(flag_values):

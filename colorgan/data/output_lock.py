@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 
+from colorgan.core import portable
 from colorgan.core import storage
 
 # While a lock file is being created its creator has not written it yet: readers wait this long for its content.
@@ -36,7 +37,8 @@ def this_host():
 
 
 def process_start(pid):
-    """The start time of a process in clock ticks since boot (Linux), or None when unknown."""
+    """The start time of a process in clock ticks since boot (Linux), or None when unknown (elsewhere: then a reused
+    pid counts as the holder, and the lock waits for --break_lock)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
@@ -46,7 +48,10 @@ def process_start(pid):
 
 
 def process_alive(pid, start=None):
-    """Whether `pid` is a running process (not a zombie) and, when `start` is given, the same one that had it."""
+    """Whether `pid` is a running process (not a zombie) and, when `start` is given, the same one that had it.
+    Always true on Windows, where os.kill would terminate the process: a lock is then left to --break_lock."""
+    if os.name == "nt":
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -71,11 +76,8 @@ def _signals_deferred():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT))
-    try:
+    with portable.signals_blocked((signal.SIGTERM, signal.SIGINT)):
         yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class OutputLock:

@@ -12,6 +12,8 @@ import signal
 import threading
 import time
 
+from colorgan.core import portable
+
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -47,7 +49,7 @@ def _worker_init(parent_pid):
     and exit on their own when it dies without telling them (SIGKILL, the OOM killer): nothing else would end them."""
     for signum in _STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by the parent while starting us
+    portable.unblock_signals(_STOP_SIGNALS)  # blocked by the parent while starting us
 
     def exit_when_orphaned():
         while os.getppid() == parent_pid:
@@ -83,11 +85,8 @@ class WorkerPool:
         """Workers start inside submit(). With the stop signals blocked then, they inherit the mask, so a Ctrl-C
         cannot kill one with a traceback before _worker_init has set it to ignore them; a signal for this process
         waits the few microseconds until the mask is restored."""
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-        try:
+        with portable.signals_blocked(_STOP_SIGNALS):
             return self._executor.submit(fn, item)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def map(self, fn, items):
         """Yields fn(item) in input order; at most a few tasks per worker are in flight at any time."""

@@ -92,6 +92,8 @@ class _Namespace:
 
 def private_namespace(num_ports):
     """(a _Namespace with num_ports free ports, None), or (None, why no namespace could be made here)."""
+    if not sys.platform.startswith("linux"):
+        return None, f"network namespaces need Linux, and this is {sys.platform}"
     unshare, nsenter = shutil.which("unshare"), shutil.which("nsenter")
     if not (unshare and nsenter):
         return None, "no unshare and nsenter (util-linux) on this host"

@@ -554,3 +554,8 @@ def test_training_through_a_data_service_of_two_workers_and_resuming(photo_dir, 
         assert min(cpu["worker 0"], cpu["worker 1"]) > max(0.2, cpu["dispatcher"]), cpu
     assert re.search(r"\[worker 0\] train: restored .* at step 6\b", runs[1].stdout)
     assert _checkpoint_step(model_dir) == 10
+
+
+def test_without_linux_the_missing_namespace_says_why_in_one_line(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert local_cluster.private_namespace(2) == (None, "network namespaces need Linux, and this is darwin")
