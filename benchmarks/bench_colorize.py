@@ -75,7 +75,7 @@ def run_method(method, photo, model_dir):
     import tensorflow as tf
 
     from colorgan.core import visualize
-    from colorgan.inference import colorize_job
+    from colorgan.inference import colorize_steps
     from colorgan.inference import loading
     from colorgan.inference import photo_files
     from colorgan.modeling import models
@@ -86,7 +86,8 @@ def run_method(method, photo, model_dir):
         colorizer.colorize(np.zeros((300, 200), np.float32), np.uint8)  # traces the graph the photo uses
         start = time.perf_counter()
         loaded = photo_files.load_photo(photo, max_pixels=10**9)
-        photo_files.save_photo(colorize_job.colorize_photo(colorizer, loaded, "JPEG"), output, "JPEG", exif=loaded.exif)
+        photo_files.save_photo(colorize_steps.colorize_photo(colorizer, loaded, "JPEG"), output, "JPEG",
+                               exif=loaded.exif)
     else:
         start = time.perf_counter()
         loaded = photo_files.load_photo(photo, max_pixels=10**9)

@@ -90,7 +90,7 @@ def main(argv):
     del argv
     from colorgan.core import visualize
     from colorgan.evaluation import evaluator
-    from colorgan.inference import colorize_job
+    from colorgan.inference import colorize_steps
     from colorgan.inference import hint_points
     from colorgan.inference import loading
     from colorgan.inference import photo_files
@@ -134,7 +134,7 @@ def main(argv):
         for count in counts:
             for draw in range(_DRAWS.value):
                 points = hint_points.from_original(photo.rgb, count, np.random.default_rng([2017, draw, index]))
-                generated = colorize_job.colorize_photo(colorizers["hints"], photo, "PNG", points) / np.float32(255)
+                generated = colorize_steps.colorize_photo(colorizers["hints"], photo, "PNG", points) / np.float32(255)
                 add(("hints", count), generated, photo)
                 add(("nearest", count), nearest_hint(photo.gray, points), photo)
                 if draw == 0 and count in (0, 10):
@@ -144,7 +144,7 @@ def main(argv):
         automatic = shown[0][0]
         x, y = worst_point(automatic, real)
         hint = hint_points.Hints(np.array([[x, y]], np.float32), real[y:y + 1, x])
-        fixed = colorize_job.colorize_photo(colorizers["hints"], photo, "PNG", hint) / np.float32(255)
+        fixed = colorize_steps.colorize_photo(colorizers["hints"], photo, "PNG", hint) / np.float32(255)
         before, after = (float(ab_distance(image[y:y + 1, x:x + 1], real[y:y + 1, x:x + 1])[0, 0])
                          for image in (automatic, fixed))
         single.append({"photo": os.path.basename(path), "x": x, "y": y, "ab_error_before": round(before, 2),

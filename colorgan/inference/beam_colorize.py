@@ -4,7 +4,7 @@ Beam's workers.
 The driver plans as the local run does (which photos, which outputs, what is done already); each pending photo is
 one element. A DoFn loads it and makes its canvas, RunInference calls the generator on batches of canvases with the
 model loaded once per worker (`ColorizerHandler`), and a DoFn recombines each photo at full resolution and writes it
-atomically. All three run `colorize_job`'s per-photo functions, so a batch size of 1 writes the local run's bytes.
+atomically. All three run `colorize_steps`, as the local run does, so a batch size of 1 writes the local run's bytes.
 Each photo's outcome (written, or why not) returns to the driver through a report in a folder of the run's own under
 the output folder, read and removed when the pipeline ends. A failed pipeline leaves whole outputs only: a rerun
 skips them, as the local run's does.
@@ -20,7 +20,7 @@ from apache_beam.ml.inference import base as inference_base
 
 from colorgan.core import storage
 from colorgan.data import beam_conversion
-from colorgan.inference import colorize_job
+from colorgan.inference import colorize_steps
 from colorgan.inference import hint_points
 from colorgan.inference import loading
 from colorgan.inference import photo_files
@@ -28,6 +28,10 @@ from colorgan.inference import photo_stages
 
 REPORT_FOLDER_PREFIX = ".colorize-beam-"
 _FAILED = "failed"
+
+
+class PipelineError(ValueError):
+    """The pipeline failed or lost photos; one line. The outputs written so far are whole: a rerun finishes."""
 
 
 class ColorizerHandler(inference_base.ModelHandler):
@@ -45,7 +49,7 @@ class ColorizerHandler(inference_base.ModelHandler):
 
     def run_inference(self, batch, model, inference_args=None):
         return [inference_base.PredictionResult(item, chroma)
-                for item, chroma in zip(batch, colorize_job.chroma_for(model, batch))]
+                for item, chroma in zip(batch, colorize_steps.chroma_for(model, batch))]
 
     def get_num_bytes(self, batch):  # Beam's default pickles the batch to measure it
         return sum(item.photo.gray.nbytes + item.canvas.nbytes for item in batch)
@@ -62,7 +66,7 @@ class _Prepare(beam.DoFn):
 
     def process(self, task):
         try:
-            yield colorize_job.prepare(task, self._config, self._stages, self._takes_hints)
+            yield colorize_steps.prepare(task, self._config, self._stages, self._takes_hints)
         except (photo_files.PhotoError, hint_points.HintsError) as e:
             yield beam.pvalue.TaggedOutput(_FAILED, _outcome(task, str(e)))
 
@@ -77,7 +81,7 @@ class _Finish(beam.DoFn):
         self._stages = photo_stages.PhotoStages(self._render_size)
 
     def process(self, result):
-        colorize_job.finish(result.example, result.inference, self._config, self._stages)
+        colorize_steps.finish(result.example, result.inference, self._config, self._stages)
         yield _outcome(result.example.task, None)
 
 
@@ -104,7 +108,7 @@ def colorize(config, colorizer, tasks, log):
                 _ = ((written, prepared[_FAILED]) | beam.Flatten()
                      | beam.io.WriteToText(os.path.join(report_dir, "outcomes"), file_name_suffix=".jsonl"))
         except Exception as e:  # noqa: BLE001 - Beam re-raises a worker's error wrapped in its own types
-            raise colorize_job.ColorizeError(f"--runner=beam: the pipeline failed, outputs written so far are kept "
+            raise PipelineError(f"--runner=beam: the pipeline failed, outputs written so far are kept "
                                              f"(run the same command to finish): {_last_line(e)}") from None
         reasons = {}
         for match in FileSystems.match([os.path.join(report_dir, "outcomes*")])[0].metadata_list:
@@ -116,7 +120,7 @@ def colorize(config, colorizer, tasks, log):
             storage.rmtree(report_dir)
     missing = [task.source for task in tasks if task.source not in reasons]
     if missing:
-        raise colorize_job.ColorizeError(f"--runner=beam: the pipeline ended without an outcome for {missing[0]} "
+        raise PipelineError(f"--runner=beam: the pipeline ended without an outcome for {missing[0]} "
                                          f"and {len(missing) - 1} more; run the same command again")
     for task in tasks:
         if reasons[task.source] is not None:

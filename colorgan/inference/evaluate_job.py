@@ -14,6 +14,7 @@ from colorgan.data import input_pipeline
 from colorgan.data import records
 from colorgan.evaluation import evaluator
 from colorgan.inference import colorize_job
+from colorgan.inference import colorize_steps
 from colorgan.inference import hint_points
 from colorgan.inference import photo_files
 
@@ -48,7 +49,7 @@ def evaluate_folder(colorizer, inputs, max_pixels, keep_samples=0, log=print, hi
             continue
         points = hint_points.from_original(photo.rgb, hints, np.random.default_rng([HINTS_SEED, index])) \
             if hints else None
-        generated = colorize_job.colorize_photo(colorizer, photo, "JPEG", points).astype("float32") / 255.0
+        generated = colorize_steps.colorize_photo(colorizer, photo, "JPEG", points).astype("float32") / 255.0
         gray = tf.constant(photo.gray[None, ..., None])
         real = tf.constant(photo.rgb[None].astype("float32") / 255.0)
         values = evaluator.pair_metrics(tf.constant(generated[None]), real, evaluator.gray_as_rgb(gray))
