@@ -8,8 +8,9 @@ Exits 1 and prints one line per damaged shard when anything does not match.
 import os
 import sys
 
-from absl import app
 from absl import flags
+
+from colorgan.core import cli
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -21,8 +22,6 @@ _VERIFY = flags.DEFINE_bool("verify", True, "Check every shard and record (--nov
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from colorgan.core import visualize  # noqa: PLC0415 - keeps --help fast.
     from colorgan.data import records  # noqa: PLC0415 - keeps --help fast.
     from colorgan.data import verify  # noqa: PLC0415 - keeps --help fast.
@@ -51,4 +50,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run("inspect_tfrecords", main)

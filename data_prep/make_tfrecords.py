@@ -9,8 +9,9 @@ resumes an interrupted run or reports the output up to date. See BUILD.md.
 import os
 import sys
 
-from absl import app
 from absl import flags
+
+from colorgan.core import cli
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,8 +21,6 @@ def _error(message):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     # Loaded with the flags below; see there why not at the top.
     from colorgan.data import conversion  # noqa: PLC0415
     from colorgan.data import conversion_config  # noqa: PLC0415
@@ -51,4 +50,4 @@ if __name__ == "__main__":
     from colorgan.data import conversion_config
 
     flag_config.define_flags(conversion_config.ConversionConfig)
-    app.run(main)
+    cli.run("make_tfrecords", main)

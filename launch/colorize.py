@@ -15,8 +15,9 @@ import os
 import signal
 import sys
 
-from absl import app
 from absl import flags
+
+from colorgan.core import cli
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -56,8 +57,6 @@ _BEAM_PIPELINE_OPTIONS = flags.DEFINE_string(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not _MODEL.value or not _INPUT.value:
         print("colorize: error: --model and --input are required", file=sys.stderr)
         return colorize_job.EXIT_USAGE
@@ -78,4 +77,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    cli.run("colorize", main)

@@ -11,8 +11,9 @@ Ctrl-C (exit 143 or 130), printing the CPU time they spent serving.
 import os
 import sys
 
-from absl import app
 from absl import flags
+
+from colorgan.core import cli
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -24,8 +25,6 @@ flags.adopt_module_key_flags(data_service)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     config = flag_config.from_flags(data_service.ServiceConfig)
     problems = config.validate()
     if config.cluster and not problems:
@@ -41,4 +40,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    cli.run("data_service", main)

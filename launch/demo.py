@@ -6,8 +6,9 @@
 import os
 import sys
 
-from absl import app
 from absl import flags
+
+from colorgan.core import cli
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -21,8 +22,6 @@ _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 0, "Override the config's --t
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     # Here, not at the top: data-prep workers re-import this script, and must stay light.
     from colorgan.data import worker_pool  # noqa: PLC0415
     from colorgan.demo import end_to_end  # noqa: PLC0415
@@ -37,4 +36,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    cli.run("demo", main)

@@ -13,8 +13,9 @@ import json
 import os
 import sys
 
-from absl import app
 from absl import flags
+
+from colorgan.core import cli
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -45,8 +46,6 @@ def _fail(message):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not _MODEL.value:
         return _fail("--model is required")
     if bool(_DATA_DIR.value) == bool(_INPUT_DIR.value):
@@ -99,4 +98,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    cli.run("evaluate", main)

@@ -6,9 +6,10 @@
 import os
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
+
+from colorgan.core import cli
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -27,8 +28,6 @@ _MAX_PIXELS = flags.DEFINE_integer(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not _MODEL_DIR.value or not _EXPORT_DIR.value:
         print("export: error: --model_dir and --export_dir are required", file=sys.stderr)
         return 2
@@ -49,4 +48,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    cli.run("export", main)

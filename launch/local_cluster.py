@@ -18,9 +18,9 @@ unprivileged user namespaces. Without them the job runs after a one-line warning
 import os
 import sys
 
-from absl import app
 from absl import flags
 
+from colorgan.core import cli
 from colorgan.core import storage
 from colorgan.training import local_cluster
 
@@ -65,4 +65,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run("local_cluster", main, takes_arguments=True)

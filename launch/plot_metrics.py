@@ -6,8 +6,9 @@
 import os
 import sys
 
-from absl import app
 from absl import flags
+
+from colorgan.core import cli
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -18,8 +19,6 @@ _OUTPUT = flags.DEFINE_string("output", "", "PNG to write (default: MODEL_DIR/lo
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     metrics_path = os.path.join(_MODEL_DIR.value, "metrics.jsonl")
     if not storage.isfile(metrics_path):
         print(f"plot_metrics: error: --model_dir={_MODEL_DIR.value}: no metrics.jsonl", file=sys.stderr)
@@ -40,4 +39,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    cli.run("plot_metrics", main)

@@ -14,9 +14,10 @@ import signal
 import socket
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
+
+from colorgan.core import cli
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -105,8 +106,6 @@ def _exit_after_sigterm(signum, frame):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     errors = _flag_errors()
     if errors:
         print(f"serve: error: {errors[0]}", file=sys.stderr)
@@ -154,4 +153,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    cli.run("serve", main)

@@ -7,10 +7,10 @@ same --model_dir resumes from its last checkpoint. The resolved flags are saved 
 """
 
 import os
-import sys
 
-from absl import app
 from absl import flags
+
+from colorgan.core import cli
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -22,10 +22,8 @@ flags.adopt_module_key_flags(train_config)  # --help lists the training flags, n
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     return train_job.train_main(train_config.from_flags(flags.FLAGS))
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    cli.run("train", main)
