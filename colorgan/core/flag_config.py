@@ -66,6 +66,13 @@ def choice_problems(config):
     return problems
 
 
+def flag_values(config):
+    """{flag name: value} of a config's flags, a repeatable flag's values joined by commas (one scalar each, as
+    TensorBoard's hyperparameters are)."""
+    return {flag_name(field_): ",".join(map(str, value)) if isinstance(value, tuple) else value
+            for field_, value in ((f, getattr(config, f.name)) for f in flag_fields(type(config)).values())}
+
+
 def to_flagfile_text(config):
     """A `--flagfile` that reproduces the config exactly (booleans as --name / --noname, one line per value of a
     repeatable flag)."""

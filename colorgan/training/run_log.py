@@ -81,6 +81,22 @@ class MetricsLogger:
             for name, value in values.items():
                 tf.summary.scalar(f"{kind}/{name}", value)
 
+    def run_settings(self, flagfile_text, hparams, metric_tags):
+        """The run's settings for TensorBoard, at step 0: the flagfile as text, and for the HParams dashboard the
+        flags as hyperparameters ({name: bool, number or string}) with `metric_tags` (scalars this run writes, such
+        as eval/psnr) as the metrics to compare runs by. Every run writes the same experiment config, so whichever
+        TensorBoard reads describes them all."""
+        if not self.enabled:
+            return
+        from tensorboard.plugins.hparams import api as hparams_api  # noqa: PLC0415 - only the chief writes these
+
+        with self._writer().as_default(step=0):
+            hparams_api.hparams_config(hparams=[hparams_api.HParam(name) for name in hparams],
+                                       metrics=[hparams_api.Metric(tag) for tag in metric_tags])
+            hparams_api.hparams(hparams)
+            # Indented: TensorBoard renders text as Markdown, where an indented block is shown verbatim.
+            tf.summary.text("flags", "".join(f"    {line}\n" for line in flagfile_text.splitlines()))
+
     def train(self, step, scalars):
         """Losses, throughput and input wait of one log interval."""
         self._append("train", step, scalars)

@@ -18,6 +18,7 @@ import time
 import keras
 import tensorflow as tf
 
+from colorgan.core import flag_config
 from colorgan.core import progress
 from colorgan.core import storage
 from colorgan.data import input_pipeline
@@ -29,6 +30,9 @@ from colorgan.training import gan
 from colorgan.training import profiler
 from colorgan.training import run_log
 from colorgan.training import train_config
+
+# What each eval logs (metrics.jsonl, TensorBoard's eval/NAME), and the metrics TensorBoard compares runs by.
+EVAL_METRICS = ("psnr", "ssim", "colorfulness", "colorfulness_real", "colorfulness_delta")
 
 
 def configure_process(config):
@@ -178,6 +182,8 @@ class Trainer:
         if self.is_chief:
             storage.makedirs(config.model_dir)
             train_config.write_flagfile(config, os.path.join(config.model_dir, train_config.FLAGFILE_NAME))
+            self.metrics.run_settings(train_config.to_flagfile_text(config), flag_config.flag_values(config),
+                                      [f"eval/{name}" for name in EVAL_METRICS])
         stop_signals = (signal.SIGTERM, signal.SIGINT) if _main_thread() else ()
         previous_handlers = {signum: signal.signal(signum, self.request_stop) for signum in stop_signals}
         try:
@@ -292,8 +298,7 @@ class Trainer:
         if baseline:
             self.metrics.baseline(step, {"psnr_gray_copy": means["psnr_gray_copy"],
                                          "ssim_gray_copy": means["ssim_gray_copy"]})
-        result = {name: means[name] for name in ("psnr", "ssim", "colorfulness", "colorfulness_real",
-                                                 "colorfulness_delta")}
+        result = {name: means[name] for name in EVAL_METRICS}
         self.metrics.eval(step, result)
         if self.is_chief:
             self.metrics.sample_sheet(step, *zip(*evaluated.samples), max_rows=self.config.sample_rows)

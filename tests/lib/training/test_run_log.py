@@ -6,7 +6,10 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import metadata
 
 from colorgan.training import run_log
 
@@ -78,3 +81,36 @@ def test_a_resumed_run_drops_damaged_lines_instead_of_failing(tmp_path):
         run_log.read_metrics(str(path))
     assert log.truncate_after(2) == [2]  # the line numbers, for the trainer's log
     assert [entry["step"] for entry in run_log.read_metrics(str(path))] == [1, 2]
+
+
+def test_run_settings_reach_tensorboards_hparams_dashboard_and_text(tmp_path):
+    """Read back with TensorBoard's own event reader and plugin parsers, as its dashboards read them."""
+    flagfile = "--generator=unet\n--image_size=64\n--hints\n"
+    log = run_log.MetricsLogger(str(tmp_path))
+    log.run_settings(flagfile, {"generator": "unet", "image_size": 64, "hints": True, "input_dir": "a,b"},
+                     ["eval/psnr", "eval/ssim"])
+    log.eval(5, {"psnr": 21.5, "ssim": 0.5})
+    log.close()
+    events = event_accumulator.EventAccumulator(str(tmp_path / run_log.TENSORBOARD_DIRNAME),
+                                                size_guidance={event_accumulator.TENSORS: 0})
+    events.Reload()
+    content = events.PluginTagToContent(metadata.PLUGIN_NAME)
+    experiment = metadata.parse_experiment_plugin_data(content[metadata.EXPERIMENT_TAG])
+    assert [info.name for info in experiment.hparam_infos] == ["generator", "image_size", "hints", "input_dir"]
+    assert [info.name.tag for info in experiment.metric_infos] == ["eval/psnr", "eval/ssim"]
+    session = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
+    assert {name: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
+            for name, value in session.hparams.items()} == {"generator": "unet", "image_size": 64.0,
+                                                            "hints": True, "input_dir": "a,b"}
+    [text] = events.Tensors("flags")
+    assert text.step == 0 and text.tensor_proto.string_val[0].decode() == (
+        "    --generator=unet\n    --image_size=64\n    --hints\n")
+    [psnr] = events.Tensors("eval/psnr")
+    assert (psnr.step, float(tf.make_ndarray(psnr.tensor_proto))) == (5, 21.5)
+
+
+def test_only_the_chief_writes_run_settings(tmp_path):
+    log = run_log.MetricsLogger(str(tmp_path), enabled=False)
+    log.run_settings("--x=1\n", {"x": 1}, ["eval/psnr"])
+    log.close()
+    assert not (tmp_path / run_log.TENSORBOARD_DIRNAME).exists()

@@ -524,12 +524,17 @@ def test_a_poisoned_batch_is_skipped_and_counted(data_dir, tmp_path, monkeypatch
     train_lines = [line for line in lines if line["kind"] == "train"]
     assert [line["step"] for line in train_lines] == [1, 2, 3, 4, 5, 6]
     assert all(line["examples_per_sec"] > 0 and 0 <= line["input_wait_fraction"] <= 1 for line in train_lines)
-    board = {}
+    board, texts = {}, {}
     for path in (tmp_path / "tensorboard").rglob("events.out.tfevents.*"):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             for value in event.summary.value:
-                if value.tensor.tensor_shape.dim == []:  # scalars (sample sheets are images)
+                if value.tensor.tensor_shape.dim or value.tensor.dtype != tf.float32.as_datatype_enum:
+                    if value.tag == "flags":  # (the rest: sample sheets, the HParams dashboard's records)
+                        texts[value.tag] = tf.make_ndarray(value.tensor).item().decode()
+                else:
                     board[(value.tag, event.step)] = float(tf.make_ndarray(value.tensor))
+    # The run's flags as TensorBoard shows them (and as the HParams dashboard compares runs: test_run_log).
+    assert texts == {"flags": "".join(f"    {line}\n" for line in (tmp_path / "flags.cfg").read_text().splitlines())}
     for line in train_lines:
         assert board[("train/g_loss", line["step"])] == pytest.approx(line["g_loss"], rel=1e-6)
     assert board[("event/nan_restores", 2)] == 1
