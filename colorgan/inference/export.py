@@ -1,7 +1,8 @@
 """Exports a run's generator as a SavedModel that TensorFlow alone can serve (TF Serving, tf.saved_model.load).
 
 The serving contract (BUILD.md, "Export and serving") has three signatures, each with the full-resolution
-recombination of `rendering` inside the graph, so a server returns finished photos:
+recombination of `rendering` inside the graph, so a server returns finished photos (serving_default runs a request's
+photos through one generator call, whatever their sizes):
 
   serving_default  image_bytes: string [n] (encoded images; EXIF orientation applied)  -> image_bytes: PNG [n]
                    (refused before decoding, as the service refuses them: `safe_decode`, up to max_pixels)
@@ -55,17 +56,38 @@ class ServingModule(tf.Module):
         super().__init__()
         predict_chroma = loading.chroma_predictor(generator, color_space)
 
-        def colorize_u8(images, hints=None):
+        def colorize_u8(images):
             return rendering.render_full_resolution(rendering.gray_from_u8(images), predict_chroma, render_size,
-                                                    tf.uint8, hints=hints)
+                                                    tf.uint8)
 
-        def encoded_to_png(image_bytes, hints=None):
-            image = safe_decode.decode_upright(image_bytes, max_pixels)
-            return tf.io.encode_png(colorize_u8(image[tf.newaxis], hints)[0])
+        def gray_of(image_bytes):
+            return rendering.gray_from_u8(safe_decode.decode_upright(image_bytes, max_pixels)[tf.newaxis])
+
+        def encoded_to_pngs(image_bytes, points=None):
+            """One generator call for a request's photos of any sizes: each decoded and fitted to its canvas, the
+            canvases stacked, then each photo decoded again and recombined at its own size (holding every photo of
+            a request at full size at once would cost more than a second decode)."""
+            if points is None:
+                canvases = tf.map_fn(lambda data: rendering.fit_canvas(gray_of(data), render_size)[0][0],
+                                     image_bytes, fn_output_signature=tf.TensorSpec([render_size, render_size, 1]))
+                chroma = predict_chroma(canvases)
+            else:
+                xy, rgb, mask = points
+                canvases, canvas_hints = tf.map_fn(
+                    lambda row: [canvas[0] for canvas in rendering.fit_canvas_with_hints(
+                        gray_of(row[0]), (row[1][tf.newaxis], tf.cast(row[2], tf.float32)[tf.newaxis] / 255.0,
+                                          row[3][tf.newaxis]), render_size)],
+                    (image_bytes, xy, rgb, mask),
+                    fn_output_signature=[tf.TensorSpec([render_size, render_size, 1]),
+                                         tf.TensorSpec([render_size, render_size, color_hints.CHANNELS])])
+                chroma = predict_chroma(canvases, canvas_hints)
+            return tf.map_fn(
+                lambda row: tf.io.encode_png(rendering.recombine(gray_of(row[0]), row[1][tf.newaxis], render_size,
+                                                                 tf.uint8)[0]),
+                (image_bytes, chroma), fn_output_signature=tf.TensorSpec([], tf.string))
 
         self.serving_default = tf.function(
-            lambda image_bytes: {"image_bytes": tf.map_fn(encoded_to_png, image_bytes,
-                                                          fn_output_signature=tf.TensorSpec([], tf.string))},
+            lambda image_bytes: {"image_bytes": encoded_to_pngs(image_bytes)},
             input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")], autograph=False)
         self.colorize = tf.function(
             lambda images: {"images": colorize_u8(images)},
@@ -78,14 +100,9 @@ class ServingModule(tf.Module):
         if models.takes_hints(generator):
             # TF Serving's row format stacks each input over the instances: points come padded to one count k per
             # request, hint_mask 0 for padding. Colours are sRGB bytes, as a person picks them.
-            def encoded_with_points_to_png(image_bytes, xy, rgb, mask):
-                return encoded_to_png(image_bytes, (xy[tf.newaxis], tf.cast(rgb, tf.float32)[tf.newaxis] / 255.0,
-                                                    mask[tf.newaxis]))
-
             self.hints_signatures[SERVING_HINTS_SIGNATURE] = tf.function(
-                lambda image_bytes, hint_xy, hint_rgb, hint_mask: {"image_bytes": tf.map_fn(
-                    lambda row: encoded_with_points_to_png(*row), (image_bytes, hint_xy, hint_rgb, hint_mask),
-                    fn_output_signature=tf.TensorSpec([], tf.string))},
+                lambda image_bytes, hint_xy, hint_rgb, hint_mask: {
+                    "image_bytes": encoded_to_pngs(image_bytes, (hint_xy, hint_rgb, hint_mask))},
                 input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes"),
                                  tf.TensorSpec([None, None, 2], tf.float32, name="hint_xy"),
                                  tf.TensorSpec([None, None, 3], tf.uint8, name="hint_rgb"),

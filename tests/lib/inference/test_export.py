@@ -21,6 +21,7 @@ from PIL import Image
 from colorgan.inference import export
 from colorgan.inference import loading
 from colorgan.inference import rendering
+from colorgan.modeling import models
 
 SCRIPT = "launch/export.py"
 
@@ -55,6 +56,28 @@ def test_savedmodel_output_equals_the_in_process_path(exported):
     assert np.abs(tf.io.decode_png(png[0]).numpy().astype(int) - expected[0].astype(int)).max() <= 1
     chroma = loaded.signatures["chroma"](gray=tf.fill([2, 64, 64, 1], 0.5))["ab"]
     assert chroma.shape == (2, 64, 64, 2) and float(tf.reduce_max(tf.abs(chroma))) > 5.0
+
+
+def test_the_bytes_signature_runs_a_requests_photos_through_one_generator_call(exported):
+    """Photos of three sizes: the generator's convolutions sit once at the top of serving_default's graph (none in
+    its per-photo loops), and each photo comes out as it does alone, within 1 level."""
+    model_dir, export_dir = exported
+    generator, _ = loading.load_generator(model_dir, render_size=64)
+    module = export.ServingModule(generator, models.GENERATORS["unet"].color_space, 64, 10**7)
+    graph = module.serving_default.get_concrete_function().graph
+    convolutions = sum(layer.__class__.__name__ in ("Conv2D", "Conv2DTranspose") for layer in generator.layers)
+    top = [op.type for op in graph.get_operations()]
+    assert top.count("Conv2D") + top.count("Conv2DBackpropInput") == convolutions
+    loops = graph.as_graph_def().library.function  # map_fn's bodies (and the conditions)
+    assert loops and not any(node.op.startswith("Conv2D") for function in loops for node in function.node_def)
+    photos = [_png_bytes(image_corpus.colourful(width, height, seed=width)) for width, height in
+              ((101, 67), (40, 90), (64, 64))]
+    serving = tf.saved_model.load(export_dir).signatures["serving_default"]
+    together = serving(image_bytes=tf.constant(photos))["image_bytes"].numpy()
+    for photo, batched in zip(photos, together):
+        alone = serving(image_bytes=tf.constant([photo]))["image_bytes"].numpy()[0]
+        first, second = (tf.io.decode_png(png).numpy().astype(int) for png in (alone, batched))
+        assert first.shape == second.shape and np.abs(first - second).max() <= 1
 
 
 def test_metadata_and_keras_file_describe_the_exported_weights(exported):
