@@ -1,6 +1,11 @@
 """Exports a training run's generator as a SavedModel for TF Serving and tf.saved_model.load (BUILD.md: "Export").
 
-  python launch/export.py --model_dir=runs/unet256 --export_dir=exports/unet256/1
+  python launch/export.py --model_dir=runs/unet256 --export_dir=exports/unet256/1   # version 1
+  python launch/export.py --model_dir=runs/unet256 --export_dir=exports/unet256     # the next version
+
+TF Serving's layout: a numbered last folder is a version, written as given (--overwrite replaces a previous export
+there); any other --export_dir is a base of versions, and the export becomes its next one. serve.py, colorize.py
+and evaluate.py take a base and load its highest version, as TF Serving does.
 """
 
 import os
@@ -17,7 +22,8 @@ from colorgan.core import native_logs
 from colorgan.inference import photo_files
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", "", "The training run to export (its flags.cfg and checkpoints).")
-_EXPORT_DIR = flags.DEFINE_string("export_dir", "", "Where the SavedModel goes (TF Serving: BASE/VERSION).")
+_EXPORT_DIR = flags.DEFINE_string("export_dir", "", "BASE/VERSION (TF Serving's layout) or BASE (the next version "
+                                   "is written).")
 _STEP = flags.DEFINE_integer("step", 0, "Checkpoint step (0: the latest).", lower_bound=0)
 _RENDER_SIZE = flags.DEFINE_integer("render_size", 0, "Side of the square the model sees (0: the training size).",
                                     lower_bound=0)
@@ -43,7 +49,7 @@ def main(argv):
         print(f"export: error: {e}", file=sys.stderr)
         return 2
     print(f"export: step {description['step']} of {_MODEL_DIR.value} ({description['weights']}) rendered at "
-          f"{description['render_size']} px -> {_EXPORT_DIR.value}", file=sys.stderr)
+          f"{description['render_size']} px -> {description['export_dir']}", file=sys.stderr)
     return 0
 
 

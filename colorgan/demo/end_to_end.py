@@ -27,9 +27,9 @@ HINTED_NAME = f"{sample_photos.BLACK_AND_WHITE_PHOTO_NAME}_with_hints"
 
 def run(workdir, image_size=150, train_flagfile=None, train_steps=None, num_workers=0, log=print):
     """Writes workdir/photos (training photos), workdir/data (TFRecords + manifest), workdir/preview.png and, given
-    a training flagfile, trains into workdir/run (samples/, loss_curves.png), exports it to workdir/export and
-    colorizes workdir/held_out (colour photos kept out of training) and a black-and-white photo into
-    workdir/colorized with compare sheets; returns the paths made."""
+    a training flagfile, trains into workdir/run (samples/, loss_curves.png), exports it to workdir/export/1 (TF
+    Serving's BASE/VERSION) and colorizes workdir/held_out (colour photos kept out of training) and a black-and-white
+    photo into workdir/colorized with compare sheets; returns the paths made."""
     paths = {"photos": os.path.join(workdir, "photos"), "data": os.path.join(workdir, "data"),
              "preview": os.path.join(workdir, "preview.png")}
     if not storage.isdir(paths["photos"]):
@@ -77,7 +77,7 @@ def _colorize(workdir, model_dir, log):
     from colorgan.inference import export  # noqa: PLC0415
     from colorgan.inference import loading  # noqa: PLC0415
 
-    paths = {"export": os.path.join(workdir, "export"), "held_out": os.path.join(workdir, "held_out"),
+    paths = {"export": os.path.join(workdir, "export", "1"), "held_out": os.path.join(workdir, "held_out"),
              "colorized": os.path.join(workdir, "colorized")}
     export.export(model_dir, paths["export"], overwrite=True)
     log(f"demo: exported the run to {paths['export']} (SavedModel + generator.keras + colorgan.json)")

@@ -19,6 +19,7 @@ as generator.keras.
 import hashlib
 import json
 import os
+import re
 
 import tensorflow as tf
 
@@ -40,6 +41,9 @@ HINTS_SIGNATURES = {
                              "hint_mask float32 [n,k] -> image_bytes (PNG)",
     loading.CHROMA_HINTS_SIGNATURE: "gray float32 [n,R,R,1], hints float32 [n,R,R,3] (a, b normalised; mask) -> "
                                     "ab float32 [n,R,R,2]"}
+# An export in progress on a local disk is built beside its folder, as VERSION.partial-PID, then renamed.
+_STAGING_SUFFIX = ".partial-"
+_STAGING = re.compile(r"\d+" + re.escape(_STAGING_SUFFIX) + r"\d+")
 EXPORT_FORMAT = "colorgan-export"  # colorgan.json's "format": what tells an export of ours
 # Everything an export folder holds: what tf.saved_model.save writes, the Keras file and our metadata. A folder with
 # anything else in it is not an export of ours, and --overwrite never replaces it.
@@ -166,10 +170,33 @@ def _is_our_export(export_dir):
     return isinstance(metadata, dict) and metadata.get("format") == EXPORT_FORMAT
 
 
+def version_folder(export_dir):
+    """Where an export to `export_dir` goes, TF Serving's layout: a path whose last part is a number is a version
+    folder, taken as given; any other path is a base of versions, and the export becomes its next version
+    (BASE/1 when new). A base holding anything but numbered versions (and the staging folders of exports in
+    progress) is refused: it is not ours to add to."""
+    if os.path.basename(os.path.normpath(export_dir)).isdigit():
+        return export_dir
+    if not storage.exists(export_dir):
+        return os.path.join(export_dir, "1")
+    if not storage.isdir(export_dir):
+        raise loading.InferenceError(f"--export_dir={export_dir}: is a file, not a folder")
+    names = [name.rstrip("/") for name in storage.listdir(export_dir)]
+    foreign = sorted(name for name in names if not (name.isdigit() or _STAGING.fullmatch(name)))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise loading.InferenceError(
+            f"--export_dir={export_dir}: holds {shown}, which no base of numbered exports holds; give a version "
+            f"folder (--export_dir={os.path.join(export_dir, '1')}) or a folder of versions only")
+    return os.path.join(export_dir, str(max((int(name) for name in names if name.isdigit()), default=0) + 1))
+
+
 def export(model_dir, export_dir, step=0, render_size=0, overwrite=False, max_pixels=photo_files.DEFAULT_MAX_PIXELS):
-    """Writes the export of `model_dir` (latest checkpoint or `step`) to `export_dir`; returns its description.
-    `serving_default` refuses photos of more than `max_pixels` decoded pixels (every frame of a GIF).
-    A failed export never leaves one that loads: see `storage` for how, on local disks and object stores."""
+    """Writes the export of `model_dir` (latest checkpoint or `step`) to `version_folder(export_dir)`; returns its
+    description, with the folder as "export_dir". `serving_default` refuses photos of more than `max_pixels`
+    decoded pixels (every frame of a GIF). A failed export never leaves one that loads: see `storage` for how, on
+    local disks and object stores."""
+    export_dir = version_folder(export_dir)
     problem = _replace_problem(export_dir)
     if problem:
         raise loading.InferenceError(f"--export_dir={export_dir}: {problem}; choose another --export_dir (--overwrite "
@@ -184,7 +211,7 @@ def export(model_dir, export_dir, step=0, render_size=0, overwrite=False, max_pi
     # Local disks: built beside it and renamed into place. Object stores cannot rename a folder (it would be a copy):
     # built in place, the metadata file, which loading needs, written last.
     local = storage.is_local(export_dir)
-    staging = f"{export_dir.rstrip('/')}.partial-{os.getpid()}" if local else export_dir
+    staging = f"{export_dir.rstrip('/')}{_STAGING_SUFFIX}{os.getpid()}" if local else export_dir
     storage.rmtree(staging)
     try:
         module = ServingModule(generator, color_space, description["render_size"], max_pixels)
@@ -198,4 +225,4 @@ def export(model_dir, export_dir, step=0, render_size=0, overwrite=False, max_pi
     finally:
         if local:
             storage.rmtree(staging)
-    return description
+    return {**description, "export_dir": export_dir}

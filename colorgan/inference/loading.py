@@ -104,13 +104,34 @@ def load_generator(model_dir, step=0, render_size=0):
 
 
 def model_kind(path):
-    """"export" or "run": what `path` holds, told by the file each kind always has; InferenceError otherwise."""
+    """("export" or "run", the path to load): what `path` holds, told by the file each kind always has. A base of
+    versioned exports (TF Serving's BASE/VERSION) resolves to its highest version, the one TF Serving serves.
+    InferenceError otherwise."""
     if tf.io.gfile.exists(os.path.join(path, SAVED_MODEL_FILENAME)):
-        return "export"
+        return "export", path
     if tf.io.gfile.exists(os.path.join(path, train_config.FLAGFILE_NAME)):
-        return "run"
+        return "run", path
+    latest = latest_version(path)
+    if latest:
+        return "export", latest
     raise InferenceError(f"{path}: neither a training run ({train_config.FLAGFILE_NAME}) nor an export "
-                         f"({SAVED_MODEL_FILENAME})")
+                         f"({SAVED_MODEL_FILENAME}, or numbered versions of one: {path}/1/{SAVED_MODEL_FILENAME})")
+
+
+def versions(base):
+    """The version numbers of the exports in `base` (folders named by a number holding a SavedModel), sorted."""
+    try:
+        names = [name.rstrip("/") for name in tf.io.gfile.listdir(base)]
+    except tf.errors.OpError:
+        return []
+    return sorted(int(name) for name in names
+                  if name.isdigit() and tf.io.gfile.exists(os.path.join(base, name, SAVED_MODEL_FILENAME)))
+
+
+def latest_version(base):
+    """BASE/<highest version> of a base of exports, or None."""
+    found = versions(base)
+    return os.path.join(base, str(found[-1])) if found else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,7 +207,8 @@ class Colorizer:
     @classmethod
     def load(cls, path, step=0, render_size=0):
         """A run directory or an export; `step` and `render_size` apply to runs (an export has them fixed)."""
-        if model_kind(path) == "export":
+        kind, path = model_kind(path)
+        if kind == "export":
             colorizer = cls.from_export(path)
             if step and step != colorizer.description["step"]:
                 raise InferenceError(f"--step={step}: {path} is an export of step {colorizer.description['step']}")

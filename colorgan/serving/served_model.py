@@ -22,7 +22,7 @@ class ServedModel:
 
     def __init__(self, path, max_pixels):
         try:
-            kind = loading.model_kind(path)
+            kind, path = loading.model_kind(path)
         except loading.InferenceError as e:
             raise loading.InferenceError(f"--model={e}") from None
         if kind == "export":

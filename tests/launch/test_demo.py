@@ -35,7 +35,7 @@ def test_demo_builds_data_trains_and_draws(tmp_path):
     assert Image.open(run / "loss_curves.png").size[0] > 400
     assert f"sample sheets (gray | generated | real) in {run / 'samples'}" in result.stderr + result.stdout
     # The run is exported, and photos it never saw come out colorized at their full resolution.
-    assert (tmp_path / "export" / "saved_model.pb").exists()
+    assert (tmp_path / "export" / "1" / "saved_model.pb").exists()  # TF Serving's BASE/VERSION
     colorized = tmp_path / "colorized"
     assert sorted(p.name for p in colorized.iterdir()) == [
         "camera.compare.jpg", "camera.png", "camera_with_hints.compare.jpg", "camera_with_hints.png",

@@ -32,8 +32,9 @@ def exported(tmp_path_factory):
     64 px."""
     root = tmp_path_factory.mktemp("export")
     model_dir, _ = run_dirs.make_run(root / "run", "unet", step=7, ema=True, dropout=0.5)
-    run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={root / 'export'}", "--render_size=64", check=True)
-    return model_dir, str(root / "export")
+    run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={root / 'export' / '1'}", "--render_size=64",
+               check=True)
+    return model_dir, str(root / "export" / "1")
 
 
 def _png_bytes(array):
@@ -151,8 +152,9 @@ def exported_resnet(tmp_path_factory):
     64 px."""
     root = tmp_path_factory.mktemp("export_resnet")
     model_dir, _ = run_dirs.make_run(root / "run", "unet", encoder="resnet50v2", depth=0, norm="batch")
-    run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={root / 'export'}", "--render_size=64", check=True)
-    return model_dir, str(root / "export")
+    run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={root / 'export' / '1'}", "--render_size=64",
+               check=True)
+    return model_dir, str(root / "export" / "1")
 
 
 def test_a_pretrained_encoder_exports_and_loads_without_colorgan_or_keras(exported_resnet, tmp_path):
@@ -210,8 +212,8 @@ def _tree(root):
 
 
 def test_overwrite_never_deletes_what_is_not_an_export_of_ours(exported, tmp_path):
-    """--overwrite replaces a previous export and nothing else: not the run folder, its parent, the current folder,
-    a base of numbered versions (the /N forgotten) or a file; each refusal is one line and leaves every byte."""
+    """--overwrite replaces a previous export and nothing else: not the run folder, its parent, the current folder
+    (none of them a base of numbered versions only) or a file; each refusal is one line and leaves every byte."""
     model_dir, export_dir = exported
     base = tmp_path / "exports" / "model"
     for version in ("1", "2"):
@@ -221,15 +223,14 @@ def test_overwrite_never_deletes_what_is_not_an_export_of_ours(exported, tmp_pat
     before = _tree(tmp_path)
     run_before = _tree(pathlib.Path(model_dir))
     for target, why in ((model_dir, "holds checkpoint, ckpt-7"), (os.path.dirname(model_dir), "holds "),
-                        (str(base), "holds 1, 2, which no export of ours holds"),
                         (str(tmp_path / "a_file"), "is a file, not a folder")):
         with pytest.raises(loading.InferenceError) as raised:
             export.export(model_dir, target, render_size=64, overwrite=True)
         assert f"--export_dir={target}: {why}" in str(raised.value) and "\n" not in str(raised.value)
     result = run_script(SCRIPT, f"--model_dir={model_dir}", "--export_dir=.", "--overwrite", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "export: error: --export_dir=.: holds a_file, exports, notes.txt, which no export of ours holds" in (
-        result.stderr)
+    assert "export: error: --export_dir=.: holds a_file, exports, notes.txt, which no base of numbered exports " \
+           "holds" in result.stderr
     assert _tree(tmp_path) == before and _tree(pathlib.Path(model_dir)) == run_before
     # A previous export of ours is replaced; a folder holding only export files but no metadata of ours is not.
     description = export.export(model_dir, str(base / "1"), render_size=32, overwrite=True)
@@ -239,6 +240,26 @@ def test_overwrite_never_deletes_what_is_not_an_export_of_ours(exported, tmp_pat
     with pytest.raises(loading.InferenceError, match="holds no readable colorgan.json of an export of ours"):
         export.export(model_dir, str(base / "2"), render_size=64, overwrite=True)
     assert (base / "2" / "saved_model.pb").exists()
+
+
+def test_a_base_folder_gets_the_next_version_and_loaders_take_the_highest(exported, tmp_path):
+    """TF Serving's layout: --export_dir=BASE writes BASE/<next version>; colorize, evaluate and serve load a base's
+    highest version; a base holding anything else is refused, whatever it holds kept."""
+    model_dir, _ = exported
+    base = tmp_path / "exports" / "colorgan"
+    written = [export.export(model_dir, str(base), render_size=size)["export_dir"] for size in (32, 64)]
+    assert written == [str(base / "1"), str(base / "2")]
+    export.export(model_dir, str(base / "7"), render_size=32)  # a number is a version folder, as given
+    assert export.export(model_dir, str(base), render_size=32)["export_dir"] == str(base / "8")
+    assert sorted(os.listdir(base)) == ["1", "2", "7", "8"]
+    assert loading.model_kind(str(base)) == ("export", str(base / "8"))
+    assert loading.Colorizer.load(str(base / "2")).render_size == 64
+    assert loading.Colorizer.load(str(base)).render_size == 32
+    (base / "README").write_text("mine")
+    before = _tree(tmp_path)
+    with pytest.raises(loading.InferenceError, match=r"holds README, which no base of numbered exports holds"):
+        export.export(model_dir, str(base), render_size=32)
+    assert _tree(tmp_path) == before
 
 
 REFUSE_IN_ANOTHER_PROCESS = r'''
@@ -270,11 +291,11 @@ def test_the_bytes_signature_counts_every_gif_frame_against_max_pixels(exported,
     """TensorFlow decodes every frame of a GIF: a small file of many frames is many photos' memory. The signature
     counts frames x canvas against the export's --max_pixels from the blocks, before decoding."""
     model_dir, _ = exported
-    result = run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'small'}", "--render_size=32",
-                        "--max_pixels=10000", check=True)
+    result = run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'small' / '1'}",
+                        "--render_size=32", "--max_pixels=10000", check=True)
     assert "Traceback" not in result.stderr
-    assert json.loads((tmp_path / "small" / "colorgan.json").read_text())["max_pixels"] == 10_000
-    serve = tf.saved_model.load(str(tmp_path / "small")).signatures["serving_default"]
+    assert json.loads((tmp_path / "small" / "1" / "colorgan.json").read_text())["max_pixels"] == 10_000
+    serve = tf.saved_model.load(str(tmp_path / "small" / "1")).signatures["serving_default"]
     one_frame, many_frames = (image_corpus.encoded("GIF", frames=frames) for frames in (1, 100))  # 16 x 12 px
     assert serve(image_bytes=tf.constant([one_frame]))["image_bytes"].shape == (1,)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"image refused: too many pixels: 16x12 x 100 frames > "
@@ -287,8 +308,9 @@ def exported_hints(tmp_path_factory):
     """(run dir, export dir) of a tiny Lab U-Net trained with --hints, exported at 64 px."""
     root = tmp_path_factory.mktemp("export_hints")
     model_dir, _ = run_dirs.make_run(root / "run", "unet", step=3, hints=True)
-    run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={root / 'export'}", "--render_size=64", check=True)
-    return model_dir, str(root / "export")
+    run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={root / 'export' / '1'}", "--render_size=64",
+               check=True)
+    return model_dir, str(root / "export" / "1")
 
 
 def test_a_hints_export_serves_points_as_the_library_renders_them(exported_hints, exported):

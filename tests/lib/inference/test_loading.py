@@ -19,8 +19,8 @@ def model(tmp_path_factory):
     """(run dir, export dir) of a tiny Lab U-Net."""
     root = tmp_path_factory.mktemp("loading")
     model_dir, _ = run_dirs.make_run(root / "run", "unet", step=7)
-    export.export(model_dir, str(root / "export"))
-    return model_dir, str(root / "export")
+    export.export(model_dir, str(root / "export" / "1"))
+    return model_dir, str(root / "export" / "1")
 
 
 def _truncate(path):
