@@ -63,7 +63,7 @@ def prepare(task, config, stages, takes_hints):
     if takes_hints and (config.hints or storage.exists(hints_path)):
         height, width = photo.gray.shape
         hints = hint_points.load(hints_path, width, height)
-    points = hints and [value[np.newaxis] for value in hints.arrays()]
+    points = None if hints is None else [value[np.newaxis] for value in hints.arrays()]  # (0 points: still hints)
     return PreparedPhoto(task, photo, hints, *stages.canvas(photo.gray[np.newaxis, ..., np.newaxis], points))
 
 

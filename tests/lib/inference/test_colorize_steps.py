@@ -30,3 +30,17 @@ def test_a_batch_of_photos_of_any_sizes_is_one_generator_call_per_kind(tmp_path)
     for item, ab in zip(prepared, batched):
         assert ab.shape == (1, 32, 32, 2)
         np.testing.assert_allclose(ab, chroma(item.canvas), atol=0.05)  # CIE units: far below one level
+
+
+def test_a_hints_file_with_no_points_is_hints_for_a_hints_model(tmp_path):
+    """{"points": []} is a valid hints file: the photo goes to the hints generator with an empty canvas, as before
+    batching (an empty Hints is falsy, which once made it fail)."""
+    colorizer = loading.Colorizer.load(run_dirs.make_run(tmp_path / "run", "unet", hints=True)[0])
+    path = tmp_path / "photo.png"
+    Image.fromarray(image_corpus.colourful(40, 30)).save(path)
+    (tmp_path / "photo.hints.json").write_text('{"points": []}')
+    config = colorize_job.ColorizeConfig(model="", inputs=(), output_dir=str(tmp_path / "out"))
+    task = colorize_steps.PhotoTask(str(path), "photo", str(tmp_path / "out" / "photo.png"), "PNG")
+    prepared = colorize_steps.prepare(task, config, colorizer.stages, colorizer.takes_hints)
+    assert len(prepared.hints) == 0 and prepared.canvas_hints.shape == (1, 32, 32, 3)
+    assert not prepared.canvas_hints.any()
