@@ -27,7 +27,6 @@ from colorgan.core import storage
 from colorgan.inference import loading
 from colorgan.inference import photo_files
 from colorgan.inference import rendering
-from colorgan.inference import safe_decode
 from colorgan.modeling import color_hints
 from colorgan.modeling import models
 
@@ -64,29 +63,29 @@ class ServingModule(tf.Module):
             return rendering.render_full_resolution(rendering.gray_from_u8(images), predict_chroma, render_size,
                                                     tf.uint8)
 
-        def gray_of(image_bytes):
-            return rendering.gray_from_u8(safe_decode.decode_upright(image_bytes, max_pixels)[tf.newaxis])
+        def decoded(image_bytes):
+            return rendering.gray_from_encoded(image_bytes, max_pixels)
 
         def encoded_to_pngs(image_bytes, points=None):
             """One generator call for a request's photos of any sizes: each decoded and fitted to its canvas, the
             canvases stacked, then each photo decoded again and recombined at its own size (holding every photo of
             a request at full size at once would cost more than a second decode)."""
             if points is None:
-                canvases = tf.map_fn(lambda data: rendering.fit_canvas(gray_of(data), render_size)[0][0],
+                canvases = tf.map_fn(lambda data: rendering.fit_canvas(decoded(data), render_size)[0][0],
                                      image_bytes, fn_output_signature=tf.TensorSpec([render_size, render_size, 1]))
                 chroma = predict_chroma(canvases)
             else:
                 xy, rgb, mask = points
                 canvases, canvas_hints = tf.map_fn(
                     lambda row: [canvas[0] for canvas in rendering.fit_canvas_with_hints(
-                        gray_of(row[0]), (row[1][tf.newaxis], tf.cast(row[2], tf.float32)[tf.newaxis] / 255.0,
+                        decoded(row[0]), (row[1][tf.newaxis], tf.cast(row[2], tf.float32)[tf.newaxis] / 255.0,
                                           row[3][tf.newaxis]), render_size)],
                     (image_bytes, xy, rgb, mask),
                     fn_output_signature=[tf.TensorSpec([render_size, render_size, 1]),
                                          tf.TensorSpec([render_size, render_size, color_hints.CHANNELS])])
                 chroma = predict_chroma(canvases, canvas_hints)
             return tf.map_fn(
-                lambda row: tf.io.encode_png(rendering.recombine(gray_of(row[0]), row[1][tf.newaxis], render_size,
+                lambda row: tf.io.encode_png(rendering.recombine(decoded(row[0]), row[1][tf.newaxis], render_size,
                                                                  tf.uint8)[0]),
                 (image_bytes, chroma), fn_output_signature=tf.TensorSpec([], tf.string))
 

@@ -10,6 +10,7 @@ SavedModel, which is why TF Serving returns finished photos.
 import tensorflow as tf
 
 from colorgan.core import color
+from colorgan.inference import safe_decode
 from colorgan.modeling import color_hints
 
 
@@ -117,6 +118,12 @@ def _convert(rgb, dtype):
     if dtype.is_floating:
         return tf.cast(rgb, dtype)
     return tf.cast(tf.round(tf.clip_by_value(rgb, 0.0, 1.0) * dtype.max), dtype)
+
+
+def gray_from_encoded(data, max_pixels):
+    """An encoded photo (string scalar) -> gray [1, h, w, 1] in [0, 1]: refused before decoding where unsafe
+    (`safe_decode`), decoded upright, the records' luma. What the export's bytes signatures and the service take."""
+    return gray_from_u8(safe_decode.decode_upright(data, max_pixels)[tf.newaxis])
 
 
 def gray_from_u8(images):

@@ -11,7 +11,6 @@ from colorgan.inference import export
 from colorgan.inference import hint_points
 from colorgan.inference import loading
 from colorgan.inference import rendering
-from colorgan.inference import safe_decode
 from colorgan.serving import tf_serving_rest
 from colorgan.serving.tf_serving_rest import ServingError
 
@@ -87,7 +86,7 @@ class ServedModel:
 def _prepare(data, render_size, max_pixels, points=None):
     """The bytes signature's first steps (decode upright, the records' luma), then the canvas the model sees, and the
     points on it."""
-    gray = rendering.gray_from_u8(safe_decode.decode_upright(data, max_pixels)[tf.newaxis])
+    gray = rendering.gray_from_encoded(data, max_pixels)
     if points is None:
         return gray, rendering.fit_canvas(gray, render_size)[0]
     return gray, *rendering.fit_canvas_with_hints(gray, points, render_size)
