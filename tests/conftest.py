@@ -27,11 +27,11 @@ def photo_dir(tmp_path_factory):
     return str(directory)
 
 
-def run_script(relative_path, *args, timeout=300, check=False, cwd=None):
-    """Runs a repo script in a fresh Python process (in `cwd`, default ours); returns the CompletedProcess (text
-    output)."""
+def run_script(relative_path, *args, timeout=300, check=False, cwd=None, env=None):
+    """Runs a repo script in a fresh Python process (in `cwd`, default ours; `env` added to ours); returns the
+    CompletedProcess (text output)."""
     result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, relative_path), *args], capture_output=True,
-                            text=True, timeout=timeout, cwd=cwd)
+                            text=True, timeout=timeout, cwd=cwd, env={**os.environ, **(env or {})})
     if check and result.returncode != 0:
         raise AssertionError(f"{relative_path} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result

@@ -46,6 +46,10 @@ def configure_process(config):
     tf.random.set_seed(None)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
+        # Op determinism leaves Grappler's arithmetic optimizer on, and its rewrites of the step's graph differ from
+        # one process to the next: with --noisy_labels, 7 of 16 single-threaded runs of the same first step gave
+        # D gradients a rounding apart (20 of 20 equal with it off), so a resumed run was not bit-exact.
+        tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
 
 
 class PeriodicAction:

@@ -42,9 +42,9 @@ def data_dir(photo_dir, tmp_path_factory):
     return out
 
 
-def _train(data_dir, model_dir, *args, check=True, timeout=300):
+def _train(data_dir, model_dir, *args, check=True, timeout=300, env=None):
     return run_script(SCRIPT, f"--data_dir={data_dir}", f"--model_dir={model_dir}", *args, check=check,
-                      timeout=timeout)
+                      timeout=timeout, env=env)
 
 
 def _weights(model_dir):
@@ -127,12 +127,15 @@ def _shipped(config, *overrides):
 def test_resumed_run_equals_an_uninterrupted_one_with_each_shipped_config(data_dir, tmp_path, config, overrides):
     """Two half runs, one step per compiled call, give the weights of one whole run taking its four steps in one
     call, bit for bit (atol 0, every variable of the checkpoint: weights, optimizer moments, batch-norm statistics,
-    EMA, loss scale, counters including batches_consumed), with dropout and label noise on."""
+    EMA, loss scale, counters including batches_consumed), with dropout and label noise on. Single-threaded, where a
+    graph rewrite that differs between processes shows most often (Grappler's arithmetic optimizer made 16 of 24
+    seed150 runs fail so, 1 in 12 with the default threads)."""
     args = _shipped(config, *overrides)
+    single_threaded = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
     runs = [_train(data_dir, tmp_path / "straight", *args, "--train_steps=4", "--steps_per_loop=4", "--log_every=4",
-                   "--checkpoint_every=4"),
-            _train(data_dir, tmp_path / "resumed", *args, "--train_steps=2"),
-            _train(data_dir, tmp_path / "resumed", *args, "--train_steps=4")]
+                   "--checkpoint_every=4", env=single_threaded),
+            _train(data_dir, tmp_path / "resumed", *args, "--train_steps=2", env=single_threaded),
+            _train(data_dir, tmp_path / "resumed", *args, "--train_steps=4", env=single_threaded)]
     assert re.search(r"restored .* at step 2\b", runs[-1].stderr)
     # A failed Grappler fusion (the LeakyRelu gradient with --norm=none, as in the seed150 case) is not noise.
     assert not [run.stderr for run in runs if "remapper failed" in run.stderr]
