@@ -8,36 +8,7 @@ Keep them on a private network: they run any pipeline they are sent, unauthentic
 Ctrl-C (exit 143 or 130), printing the CPU time they spent serving.
 """
 
-import os
-import sys
-
-from absl import flags
-
-from colorgan.core import cli
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from colorgan.core import flag_config
-from colorgan.data import data_service
-
-flag_config.define_flags(data_service.ServiceConfig)
-flags.adopt_module_key_flags(data_service)
-
-
-def main(argv):
-    config = flag_config.from_flags(data_service.ServiceConfig)
-    problems = config.validate()
-    if config.cluster and not problems:
-        try:
-            config = data_service.slurm_task(config, os.environ)
-        except (ValueError, RuntimeError) as e:
-            problems = [f"--cluster=slurm: {e}"]
-    for problem in problems:
-        print(f"data_service: error: {problem}", file=sys.stderr)
-    if problems:
-        return 2
-    return data_service.serve(config, log=lambda line: print(line, file=sys.stderr, flush=True))
-
+from colorgan.tools import data_service
 
 if __name__ == "__main__":
-    cli.run("data_service", main)
+    data_service.main()

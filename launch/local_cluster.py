@@ -3,7 +3,7 @@
   python launch/local_cluster.py --num_workers=2 --restarts=1 -- --strategy=multi_worker \\
       --flagfile=launch/configs/smoke.cfg --data_dir=demo_out/data --model_dir=runs/local2
 
-Everything after `--` goes to the program (launch/train.py unless --program says otherwise) unchanged. Each line the
+Everything after `--` goes to the program (the trainer unless --program says otherwise) unchanged. Each line the
 workers print comes out prefixed `[worker i] `. With --data_service_workers=K the job also runs a tf.data service
 (a dispatcher and K workers, prefixed `[data_service ...] `) and the workers train through it. One failed worker
 stops the job; with --restarts it starts again on
@@ -15,54 +15,7 @@ listen, unauthenticated, on every interface of the host); this needs util-linux 
 unprivileged user namespaces. Without them the job runs after a one-line warning, or fails with --require_isolation.
 """
 
-import os
-import sys
-
-from absl import flags
-
-from colorgan.core import cli
-from colorgan.core import storage
-from colorgan.training import local_cluster
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-_NUM_WORKERS = flags.DEFINE_integer("num_workers", 2, "Worker processes in the job.")
-_RESTARTS = flags.DEFINE_integer("restarts", 0, "Times the whole job is started again after a worker fails.")
-_PROGRAM = flags.DEFINE_string("program", os.path.join(REPO_ROOT, "launch", "train.py"),
-                               "Python program each worker runs (default: launch/train.py of this repository).")
-_GRACE_S = flags.DEFINE_float("grace_s", 10.0, "Seconds workers get to exit after SIGTERM before SIGKILL.")
-_DATA_SERVICE_WORKERS = flags.DEFINE_integer(
-    "data_service_workers", 0, "Also run a tf.data service (a dispatcher and this many workers, "
-    "launch/data_service.py) in the job's namespace, and pass the workers --data_service= its address.")
-_REQUIRE_ISOLATION = flags.DEFINE_boolean(
-    "require_isolation", False, "Exit 2 instead of running the workers with their ports reachable from the network "
-    "when no private network namespace can be made for them.")
-
-
-def _problems():
-    checks = [
-        (_NUM_WORKERS.value >= 1, f"--num_workers={_NUM_WORKERS.value}: must be >= 1"),
-        (_RESTARTS.value >= 0, f"--restarts={_RESTARTS.value}: must be >= 0"),
-        (_GRACE_S.value >= 0, f"--grace_s={_GRACE_S.value}: must be >= 0"),
-        (_DATA_SERVICE_WORKERS.value >= 0, f"--data_service_workers={_DATA_SERVICE_WORKERS.value}: must be >= 0"),
-        (storage.isfile(_PROGRAM.value), f"--program={_PROGRAM.value}: no such file"),
-    ]
-    return [message for ok, message in checks if not ok]
-
-
-def main(argv):
-    # absl stops parsing flags at the first `--`, drops it, and passes what follows to main() untouched (after any
-    # positional arguments given before it, which go to the program as well).
-    problems = _problems()
-    for problem in problems:
-        print(f"local_cluster: error: {problem}", file=sys.stderr)
-    if problems:
-        return 2
-    return local_cluster.run_local_cluster(_NUM_WORKERS.value, _PROGRAM.value, argv[1:], restarts=_RESTARTS.value,
-                                           grace_s=_GRACE_S.value, require_isolation=_REQUIRE_ISOLATION.value,
-                                           data_service_workers=_DATA_SERVICE_WORKERS.value,
-                                           data_service_program=os.path.join(REPO_ROOT, "launch", "data_service.py"))
-
+from colorgan.tools import local_cluster
 
 if __name__ == "__main__":
-    cli.run("local_cluster", main, takes_arguments=True)
+    local_cluster.main()

@@ -6,24 +6,7 @@ Flags (defined once in colorgan/train_config.py) are validated before anything s
 same --model_dir resumes from its last checkpoint. The resolved flags are saved as MODEL_DIR/flags.cfg.
 """
 
-import os
-
-from absl import flags
-
-from colorgan.core import cli
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from colorgan.training import train_config
-from colorgan.training import train_job
-
-train_config.define_flags()
-flags.adopt_module_key_flags(train_config)  # --help lists the training flags, not only --helpfull
-
-
-def main(argv):
-    return train_job.train_main(train_config.from_flags(flags.FLAGS))
-
+from colorgan.tools import train
 
 if __name__ == "__main__":
-    cli.run("train", main)
+    train.main()

@@ -16,7 +16,15 @@ _HELP_FLAGS = frozenset({"help", "?", "helpshort", "helpfull", "helpxml"})
 
 def run(tool, main, takes_arguments=False):
     """app.run(main) for the command `tool` (the name its error lines start with). Without `takes_arguments`, words
-    left after the flags are a usage error."""
+    left after the flags are a usage error. --help shows the docstring and the key flags (those defined or adopted) of
+    `main`'s module: absl shows the program's own, and the program is an installed command or a launch/ script, not
+    that module."""
+    tool_module = sys.modules[main.__module__]
+    for flag in flags.FLAGS.get_key_flags_for_module(tool_module.__name__):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    program = sys.modules["__main__"]
+    if not program.__doc__:  # an installed command's script: absl's usage text is the main module's docstring
+        program.__doc__ = tool_module.__doc__
 
     def checked_main(argv):
         if len(argv) > 1 and not takes_arguments:

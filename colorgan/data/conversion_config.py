@@ -9,7 +9,6 @@ from colorgan.core import flag_config
 from colorgan.core import portable
 from colorgan.core import storage
 from colorgan.data import example_prep
-from colorgan.data import records
 from colorgan.data import sources
 
 # Bounds that keep the manifest valid JSON (no Infinity) and records of a trainable size.
@@ -38,7 +37,7 @@ class ConversionConfig:
     resize: str = _field("crop", "crop: centre square crop; stretch: ignore aspect (the seed); pad: letterbox.",
                          example_prep.RESIZE_MODES)
     encoding: str = _field("jpeg", "Codec of both stored images: jpeg (4:4:4) reads fastest; png is lossless.",
-                           records.ENCODINGS)
+                           example_prep.ENCODINGS)
     jpeg_quality: int = _field(95, "JPEG quality with --encoding=jpeg.")
     val_fraction: float = _field(0.1, "Share of examples in the val split (by a hash of the key).")
     shard_size_mb: float = _field(128.0, "Target shard size in MiB.")

@@ -18,6 +18,7 @@ from colorgan.core import image_files
 from colorgan.core import storage
 
 RESIZE_MODES = ("crop", "stretch", "pad")
+ENCODINGS = ("png", "jpeg")  # how a record's images are stored
 
 # A pixel is coloured when its channels spread by more than this (0..255); JPEG noise on gray scans stays below.
 COLOUR_SPREAD_THRESHOLD = 12

@@ -17,7 +17,6 @@ from colorgan.core import storage
 FORMAT_VERSION = 1
 MANIFEST_FILENAME = "manifest.json"
 SPLITS = ("train", "val")
-ENCODINGS = ("png", "jpeg")
 
 RGB_KEY = "image/rgb"
 GRAY_KEY = "image/gray"

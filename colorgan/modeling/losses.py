@@ -11,8 +11,10 @@ from typing import Callable
 
 import tensorflow as tf
 
-ADVERSARIAL_LOSSES = ("non_saturating", "lsgan", "hinge")
-RECONSTRUCTION_LOSSES = ("l1", "mse")
+from colorgan.modeling import model_names
+
+ADVERSARIAL_LOSSES = model_names.ADVERSARIAL_LOSSES
+RECONSTRUCTION_LOSSES = model_names.RECONSTRUCTION_LOSSES
 # Keras's BCE clips probabilities to [eps, 1 - eps] so log() stays finite.
 PROBABILITY_EPSILON = 1e-7
 # The seed's one-sided noisy labels: targets jitter instead of being exactly 1 and 0.

@@ -16,10 +16,11 @@ from colorgan.core import color
 from colorgan.modeling import backbones
 from colorgan.modeling import blocks
 from colorgan.modeling import color_hints
+from colorgan.modeling import model_names
 
-NORMS = ("batch", "instance", "none")
-PIX2PIX_ENCODER = "pix2pix"  # the U-Net's own encoder, trained from scratch
-ENCODERS = (PIX2PIX_ENCODER, *backbones.BACKBONES)
+NORMS = model_names.NORMS
+PIX2PIX_ENCODER = model_names.PIX2PIX_ENCODER
+ENCODERS = model_names.ENCODERS
 MAX_UNET_DEPTH = 8
 
 # The seed was written against tf.keras 2, whose LeakyReLU slope defaulted to 0.3 (Keras 3's leaky_relu activation

@@ -14,8 +14,6 @@ from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import
 
 from colorgan.core import slurm_nodes
 
-STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
-CLUSTERS = ("tf_config", "slurm")
 PORT_BASE_VARIABLE = "COLORGAN_PORT_BASE"  # Task i of a Slurm node listens on this port + i.
 DEFAULT_PORT_BASE = 8888
 

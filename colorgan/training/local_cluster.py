@@ -160,6 +160,13 @@ class _Output:
                 self.write_line(prefix + line)
 
 
+def python_command(program):
+    """The command that runs `program`: a Python file, or a module name (colorgan.tools.train) run with -m."""
+    if program.endswith(".py") or os.sep in program:
+        return [sys.executable, program]
+    return [sys.executable, "-m", program]
+
+
 class _Worker:
     """One process of the job (a worker, or a tf.data service process beside the workers), in its own session so
     that a Ctrl-C on the terminal reaches only the launcher (which forwards SIGTERM), and so that signals reach the
@@ -174,7 +181,7 @@ class _Worker:
         if tf_config_json:
             env["TF_CONFIG"] = tf_config_json
         # `enter` (nsenter) joins the namespace and execs the program: the worker is still our child, same PID.
-        self.process = subprocess.Popen([*enter, sys.executable, program, *program_args], env=env,
+        self.process = subprocess.Popen([*enter, *python_command(program), *program_args], env=env,
                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         self.reader = threading.Thread(target=output.pump, args=(self.process.stdout, f"[{name}] ", ready_line,
@@ -210,14 +217,15 @@ class _Signals:
 
 def run_local_cluster(num_workers, program, program_args=(), restarts=0, grace_s=10.0, out=None,
                       require_isolation=False, data_service_workers=0, data_service_program=None):
-    """Runs `python program *program_args` as workers 0..num_workers-1 of one TF job on 127.0.0.1, in a private
-    network namespace (see the module's docstring); returns the exit status: 0 when every worker exits 0, the
-    failed worker's status once no restarts are left, 128 + signal when the launcher is interrupted (the workers get
-    SIGTERM first, and `grace_s` seconds to checkpoint, then SIGKILL), 2 when no namespace can be made and
-    `require_isolation` is set (without it the job runs exposed, after a warning).
+    """Runs `python program *program_args` (a file, or a module run with -m: python_command) as workers
+    0..num_workers-1 of one TF job on 127.0.0.1, in a private network namespace (see the module's docstring); returns
+    the exit status: 0 when every worker exits 0, the failed worker's status once no restarts are left, 128 + signal
+    when the launcher is interrupted (the workers get SIGTERM first, and `grace_s` seconds to checkpoint, then
+    SIGKILL), 2 when no namespace can be made and `require_isolation` is set (without it the job runs exposed, after a
+    warning).
 
     With `data_service_workers`, the job also has a tf.data service beside its workers, as a cluster would run it on
-    CPU machines: a dispatcher and that many service workers (`data_service_program`, launch/data_service.py), and
+    CPU machines: a dispatcher and that many service workers (`data_service_program`, colorgan.tools.data_service), and
     the workers get `--data_service=` its address. The service is stopped when the workers end; one of its processes
     ending first fails the job."""
     output = _Output(out or sys.stdout)

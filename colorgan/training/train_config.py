@@ -13,11 +13,10 @@ from absl import flags
 from colorgan.core import flag_config
 from colorgan.core import storage
 from colorgan.data import data_service
-from colorgan.modeling import backbones
-from colorgan.modeling import losses
-from colorgan.modeling import models
-from colorgan.training import distribute
+from colorgan.modeling import model_names
 
+STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
+CLUSTERS = ("tf_config", "slurm")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 COLOR_MATHS = ("host", "device", "auto")
 # The resolved flags of a run, saved in its model_dir: a re-runnable --flagfile, and what inference rebuilds from.
@@ -48,7 +47,7 @@ class TrainConfig:
     discriminator: str = _field("seed", "Discriminator name in colorgan.models (seed, patchgan).")
     base_width: int = _field(64, "U-Net / PatchGAN width of the first layer.")
     depth: int = _field(0, "U-Net down-sampling steps (0: as many as the image size allows, at most 8).")
-    norm: str = _field("batch", "U-Net / PatchGAN normalisation.", models.NORMS)
+    norm: str = _field("batch", "U-Net / PatchGAN normalisation.", model_names.NORMS)
     dropout: float = _field(0.5, "U-Net dropout in its innermost decoder blocks (pix2pix's noise; 0: off).")
     hints: bool = _field(False, "Colour hints: the generator also takes a few points' true a*b* (a person's clicks; "
                                 "simulated in training as Zhang et al. 2017 do). Lab U-Net only.")
@@ -62,9 +61,9 @@ class TrainConfig:
     hints_ramp_steps: int = _field(0, "With --hints: the share of training examples that get points grows "
                                       "linearly from none to all over the first N steps, so that the automatic "
                                       "colours are learnt first (BUILD.md, \"Colour hints\").")
-    encoder: str = _field(models.PIX2PIX_ENCODER, "U-Net encoder: pix2pix's own, trained from scratch, or a Keras "
+    encoder: str = _field(model_names.PIX2PIX_ENCODER, "U-Net encoder: pix2pix's own, trained from scratch, or a Keras "
                           "Applications backbone (BUILD.md, \"Pretrained encoders\"); a backbone needs --image_size "
-                          "a multiple of 32.", models.ENCODERS)
+                          "a multiple of 32.", model_names.ENCODERS)
     encoder_weights: str = _field("imagenet", "A backbone --encoder's starting weights: imagenet (Keras's own "
                                   "download and cache), none (random), or a weights file of that backbone without "
                                   "its top (for machines without internet). Read when a run starts, not on resume.")
@@ -74,9 +73,9 @@ class TrainConfig:
     pretrain_steps: int = _field(0, "Steps of generator-only training on the pixel loss before the adversarial "
                                     "phase (DeOldify's NoGAN); the discriminator is not updated during them.")
     # Losses.
-    adversarial_loss: str = _field("non_saturating", "GAN loss.", losses.ADVERSARIAL_LOSSES)
+    adversarial_loss: str = _field("non_saturating", "GAN loss.", model_names.ADVERSARIAL_LOSSES)
     reconstruction_loss: str = _field("l1", "Pixel loss between generated and real targets.",
-                                      losses.RECONSTRUCTION_LOSSES)
+                                      model_names.RECONSTRUCTION_LOSSES)
     reconstruction_weight: float = _field(100.0, "Weight of the pixel loss against the adversarial loss.")
     noisy_labels: bool = _field(False, "The seed's one-sided noisy labels: real 0.9..1.0, fake 0..0.1.")
     # Optimisation.
@@ -88,9 +87,9 @@ class TrainConfig:
     ema_decay: float = _field(0.0, "Exponential moving average of generator weights for eval/export (0: off).")
     # Distribution and speed.
     strategy: str = _field("auto", "auto: all GPUs or one device; mirrored; multi_worker; one_device.",
-                           distribute.STRATEGIES)
+                           STRATEGIES)
     cpu_replicas: int = _field(0, "Split the CPU into this many logical devices (MirroredStrategy on CPU).")
-    cluster: str = _field("tf_config", "How multi_worker finds its peers: TF_CONFIG or Slurm.", distribute.CLUSTERS)
+    cluster: str = _field("tf_config", "How multi_worker finds its peers: TF_CONFIG or Slurm.", CLUSTERS)
     steps_per_loop: int = _field(1, "Training steps run inside one compiled call.")
     xla: bool = _field(False, "Compile the step with XLA (jit_compile).")
     color_maths: str = _field("auto", "Where the training batches become the model's colour space: host (the input "
@@ -117,6 +116,10 @@ class TrainConfig:
 
     def validate(self, num_replicas=None):
         """Every problem as one line naming its flag; empty when the config is usable."""
+        # Here, not at the top: flags and --help are declared without TensorFlow, which the registries load.
+        from colorgan.modeling import backbones  # noqa: PLC0415
+        from colorgan.modeling import models  # noqa: PLC0415
+
         problems = []
 
         def check(ok, message):
@@ -163,7 +166,7 @@ class TrainConfig:
         check(not (self.hints and spec and not spec.takes_hints), f"--hints with --generator={self.generator}: " + (
             "the seed generator stays as the seed designed it (gray in, RGB out); hints need --generator=unet"
             if self.generator == "seed" else "hints are a*b* colours, which only a Lab U-Net takes (--generator=unet)"))
-        problems.extend(self._encoder_problems(spec))
+        problems.extend(self._encoder_problems(spec, backbones))
         check(not (self.noisy_labels and self.adversarial_loss == "hinge"),
               "--noisy_labels with --adversarial_loss=hinge: the hinge loss has no label targets to blur")
         problems.extend(flag_config.choice_problems(self))
@@ -185,8 +188,9 @@ class TrainConfig:
               "replicas here; use mixed_bfloat16 (no loss scaling) or --clip_norm=0")
         return problems
 
-    def _encoder_problems(self, spec):
-        """--encoder, --encoder_weights and --freeze_encoder_steps, one line per problem."""
+    def _encoder_problems(self, spec, backbones):
+        """--encoder, --encoder_weights and --freeze_encoder_steps, one line per problem (`backbones`: the module,
+        loaded by validate)."""
         problems = []
         if self.encoder not in backbones.BACKBONES:
             needs_backbone = f"needs a backbone --encoder (the {self.encoder} encoder trains from scratch)"

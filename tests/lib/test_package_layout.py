@@ -14,7 +14,7 @@ from conftest import REPO_ROOT
 from conftest import skip_unless_ci
 
 PACKAGE = pathlib.Path(REPO_ROOT) / "colorgan"
-SUBPACKAGES = ("core", "data", "modeling", "evaluation", "training", "inference", "serving", "demo")
+SUBPACKAGES = ("core", "data", "modeling", "evaluation", "training", "inference", "serving", "demo", "tools")
 MAX_MODULE_LINES = 400
 # Modules allowed past MAX_MODULE_LINES, each with the reason it is one module.
 LONG_MODULES = {}
