@@ -2,7 +2,6 @@
 (renamed into place on local disks) and recorded in the state folder once complete, with a progress line."""
 
 import contextlib
-import time
 
 import tensorflow as tf
 
@@ -37,8 +36,15 @@ class ShardWriter:
         finished = self.written.finished
         total = self.written.candidates
         done_before = total - sum(len(shard.candidates) for shard in pending)
-        start = last_report = time.monotonic()
-        processed = 0
+        with progress.Progress("make_tfrecords", total, "image", self.log, done=done_before,
+                               every_s=self.progress_interval_s) as bar:
+            self._write_splits(pool, source, pending, finished, bar)
+
+    def _write_splits(self, pool, source, pending, finished, bar):
+        def line(done, rate, eta):
+            return (f"{done}/{bar.total} images ({100 * done / max(bar.total, 1):.1f}%), {rate:.1f} images/s, "
+                    f"ETA {eta}")
+
         for split in records.SPLITS:
             split_shards = [shard for shard in pending if shard.split == split]
             owners = [(shard, candidate) for shard in split_shards for candidate in shard.candidates]
@@ -51,19 +57,10 @@ class ShardWriter:
                     self.current = None  # closed: an error in the next one's opening leaves nothing to abandon
                     self.current = _OpenShard(self.output_dir, self.state_dir, shard, self.options)
                 self.current.add(candidate, result)
-                processed += 1
-                now = time.monotonic()
-                if now - last_report >= self.progress_interval_s:
-                    last_report = now
-                    self._progress(done_before + processed, total, processed / max(now - start, 1e-9))
+                bar.update(1, line)
             if self.current is not None:
                 finished[self.current.shard.filename] = self.current.close()
                 self.current = None
-
-    def _progress(self, done, total, rate):
-        eta = (total - done) / rate if rate > 0 else float("inf")
-        self.log(f"{done}/{total} images ({100 * done / max(total, 1):.1f}%), "
-                 f"{rate:.1f} images/s, ETA {progress.format_duration(eta)}")
 
 
 class _OpenShard:

@@ -6,6 +6,7 @@ import os
 import tensorflow as tf
 
 from colorgan.core import color
+from colorgan.core import progress
 from colorgan.core import visualize
 from colorgan.data import records
 
@@ -16,17 +17,26 @@ class Report:
     examples: dict  # split -> examples verified
 
 
-def verify_dataset(data_dir):
+def verify_dataset(data_dir, log=None):
     """Verifies every shard: present, size and sha256 as recorded, every record parses and decodes at the
-    manifest's size, the gray image is the luma of the colour one (lossless encodings), and the counts add up."""
+    manifest's size, the gray image is the luma of the colour one (lossless encodings), and the counts add up.
+    With `log`, shows its progress (`progress.Progress`)."""
     manifest = records.read_manifest(data_dir)
     problems, examples = [], {}
+    total = sum(len(entry["shards"]) for entry in manifest["splits"].values())
+
+    def line(done, rate, eta):
+        return f"inspect_tfrecords: {done}/{total} shards, {rate:.1f} shards/s, ETA {eta}"
+
+    with progress.Progress("inspect_tfrecords", total, "shard", log) as bar:
+        for split, entry in sorted(manifest["splits"].items()):
+            examples[split] = 0
+            for shard in entry["shards"]:
+                count, shard_problems = verify_shard(data_dir, manifest, shard)
+                problems += [f"{shard['file']}: {p}" for p in shard_problems]
+                examples[split] += count
+                bar.update(1, line)
     for split, entry in sorted(manifest["splits"].items()):
-        examples[split] = 0
-        for shard in entry["shards"]:
-            count, shard_problems = verify_shard(data_dir, manifest, shard)
-            problems += [f"{shard['file']}: {p}" for p in shard_problems]
-            examples[split] += count
         recorded = sum(shard["num_examples"] for shard in entry["shards"])
         if recorded != entry["num_examples"]:
             problems.append(f"{records.MANIFEST_FILENAME}: split {split} says {entry['num_examples']} examples, "

@@ -8,9 +8,7 @@ be colorized is reported with its reason and the job goes on.
 
 import dataclasses
 import importlib.util
-import math
 import os
-import time
 
 from colorgan.core import image_files
 from colorgan.core import progress
@@ -204,25 +202,22 @@ def run(config, log=print):
 def _colorize_locally(config, colorizer, tasks, log):
     """Colorizes the tasks in this process, config.batch_size photos per generator call; yields (task, None) for a
     photo written and (task, reason) for one that could not be colorized, each reported as it happens."""
-    start, done, handled = time.monotonic(), 0, 0
-    for first in range(0, len(tasks), config.batch_size):
-        prepared = []
-        for task in tasks[first:first + config.batch_size]:
-            try:
-                prepared.append(colorize_steps.prepare(task, config, colorizer.stages, colorizer.takes_hints))
-            except (photo_files.PhotoError, hint_points.HintsError) as e:
-                log(f"colorize: skipped {task.source}: {e}")
-                handled += 1
-                yield task, str(e)
-        for item, chroma in zip(prepared, colorize_steps.chroma_for(colorizer, prepared)):
-            try:
-                colorize_steps.finish(item, chroma, config, colorizer.stages)
-            except colorize_steps.WriteError as e:
-                raise ColorizeError(str(e)) from None
-            done, handled = done + 1, handled + 1
-            elapsed = time.monotonic() - start
-            rate = done / elapsed if elapsed > 0 else 0.0
-            eta = (len(tasks) - handled) / rate if rate > 0 else math.inf
-            log(f"colorize: {handled}/{len(tasks)} {rate:.2f} images/s ETA {progress.format_duration(eta)} "
-                f"{item.task.output}" + (f" ({len(item.hints)} hints)" if item.hints is not None else ""))
-            yield item.task, None
+    with progress.Progress("colorize", len(tasks), "photo", log) as bar:
+        for first in range(0, len(tasks), config.batch_size):
+            prepared = []
+            for task in tasks[first:first + config.batch_size]:
+                try:
+                    prepared.append(colorize_steps.prepare(task, config, colorizer.stages, colorizer.takes_hints))
+                except (photo_files.PhotoError, hint_points.HintsError) as e:
+                    bar.note(f"colorize: skipped {task.source}: {e}")
+                    bar.update(1, timed=False)
+                    yield task, str(e)
+            for item, chroma in zip(prepared, colorize_steps.chroma_for(colorizer, prepared)):
+                try:
+                    colorize_steps.finish(item, chroma, config, colorizer.stages)
+                except colorize_steps.WriteError as e:
+                    raise ColorizeError(str(e)) from None
+                bar.update(1, lambda done, rate, eta, item=item: (
+                    f"colorize: {done}/{len(tasks)} {rate:.2f} images/s ETA {eta} {item.task.output}"
+                    + (f" ({len(item.hints)} hints)" if item.hints is not None else "")))
+                yield item.task, None

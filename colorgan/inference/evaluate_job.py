@@ -9,6 +9,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from colorgan.core import progress
 from colorgan.core import visualize
 from colorgan.data import input_pipeline
 from colorgan.data import records
@@ -38,28 +39,39 @@ def evaluate_folder(colorizer, inputs, max_pixels, keep_samples=0, log=print, hi
     def unreadable(path, reason):
         log(f"evaluate: skipped {path}: {reason}")
 
-    for index, (path, _) in enumerate(colorize_job.list_sources(inputs, output_dir="", on_unreadable=unreadable)):
-        try:
-            photo = photo_files.load_photo(path, max_pixels)
-        except photo_files.PhotoError as e:
-            log(f"evaluate: skipped {path}: {e}")
-            continue
-        if photo.rgb is None:
-            log(f"evaluate: skipped {path}: no colour original to compare with")
-            continue
-        points = hint_points.from_original(photo.rgb, hints, np.random.default_rng([HINTS_SEED, index])) \
-            if hints else None
-        generated = colorize_steps.colorize_photo(colorizer, photo, "JPEG", points).astype("float32") / 255.0
-        gray = tf.constant(photo.gray[None, ..., None])
-        real = tf.constant(photo.rgb[None].astype("float32") / 255.0)
-        values = evaluator.pair_metrics(tf.constant(generated[None]), real, evaluator.gray_as_rgb(gray))
-        means.add({name: float(tf.reduce_sum(value)) for name, value in values.items()}, 1)
-        if len(samples) < keep_samples:
-            shown = evaluator.gray_as_rgb(gray)[0].numpy()
-            if points is not None:
-                shown = visualize.with_points(visualize.to_u8(shown), points.xy, points.rgb) / 255.0
-            samples.append((shown, generated, real[0].numpy()))
+    sources = colorize_job.list_sources(inputs, output_dir="", on_unreadable=unreadable)
+    with progress.Progress("evaluate", len(sources), "photo", log) as bar:
+        for index, (path, _) in enumerate(sources):
+            problem = _evaluate_photo(colorizer, path, max_pixels, hints, index, means, samples, keep_samples)
+            if problem:
+                bar.note(f"evaluate: skipped {path}: {problem}")
+            bar.update(1, lambda done, rate, eta: f"evaluate: {done}/{len(sources)} photos, {rate:.2f} photos/s, "
+                                                  f"ETA {eta}", timed=not problem)
     return evaluator.Result(means.means(), means.count, samples)
+
+
+def _evaluate_photo(colorizer, path, max_pixels, hints, index, means, samples, keep_samples):
+    """Adds one photo's metrics to `means` (and it to `samples` while they are wanted); the reason it could not be
+    evaluated, or None."""
+    try:
+        photo = photo_files.load_photo(path, max_pixels)
+    except photo_files.PhotoError as e:
+        return str(e)
+    if photo.rgb is None:
+        return "no colour original to compare with"
+    points = hint_points.from_original(photo.rgb, hints, np.random.default_rng([HINTS_SEED, index])) \
+        if hints else None
+    generated = colorize_steps.colorize_photo(colorizer, photo, "JPEG", points).astype("float32") / 255.0
+    gray = tf.constant(photo.gray[None, ..., None])
+    real = tf.constant(photo.rgb[None].astype("float32") / 255.0)
+    values = evaluator.pair_metrics(tf.constant(generated[None]), real, evaluator.gray_as_rgb(gray))
+    means.add({name: float(tf.reduce_sum(value)) for name, value in values.items()}, 1)
+    if len(samples) < keep_samples:
+        shown = evaluator.gray_as_rgb(gray)[0].numpy()
+        if points is not None:
+            shown = visualize.with_points(visualize.to_u8(shown), points.xy, points.rgb) / 255.0
+        samples.append((shown, generated, real[0].numpy()))
+    return None
 
 
 SAMPLE_MAX_HEIGHT = 384

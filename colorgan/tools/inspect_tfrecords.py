@@ -21,6 +21,10 @@ _PREVIEW_COUNT = flags.DEFINE_integer("preview_count", 8, "Examples shown in the
 _VERIFY = flags.DEFINE_bool("verify", True, "Check every shard and record (--noverify: preview only).")
 
 
+def _log(line):
+    print(line, file=sys.stderr, flush=True)
+
+
 def _main(argv):
     from colorgan.core import visualize  # noqa: PLC0415 - keeps --help fast.
     from colorgan.data import records  # noqa: PLC0415 - keeps --help fast.
@@ -31,7 +35,7 @@ def _main(argv):
         return 2
     try:
         if _VERIFY.value:
-            report = verify.verify_dataset(_DATA_DIR.value)
+            report = verify.verify_dataset(_DATA_DIR.value, log=_log)
             for problem in report.problems:
                 print(f"inspect_tfrecords: error: {problem}", file=sys.stderr)
             counts = ", ".join(f"{split} {n}" for split, n in sorted(report.examples.items()))

@@ -1,7 +1,8 @@
 """The trainer's settings: one dataclass, from which the absl flags are defined, validated and saved.
 
-Every flag is declared once, here, with its default and help. `launch/train.py` defines them, experiments are
-`--flagfile` configs in `launch/configs/`, and the resolved values are written to MODEL_DIR/flags.cfg, which is
+Every flag is declared once, here, with its default and help, without loading TensorFlow (the choices come from
+`modeling.model_names`; the registries load in `validate`). `colorgan-train` (tools/train) defines them, experiments
+are `--flagfile` configs in `launch/configs/`, and the resolved values are written to MODEL_DIR/flags.cfg, which is
 itself a valid `--flagfile`.
 """
 
