@@ -1,9 +1,6 @@
 """Converts image folders (or a prepared TFDS dataset) into sharded TFRecords of gray/RGB pairs.
 
-  python data_prep/make_tfrecords.py --input_dir=photos/ --output_dir=data/photos150
-
-Flags are defined once, in colorgan/data/conversion_config.py (ConversionConfig). Rerunning with the same flags
-resumes an interrupted run or reports the output up to date. See BUILD.md.
+The same as the installed command; see colorgan/tools/make_tfrecords.py, whose docstring `--help` shows.
 """
 
 from colorgan.tools import make_tfrecords

@@ -1,6 +1,6 @@
 """The small end-to-end demo on CPU: bundled photos -> verified TFRecords -> a few minutes of training -> pictures.
 
-  python launch/demo.py --workdir=demo_out
+Run from a clone (it trains with launch/configs/); see colorgan/tools/demo.py, whose docstring `--help` shows.
 """
 
 from colorgan.tools import demo

@@ -1,6 +1,6 @@
 """Draws a run's loss curves and evaluation metrics (from MODEL_DIR/metrics.jsonl) to a PNG.
 
-  python launch/plot_metrics.py --model_dir=runs/smoke            # writes runs/smoke/loss_curves.png
+The same as the installed command; see colorgan/tools/plot_metrics.py, whose docstring `--help` shows.
 """
 
 from colorgan.tools import plot_metrics

@@ -22,9 +22,8 @@ def run(tool, main, takes_arguments=False):
     tool_module = sys.modules[main.__module__]
     for flag in flags.FLAGS.get_key_flags_for_module(tool_module.__name__):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-    program = sys.modules["__main__"]
-    if not program.__doc__:  # an installed command's script: absl's usage text is the main module's docstring
-        program.__doc__ = tool_module.__doc__
+    # absl's usage text is the main module's docstring: pip's script has none, launch/ wrappers a line.
+    sys.modules["__main__"].__doc__ = tool_module.__doc__
 
     def checked_main(argv):
         if len(argv) > 1 and not takes_arguments:
