@@ -20,6 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from colorgan.core import storage
+from colorgan.data import conversion_config
 from colorgan.data import example_prep
 from colorgan.data import records
 from colorgan.data import shards
@@ -54,8 +55,9 @@ def write_shards(config, pending, state_dir, log):
     finished = {task.shard.filename: shards.shard_record(state_dir, task.shard) for task in tasks}
     missing = sorted(name for name, record in finished.items() if record is None)
     if missing:
-        raise ValueError(f"--runner=beam: the pipeline ended without writing {', '.join(missing)} (its state record "
-                         f"in {state_dir} is missing); run the same command again")
+        raise conversion_config.ConversionFailed(
+            f"--runner=beam: the pipeline ended without writing {', '.join(missing)} (its state record in "
+            f"{state_dir} is missing); run the same command again")
     return finished
 
 

@@ -160,11 +160,16 @@ def config_from_flags(flag_values):
 
 
 class ConfigError(ValueError):
-    """Bad flags: every problem, one line each (`problems`); the message joins them on one line."""
+    """Bad flags: every problem, one line each (`problems`); the message joins them on one line. Exit 2, as every
+    ValueError found before the conversion starts writing (an output in the way, a locked one, a bad source)."""
 
     def __init__(self, problems):
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+class ConversionFailed(ValueError):
+    """The conversion started writing and could not finish (exit 1): finished shards are kept, a rerun resumes."""
 
 
 def _utf8(text):

@@ -4,6 +4,7 @@ manifests for training and tools; this is the writer's side."""
 
 import collections
 
+from colorgan.data import conversion_config
 from colorgan.data import records
 from colorgan.data import shards
 
@@ -54,7 +55,7 @@ def require_examples(output_dir, manifest):
         return
     reasons = collections.Counter(entry["reason"] for entry in manifest["skipped"])
     detail = ", ".join(f"{reason}: {count}" for reason, count in reasons.most_common()) or "no files found"
-    raise ValueError(f"{output_dir}: no example written, every file was skipped ({detail})")
+    raise conversion_config.ConversionFailed(f"{output_dir}: no example written, every file was skipped ({detail})")
 
 
 def manifest_problem(manifest):

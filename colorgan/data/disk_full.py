@@ -6,11 +6,12 @@ import dataclasses
 import os
 
 from colorgan.core import storage
+from colorgan.data import conversion_config
 from colorgan.data import records
 from colorgan.data.existing_output import STATE_DIRNAME
 
 
-class DiskFullError(ValueError):
+class DiskFullError(conversion_config.ConversionFailed):
     """The output's file system filled up; what cannot be resumed was removed, finished shards are kept."""
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import importlib.util
 import os
 
+from colorgan.core import cli
 from colorgan.core import image_files
 from colorgan.core import progress
 from colorgan.core import storage
@@ -17,11 +18,14 @@ from colorgan.inference import colorize_steps
 from colorgan.inference import hint_points
 from colorgan.inference import photo_files
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
 
 class ColorizeError(ValueError):
-    """The job cannot start or go on; the message is one line naming the flag or file."""
+    """The job cannot start as asked (exit 2); the message is one line naming the flag or file."""
+
+
+class ColorizeFailed(ColorizeError):
+    """The job started and cannot go on (exit 1): a damaged model, an output that cannot be written, a failed
+    pipeline. Outputs written so far are whole; a rerun resumes."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +55,7 @@ class Summary:
     def exit_code(self):
         """0 when photos are colorized (by this run or an earlier one) and the rest reported, so a rerun ends as the
         first run did; 1 when none is."""
-        return EXIT_OK if self.colorized or self.done_before else EXIT_FAILED
+        return cli.EXIT_OK if self.colorized or self.done_before else cli.EXIT_FAILED
 
 
 def list_sources(inputs, output_dir, on_unreadable=None):
@@ -155,6 +159,8 @@ def run(config, log=print):
 
     try:
         colorizer = loading.Colorizer.load(config.model, config.step, config.render_size)
+    except loading.DamagedModel as e:
+        raise ColorizeFailed(str(e)) from None
     except loading.InferenceError as e:
         raise ColorizeError(str(e)) from None
     if config.hints and not colorizer.takes_hints:
@@ -186,7 +192,7 @@ def run(config, log=print):
         try:
             outcomes = beam_colorize.colorize(config, colorizer, tasks, log)
         except beam_colorize.PipelineError as e:
-            raise ColorizeError(str(e)) from None
+            raise ColorizeFailed(str(e)) from None
     else:
         outcomes = _colorize_locally(config, colorizer, tasks, log)
     for task, reason in outcomes:
@@ -216,7 +222,7 @@ def _colorize_locally(config, colorizer, tasks, log):
                 try:
                     colorize_steps.finish(item, chroma, config, colorizer.stages)
                 except colorize_steps.WriteError as e:
-                    raise ColorizeError(str(e)) from None
+                    raise ColorizeFailed(str(e)) from None
                 bar.update(1, lambda done, rate, eta, item=item: (
                     f"colorize: {done}/{len(tasks)} {rate:.2f} images/s ETA {eta} {item.task.output}"
                     + (f" ({len(item.hints)} hints)" if item.hints is not None else "")))

@@ -28,7 +28,13 @@ CHROMA_HINTS_SIGNATURE = "chroma_hints"
 
 
 class InferenceError(ValueError):
-    """A run or export that cannot be loaded as asked; the message is one line naming the path or flag."""
+    """A run or export that cannot be loaded as asked; the message is one line naming the path or flag. As such, a
+    usage error (exit 2): the flags name nothing loadable."""
+
+
+class DamagedModel(InferenceError):
+    """A run or export that is there but cannot be read (damaged files, a checkpoint not matching its run's
+    flags): a failure at run time (exit 1), which flags cannot fix."""
 
 
 # What TensorFlow raises for damaged checkpoint and SavedModel files: truncated data (IndexError: "Read less bytes
@@ -91,10 +97,10 @@ def load_generator(model_dir, step=0, render_size=0):
         tf.train.Checkpoint(**{weights: generator}).restore(checkpoint).expect_partial() \
             .assert_existing_objects_matched()
     except AssertionError as e:
-        raise InferenceError(f"{checkpoint}: does not hold this run's generator: {str(e).splitlines()[0][:200]}") \
+        raise DamagedModel(f"{checkpoint}: does not hold this run's generator: {str(e).splitlines()[0][:200]}") \
             from None
     except _DAMAGE_ERRORS as e:
-        raise InferenceError(f"{checkpoint}: cannot be read, the checkpoint is damaged ({_reason(e)})") from None
+        raise DamagedModel(f"{checkpoint}: cannot be read, the checkpoint is damaged ({_reason(e)})") from None
     description = dict(generator=config.generator, color_space=spec.color_space.name, render_size=render_size,
                        training_image_size=config.image_size, depth=hparams["depth"], hints=config.hints,
                        weights=weights,
@@ -151,12 +157,12 @@ def load_export(export_dir, with_signature_defs=False):
     try:  # written last: without it the export is unfinished
         description = json.loads(storage.read_text(metadata))
     except (OSError, ValueError) as e:
-        raise InferenceError(f"{metadata}: unreadable, the export is incomplete or damaged (export again): "
+        raise DamagedModel(f"{metadata}: unreadable, the export is incomplete or damaged (export again): "
                              f"{e}") from None
     try:
         loaded = tf.saved_model.load(export_dir)
     except _DAMAGE_ERRORS as e:
-        raise InferenceError(f"{export_dir}: cannot be loaded, the export is damaged (export again): "
+        raise DamagedModel(f"{export_dir}: cannot be loaded, the export is damaged (export again): "
                              f"{_reason(e)}") from None
     chroma = loaded.signatures[CHROMA_SIGNATURE]
     with_hints = loaded.signatures.get(CHROMA_HINTS_SIGNATURE)

@@ -32,7 +32,7 @@ class ServedModel:
         try:
             loaded = loading.load_export(export_dir, with_signature_defs=True)
         except (OSError, ValueError, tf.errors.OpError) as e:
-            raise loading.InferenceError(f"--model={path}: cannot load the export: "
+            raise loading.DamagedModel(f"--model={path}: cannot load the export: "
                                          f"{' '.join(str(e).split())[:300]}") from None
         finally:
             if export_dir.startswith("ram://"):

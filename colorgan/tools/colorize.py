@@ -7,8 +7,9 @@
       --runner=beam --batch_size=16 --beam_pipeline_options=runner=DataflowRunner,project=P,region=R,...
 
 Inputs: files, folders (walked recursively, structure mirrored) or globs. A rerun skips finished outputs.
-Exit status: 0 when at least one photo was colorized (or all were done before) and every other one reported, 1 when
-none could be, 2 for bad flags or a model that cannot be loaded.
+Exit status (BUILD.md, "Exit statuses"): 0 when at least one photo was colorized (or all were done before) and every
+other one reported; 1 when none could be, or the work failed (a damaged model, an output that cannot be written);
+2 for a command line that cannot be used (a bad flag, a model path that holds no model); 130 on Ctrl-C.
 """
 
 import os
@@ -58,8 +59,7 @@ _BEAM_PIPELINE_OPTIONS = flags.DEFINE_string(
 
 def _main(argv):
     if not _MODEL.value or not _INPUT.value:
-        print("colorize: error: --model and --input are required", file=sys.stderr)
-        return colorize_job.EXIT_USAGE
+        return cli.usage_error("colorize", "--model and --input are required")
     config = colorize_job.ColorizeConfig(
         model=_MODEL.value, inputs=tuple(_INPUT.value), output_dir=_OUTPUT_DIR.value, step=_STEP.value,
         render_size=_RENDER_SIZE.value, format=_FORMAT.value, overwrite=_OVERWRITE.value, compare=_COMPARE.value,
@@ -67,9 +67,11 @@ def _main(argv):
         batch_size=_BATCH_SIZE.value, runner=_RUNNER.value, beam_pipeline_options=_BEAM_PIPELINE_OPTIONS.value)
     try:
         summary = colorize_job.run(config, log=lambda line: print(line, file=sys.stderr, flush=True))
-    except colorize_job.ColorizeError as e:
+    except colorize_job.ColorizeFailed as e:
         print(f"colorize: error: {e}", file=sys.stderr)
-        return colorize_job.EXIT_USAGE
+        return cli.EXIT_FAILED
+    except colorize_job.ColorizeError as e:
+        return cli.usage_error("colorize", str(e))
     except KeyboardInterrupt:  # finished outputs are whole (written atomically): a rerun skips them
         print("colorize: stopped by Ctrl-C; run the same command to finish", file=sys.stderr)
         return 128 + signal.SIGINT

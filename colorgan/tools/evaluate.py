@@ -41,8 +41,7 @@ _HINTS = flags.DEFINE_integer("hints", 0, "Reveal this many points per photo fro
 
 
 def _fail(message):
-    print(f"evaluate: error: {message}", file=sys.stderr)
-    return 2
+    return cli.usage_error("evaluate", message)
 
 
 def _main(argv):
@@ -78,6 +77,9 @@ def _main(argv):
             source = ",".join(_INPUT_DIR.value)
             result = evaluate_job.evaluate_folder(colorizer, _INPUT_DIR.value, _MAX_PIXELS.value, _SAMPLES.value, log,
                                                   hints=_HINTS.value)
+    except loading.DamagedModel as e:
+        print(f"evaluate: error: {e}", file=sys.stderr)
+        return cli.EXIT_FAILED
     except (loading.InferenceError, records.DatasetError, colorize_job.ColorizeError) as e:
         return _fail(str(e))
     if not result.count:

@@ -35,8 +35,7 @@ _MAX_PIXELS = flags.DEFINE_integer(
 
 def _main(argv):
     if not _MODEL_DIR.value or not _EXPORT_DIR.value:
-        print("export: error: --model_dir and --export_dir are required", file=sys.stderr)
-        return 2
+        return cli.usage_error("export", "--model_dir and --export_dir are required")
     logging.set_verbosity(logging.WARNING)  # tf.saved_model.save logs each signature at INFO
     with native_logs.filtered():
         from colorgan.inference import export  # noqa: PLC0415 - TensorFlow loads once the flags are known good.
@@ -45,9 +44,11 @@ def _main(argv):
     try:
         description = export.export(_MODEL_DIR.value, _EXPORT_DIR.value, _STEP.value, _RENDER_SIZE.value,
                                     overwrite=_OVERWRITE.value, max_pixels=_MAX_PIXELS.value)
-    except loading.InferenceError as e:
+    except loading.DamagedModel as e:
         print(f"export: error: {e}", file=sys.stderr)
-        return 2
+        return cli.EXIT_FAILED
+    except loading.InferenceError as e:
+        return cli.usage_error("export", str(e))
     print(f"export: step {description['step']} of {_MODEL_DIR.value} ({description['weights']}) rendered at "
           f"{description['render_size']} px -> {description['export_dir']}", file=sys.stderr)
     return 0

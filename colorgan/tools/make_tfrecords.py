@@ -32,10 +32,13 @@ def _main(argv):
     except conversion_config.ConfigError as e:
         for problem in e.problems:
             _error(problem)
-        return 2
-    except ValueError as e:  # existing or locked output, full disk, unreadable source: one line
+        return cli.EXIT_USAGE
+    except conversion_config.ConversionFailed as e:  # a full disk, a failed pipeline: one line
         _error(e)
-        return 2
+        return cli.EXIT_FAILED
+    except ValueError as e:  # found before writing: an output in the way or locked, an unusable source
+        _error(e)
+        return cli.EXIT_USAGE
     except worker_pool.Stopped as e:
         print(f"make_tfrecords: stopped by {e}; finished shards are kept: run the same command to resume",
               file=sys.stderr)

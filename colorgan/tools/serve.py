@@ -4,7 +4,8 @@
 
 Prints "serve: http://HOST:PORT/ ..." once it listens (--port=0: a free port, named there). SIGTERM or Ctrl-C:
 no new connections, requests in progress finish, then it exits 143 / 130 (128 + the signal, as Kubernetes and
-shells expect). Exit status 2 for bad flags, a model that cannot be loaded or an address that cannot be bound.
+shells expect). Exit status 2 for bad flags, a model path holding no model or an address that cannot be bound; 1
+for a damaged model (BUILD.md, "Exit statuses").
 """
 
 import asyncio
@@ -127,9 +128,11 @@ def _main(argv):
 
         try:
             model = served_model.ServedModel(_MODEL.value, _MAX_PIXELS.value)
-        except loading.InferenceError as e:
+        except loading.DamagedModel as e:
             print(f"serve: error: {e}", file=sys.stderr)
-            return 2
+            return cli.EXIT_FAILED
+        except loading.InferenceError as e:
+            return cli.usage_error("serve", str(e))
     limits = serving_limits.Limits(max_upload_mb=_MAX_UPLOAD_MB.value, max_pixels=_MAX_PIXELS.value,
                                    max_queue=_MAX_QUEUE.value, max_batch=_MAX_BATCH.value,
                                    batch_timeout_ms=_BATCH_TIMEOUT_MS.value, body_timeout_s=_BODY_TIMEOUT_S.value,

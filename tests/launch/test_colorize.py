@@ -310,3 +310,23 @@ def test_hints_files_and_sidecars_colour_their_photo_and_a_bad_one_reports_only_
     ignored = _colorize(lab_run, f"--input={photos / 'hinted.png'}", f"--output_dir={tmp_path / 'ignored'}")
     assert f"colorize: {photos}/hinted.hints.json: ignored, {lab_run} takes no colour hints" in ignored.stderr
     assert (tmp_path / "ignored" / "hinted.png").exists()
+
+
+def test_a_full_disk_stops_the_job_with_exit_1_and_the_outputs_written_are_whole(lab_run, tmp_path, small_disk):
+    """An output that cannot be written ends the job at run time: one line naming it, exit 1 (it was 2, the status
+    of a command line that cannot be used); the photos written before are whole and a rerun skips them."""
+    source = tmp_path / "in"
+    source.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(6):  # noise: about 0.9 MB per PNG output, so a 2 MiB disk holds two
+        Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(source / f"p{index}.png")
+    out = small_disk(2 * 1024) / "out"
+    result = _colorize(lab_run, f"--input={source}", f"--output_dir={out}", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("colorize: error:")]
+    assert error.startswith(f"colorize: error: {out}/p") and error.endswith("cannot write: No space left on device")
+    written = sorted(os.listdir(out))
+    assert 1 <= len(written) < 6 and all(name.endswith(".png") for name in written), written
+    for name in written:
+        with Image.open(out / name) as photo:
+            assert photo.size == (640, 480) and photo.load() is not None

@@ -75,17 +75,23 @@ def test_a_damaged_export_is_one_line_naming_it(model, tmp_path, spoil):
         loading.Colorizer.load(exported)
 
 
-@pytest.mark.parametrize("script", ["launch/colorize.py", "launch/evaluate.py", "launch/serve.py"])
-def test_the_tools_exit_2_with_one_line_on_a_damaged_run(model, tmp_path, script):
+@pytest.mark.parametrize("script", ["launch/colorize.py", "launch/evaluate.py", "launch/serve.py", "launch/export.py"])
+def test_the_tools_exit_1_with_one_line_on_a_damaged_run(model, tmp_path, script):
+    """A damaged model is a failure at run time (exit 1: BUILD.md, "Exit statuses"); these exited 2, the status of
+    a command line that cannot be used, which a model path holding nothing still gets."""
     run = str(tmp_path / "run")
     shutil.copytree(model[0], run)
     _truncate(glob.glob(f"{run}/ckpt-7.data*")[0])
     (tmp_path / "photos").mkdir()
-    args = {"launch/colorize.py": [f"--input={tmp_path / 'photos'}", f"--output_dir={tmp_path / 'out'}"],
-            "launch/evaluate.py": [f"--input_dir={tmp_path / 'photos'}"],
-            "launch/serve.py": ["--port=0"]}[script]
+    args = {"launch/colorize.py": [f"--model={run}", f"--input={tmp_path / 'photos'}",
+                                   f"--output_dir={tmp_path / 'out'}"],
+            "launch/evaluate.py": [f"--model={run}", f"--input_dir={tmp_path / 'photos'}"],
+            "launch/serve.py": [f"--model={run}", "--port=0"],
+            "launch/export.py": [f"--model_dir={run}", f"--export_dir={tmp_path / 'export'}"]}[script]
     if script == "launch/colorize.py":
         shutil.copy(glob.glob(f"{run}/flags.cfg")[0], tmp_path / "photos" / "not_a_photo.jpg")
-    result = run_script(script, f"--model={run}", *args)
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    result = run_script(script, *args)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    missing = run_script(script, *[arg.replace(run, str(tmp_path / "nothing")) for arg in args])
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr, missing.stderr[-3000:]
     assert "cannot be read, the checkpoint is damaged (Read less bytes than requested)" in result.stderr
