@@ -38,10 +38,15 @@ _REQUIRE_ISOLATION = flags.DEFINE_boolean(
     "when no private network namespace can be made for them.")
 
 
-def _program_exists(program):
-    if local_cluster.python_command(program)[1] == "-m":
-        return importlib.util.find_spec(program) is not None
-    return storage.isfile(program)
+def _program_problem(program):
+    """Why `program` cannot run, or None."""
+    if local_cluster.python_command(program)[1] != "-m":
+        return None if storage.isfile(program) else "no such file"
+    try:
+        found = importlib.util.find_spec(program)
+    except (ImportError, ValueError):  # a missing parent package, an empty name part
+        found = None
+    return None if found else "no such module"
 
 
 def _problems():
@@ -50,7 +55,7 @@ def _problems():
         (_RESTARTS.value >= 0, f"--restarts={_RESTARTS.value}: must be >= 0"),
         (_GRACE_S.value >= 0, f"--grace_s={_GRACE_S.value}: must be >= 0"),
         (_DATA_SERVICE_WORKERS.value >= 0, f"--data_service_workers={_DATA_SERVICE_WORKERS.value}: must be >= 0"),
-        (_program_exists(_PROGRAM.value), f"--program={_PROGRAM.value}: no such file"),
+        (not _program_problem(_PROGRAM.value), f"--program={_PROGRAM.value}: {_program_problem(_PROGRAM.value)}"),
     ]
     return [message for ok, message in checks if not ok]
 

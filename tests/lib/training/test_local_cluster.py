@@ -204,6 +204,7 @@ def test_cli_forwards_everything_after_the_double_dash(fake_worker):
     ("--num_workers=0", "local_cluster: error: --num_workers=0: must be >= 1"),
     ("--restarts=-1", "local_cluster: error: --restarts=-1: must be >= 0"),
     ("--program=/no/such.py", "local_cluster: error: --program=/no/such.py: no such file"),
+    ("--program=no_such_package.train", "local_cluster: error: --program=no_such_package.train: no such module"),
 ])
 def test_cli_bad_flag_is_one_line(flag, error):
     result = run_script(SCRIPT, flag, "--", "x", timeout=60)
