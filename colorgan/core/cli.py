@@ -35,8 +35,18 @@ def run(tool, main, takes_arguments=False):
 
 def usage_error(tool, message):
     """Reports a usage error in one line; returns the exit status to end with."""
+    return _error(tool, message, EXIT_USAGE)
+
+
+def failure(tool, message):
+    """Reports a failure at run time (the work started and failed, or nothing could be done) in one line; returns
+    the exit status to end with."""
+    return _error(tool, message, EXIT_FAILED)
+
+
+def _error(tool, message, status):
     print(f"{tool}: error: {message}", file=sys.stderr, flush=True)
-    return EXIT_USAGE
+    return status
 
 
 def _parse(tool, argv):

@@ -109,7 +109,7 @@ def colorize(config, colorizer, tasks, log):
                      | beam.io.WriteToText(os.path.join(report_dir, "outcomes"), file_name_suffix=".jsonl"))
         except Exception as e:  # noqa: BLE001 - Beam re-raises a worker's error wrapped in its own types
             raise PipelineError(f"--runner=beam: the pipeline failed, outputs written so far are kept "
-                                             f"(run the same command to finish): {_last_line(e)}") from None
+                                f"(run the same command to finish): {_last_line(e)}") from None
         reasons = {}
         for match in FileSystems.match([os.path.join(report_dir, "outcomes*")])[0].metadata_list:
             for line in storage.read_text(match.path).splitlines():
@@ -121,7 +121,7 @@ def colorize(config, colorizer, tasks, log):
     missing = [task.source for task in tasks if task.source not in reasons]
     if missing:
         raise PipelineError(f"--runner=beam: the pipeline ended without an outcome for {missing[0]} "
-                                         f"and {len(missing) - 1} more; run the same command again")
+                            f"and {len(missing) - 1} more; run the same command again")
     for task in tasks:
         if reasons[task.source] is not None:
             log(f"colorize: skipped {task.source}: {reasons[task.source]}")

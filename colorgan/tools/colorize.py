@@ -68,8 +68,7 @@ def _main(argv):
     try:
         summary = colorize_job.run(config, log=lambda line: print(line, file=sys.stderr, flush=True))
     except colorize_job.ColorizeFailed as e:
-        print(f"colorize: error: {e}", file=sys.stderr)
-        return cli.EXIT_FAILED
+        return cli.failure("colorize", str(e))
     except colorize_job.ColorizeError as e:
         return cli.usage_error("colorize", str(e))
     except KeyboardInterrupt:  # finished outputs are whole (written atomically): a rerun skips them

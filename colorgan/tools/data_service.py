@@ -33,9 +33,9 @@ def _main(argv):
         except (ValueError, RuntimeError) as e:
             problems = [f"--cluster=slurm: {e}"]
     for problem in problems:
-        print(f"data_service: error: {problem}", file=sys.stderr)
+        cli.usage_error("data_service", problem)
     if problems:
-        return 2
+        return cli.EXIT_USAGE
     return data_service.serve(config, log=lambda line: print(line, file=sys.stderr, flush=True))
 
 

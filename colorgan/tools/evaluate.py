@@ -40,23 +40,19 @@ _HINTS = flags.DEFINE_integer("hints", 0, "Reveal this many points per photo fro
                               lower_bound=0)
 
 
-def _fail(message):
-    return cli.usage_error("evaluate", message)
-
-
 def _main(argv):
     if not _MODEL.value:
-        return _fail("--model is required")
+        return cli.usage_error("evaluate", "--model is required")
     if bool(_DATA_DIR.value) == bool(_INPUT_DIR.value):
-        return _fail("give either --data_dir or --input_dir")
+        return cli.usage_error("evaluate", "give either --data_dir or --input_dir")
     if _HINTS.value and _DATA_DIR.value:
-        return _fail(f"--hints={_HINTS.value} with --data_dir: points are revealed from full-resolution photos; use "
-                     "--input_dir")
+        return cli.usage_error("evaluate", f"--hints={_HINTS.value} with --data_dir: points are revealed from "
+                                           "full-resolution photos; use --input_dir")
     if _SAMPLES.value and not _OUTPUT_DIR.value:
-        return _fail(f"--samples={_SAMPLES.value} needs --output_dir")
+        return cli.usage_error("evaluate", f"--samples={_SAMPLES.value} needs --output_dir")
     problem = _OUTPUT_DIR.value and storage.directory_problem(_OUTPUT_DIR.value)
     if problem:  # found now, not after the whole evaluation has run
-        return _fail(f"--output_dir={_OUTPUT_DIR.value}: {problem}")
+        return cli.usage_error("evaluate", f"--output_dir={_OUTPUT_DIR.value}: {problem}")
     # TensorFlow loads late: once the flags are known to be usable.
     with native_logs.filtered():
         from colorgan.data import records  # noqa: PLC0415
@@ -69,7 +65,8 @@ def _main(argv):
     try:
         colorizer = loading.Colorizer.load(_MODEL.value, _STEP.value, _RENDER_SIZE.value)
         if _HINTS.value and not colorizer.takes_hints:
-            return _fail(f"--hints={_HINTS.value}: {_MODEL.value} takes no colour hints (train with --hints)")
+            return cli.usage_error("evaluate", f"--hints={_HINTS.value}: {_MODEL.value} takes no colour hints "
+                                               "(train with --hints)")
         if _DATA_DIR.value:
             source = f"{_DATA_DIR.value} ({_SPLIT.value})"
             result = evaluate_job.evaluate_dataset(colorizer, _DATA_DIR.value, _SPLIT.value, _SAMPLES.value)
@@ -78,13 +75,11 @@ def _main(argv):
             result = evaluate_job.evaluate_folder(colorizer, _INPUT_DIR.value, _MAX_PIXELS.value, _SAMPLES.value, log,
                                                   hints=_HINTS.value)
     except loading.DamagedModel as e:
-        print(f"evaluate: error: {e}", file=sys.stderr)
-        return cli.EXIT_FAILED
+        return cli.failure("evaluate", str(e))
     except (loading.InferenceError, records.DatasetError, colorize_job.ColorizeError) as e:
-        return _fail(str(e))
+        return cli.usage_error("evaluate", str(e))
     if not result.count:
-        print(f"evaluate: error: {source}: no photo could be evaluated", file=sys.stderr)
-        return 1
+        return cli.failure("evaluate", f"{source}: no photo could be evaluated")
     report = {"model": _MODEL.value, "step": colorizer.description["step"], "source": source,
               "render_size": colorizer.render_size, "examples": result.count, "hints": _HINTS.value, **result.means}
     print(evaluator.table(result.means, f"{source}: {result.count} photos, {_MODEL.value} step {report['step']}"

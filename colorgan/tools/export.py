@@ -45,8 +45,7 @@ def _main(argv):
         description = export.export(_MODEL_DIR.value, _EXPORT_DIR.value, _STEP.value, _RENDER_SIZE.value,
                                     overwrite=_OVERWRITE.value, max_pixels=_MAX_PIXELS.value)
     except loading.DamagedModel as e:
-        print(f"export: error: {e}", file=sys.stderr)
-        return cli.EXIT_FAILED
+        return cli.failure("export", str(e))
     except loading.InferenceError as e:
         return cli.usage_error("export", str(e))
     print(f"export: step {description['step']} of {_MODEL_DIR.value} ({description['weights']}) rendered at "

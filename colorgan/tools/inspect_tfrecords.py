@@ -31,13 +31,12 @@ def _main(argv):
     from colorgan.data import verify  # noqa: PLC0415 - keeps --help fast.
 
     if not _DATA_DIR.value:
-        print("inspect_tfrecords: error: --data_dir is required", file=sys.stderr)
-        return 2
+        return cli.usage_error("inspect_tfrecords", "--data_dir is required")
     try:
         if _VERIFY.value:
             report = verify.verify_dataset(_DATA_DIR.value, log=_log)
             for problem in report.problems:
-                print(f"inspect_tfrecords: error: {problem}", file=sys.stderr)
+                cli.failure("inspect_tfrecords", problem)
             counts = ", ".join(f"{split} {n}" for split, n in sorted(report.examples.items()))
             if report.problems:
                 print(f"inspect_tfrecords: {len(report.problems)} problem(s) in {_DATA_DIR.value}", file=sys.stderr)
@@ -48,8 +47,7 @@ def _main(argv):
             visualize.save_png(sheet, _PREVIEW.value)
             print(f"inspect_tfrecords: wrote preview {_PREVIEW.value}")
     except records.DatasetError as e:
-        print(f"inspect_tfrecords: error: {e}", file=sys.stderr)
-        return 1
+        return cli.failure("inspect_tfrecords", str(e))
     return 0
 
 

@@ -16,7 +16,6 @@ unprivileged user namespaces. Without them the job runs after a one-line warning
 """
 
 import importlib.util
-import sys
 
 from absl import flags
 
@@ -65,9 +64,9 @@ def _main(argv):
     # positional arguments given before it, which go to the program as well).
     problems = _problems()
     for problem in problems:
-        print(f"local_cluster: error: {problem}", file=sys.stderr)
+        cli.usage_error("local_cluster", problem)
     if problems:
-        return 2
+        return cli.EXIT_USAGE
     return local_cluster.run_local_cluster(_NUM_WORKERS.value, _PROGRAM.value, argv[1:], restarts=_RESTARTS.value,
                                            grace_s=_GRACE_S.value, require_isolation=_REQUIRE_ISOLATION.value,
                                            data_service_workers=_DATA_SERVICE_WORKERS.value,

@@ -16,10 +16,6 @@ from colorgan.core import cli
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _error(message):
-    print(f"make_tfrecords: error: {message}", file=sys.stderr)
-
-
 def _main(argv):
     # Loaded with the flags below; see there why not at the top.
     from colorgan.data import conversion  # noqa: PLC0415
@@ -31,14 +27,12 @@ def _main(argv):
         conversion.run(conversion_config.config_from_flags(flags.FLAGS))
     except conversion_config.ConfigError as e:
         for problem in e.problems:
-            _error(problem)
+            cli.usage_error("make_tfrecords", problem)
         return cli.EXIT_USAGE
     except conversion_config.ConversionFailed as e:  # a full disk, a failed pipeline: one line
-        _error(e)
-        return cli.EXIT_FAILED
+        return cli.failure("make_tfrecords", str(e))
     except ValueError as e:  # found before writing: an output in the way or locked, an unusable source
-        _error(e)
-        return cli.EXIT_USAGE
+        return cli.usage_error("make_tfrecords", str(e))
     except worker_pool.Stopped as e:
         print(f"make_tfrecords: stopped by {e}; finished shards are kept: run the same command to resume",
               file=sys.stderr)

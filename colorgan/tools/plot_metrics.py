@@ -4,7 +4,6 @@
 """
 
 import os
-import sys
 
 from absl import flags
 
@@ -21,19 +20,16 @@ _OUTPUT = flags.DEFINE_string("output", "", "PNG to write (default: MODEL_DIR/lo
 def _main(argv):
     metrics_path = os.path.join(_MODEL_DIR.value, "metrics.jsonl")
     if not storage.isfile(metrics_path):
-        print(f"plot_metrics: error: --model_dir={_MODEL_DIR.value}: no metrics.jsonl", file=sys.stderr)
-        return 2
+        return cli.usage_error("plot_metrics", f"--model_dir={_MODEL_DIR.value}: no metrics.jsonl")
     from colorgan.training import plots  # noqa: PLC0415 - TensorFlow loads only for a usable run directory.
 
     output = _OUTPUT.value or os.path.join(_MODEL_DIR.value, plots.LOSS_CURVES_FILENAME)
     try:
         plots.plot_metrics(metrics_path, output)
     except ValueError as e:
-        print(f"plot_metrics: error: {e}", file=sys.stderr)
-        return 1
+        return cli.failure("plot_metrics", str(e))
     except OSError as e:
-        print(f"plot_metrics: error: --output={output}: {e}", file=sys.stderr)
-        return 1
+        return cli.failure("plot_metrics", f"--output={output}: {e}")
     print(f"plot_metrics: wrote {output}")
     return 0
 

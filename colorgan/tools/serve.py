@@ -109,14 +109,11 @@ def _exit_after_sigterm(signum, frame):
 def _main(argv):
     errors = _flag_errors()
     if errors:
-        print(f"serve: error: {errors[0]}", file=sys.stderr)
-        return 2
+        return cli.usage_error("serve", errors[0])
     try:
         sock = _bind()
     except OSError as e:
-        print(f"serve: error: --host={_HOST.value} --port={_PORT.value}: cannot listen there: {e.strerror}",
-              file=sys.stderr)
-        return 2
+        return cli.usage_error("serve", f"--host={_HOST.value} --port={_PORT.value}: cannot listen there: {e.strerror}")
     logging.set_verbosity(logging.WARNING)  # tf.saved_model.save logs each signature at INFO
     with native_logs.filtered():
         import uvicorn  # noqa: PLC0415 - TensorFlow and the server load once the flags are known good.
@@ -129,8 +126,7 @@ def _main(argv):
         try:
             model = served_model.ServedModel(_MODEL.value, _MAX_PIXELS.value)
         except loading.DamagedModel as e:
-            print(f"serve: error: {e}", file=sys.stderr)
-            return cli.EXIT_FAILED
+            return cli.failure("serve", str(e))
         except loading.InferenceError as e:
             return cli.usage_error("serve", str(e))
     limits = serving_limits.Limits(max_upload_mb=_MAX_UPLOAD_MB.value, max_pixels=_MAX_PIXELS.value,
