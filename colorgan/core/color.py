@@ -8,22 +8,17 @@ lookup tables, computed once by the same float ops, which makes the pipeline's L
 
 import functools
 
-import numpy as np
 import tensorflow as tf
 
+from colorgan.core import color_numpy
 from colorgan.core import image_files
 
-# D65 reference white, and sRGB primaries -> CIE XYZ (IEC 61966-2-1).
-_WHITE = (0.95047, 1.0, 1.08883)
-_RGB_TO_XYZ = ((0.4124564, 0.3575761, 0.1804375),
-               (0.2126729, 0.7151522, 0.0721750),
-               (0.0193339, 0.1191920, 0.9503041))
-# Inverted once here with numpy: inside a tf.function (tf.data maps, compiled steps) a tensor has no .numpy().
-_XYZ_TO_RGB = np.linalg.inv(np.array(_RGB_TO_XYZ))
-_EPSILON = 216.0 / 24389.0  # CIE's (6/29)^3
-_KAPPA = 24389.0 / 27.0
-# a*, b* of sRGB colours stay within about +-110; dividing by it maps them to about [-1, 1].
-AB_SCALE = 110.0
+_WHITE = color_numpy.WHITE
+_RGB_TO_XYZ = color_numpy.RGB_TO_XYZ
+_XYZ_TO_RGB = color_numpy.XYZ_TO_RGB  # numpy: inside a tf.function (tf.data maps, compiled steps) no .numpy()
+_EPSILON = color_numpy.EPSILON
+_KAPPA = color_numpy.KAPPA
+AB_SCALE = color_numpy.AB_SCALE
 # ITU-R 601 luma weights: the records' gray channel (PIL "L").
 LUMA_WEIGHTS = image_files.LUMA_WEIGHTS
 
@@ -95,9 +90,8 @@ def lab_to_rgb(lab):
     return tf.clip_by_value(_linear_to_srgb(tf.clip_by_value(linear, 0.0, 1.0)), 0.0, 1.0)
 
 
-# Bisection steps of fit_chroma_to_gamut: the chroma kept is within 2**-12 of the largest sRGB can show.
-GAMUT_BISECTION_STEPS = 12
-_GAMUT_TOLERANCE = 1e-6
+GAMUT_BISECTION_STEPS = color_numpy.GAMUT_BISECTION_STEPS
+_GAMUT_TOLERANCE = color_numpy.GAMUT_TOLERANCE
 
 
 def _in_gamut(lab):

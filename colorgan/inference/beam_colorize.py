@@ -21,8 +21,8 @@ from apache_beam.ml.inference import base as inference_base
 from colorgan.core import storage
 from colorgan.data import beam_conversion
 from colorgan.inference import colorize_steps
+from colorgan.inference import colorizers
 from colorgan.inference import hint_points
-from colorgan.inference import loading
 from colorgan.inference import photo_files
 from colorgan.inference import photo_stages
 
@@ -45,7 +45,7 @@ class ColorizerHandler(inference_base.ModelHandler):
         self._config = config
 
     def load_model(self):
-        return loading.Colorizer.load(self._config.model, self._config.step, self._config.render_size)
+        return colorizers.load(self._config.model, self._config.step, self._config.render_size)
 
     def run_inference(self, batch, model, inference_args=None):
         return [inference_base.PredictionResult(item, chroma)

@@ -15,7 +15,9 @@ from colorgan.core import image_files
 from colorgan.core import progress
 from colorgan.core import storage
 from colorgan.inference import colorize_steps
+from colorgan.inference import colorizers
 from colorgan.inference import hint_points
+from colorgan.inference import model_errors
 from colorgan.inference import photo_files
 
 
@@ -155,13 +157,11 @@ def run(config, log=print):
             f"names one photo's hints, and --input names {photos} photos; for folders, put NAME"
             f"{hint_points.SIDECAR_SUFFIX} beside each photo"))
     sources, clashes = _claim_outputs(sources, config.output_dir)
-    from colorgan.inference import loading  # noqa: PLC0415 - TensorFlow loads only once the inputs are known to be usable.
-
-    try:
-        colorizer = loading.Colorizer.load(config.model, config.step, config.render_size)
-    except loading.DamagedModel as e:
+    try:  # the model loads (and TensorFlow with it, unless it is ONNX) only once the inputs are known to be usable
+        colorizer = colorizers.load(config.model, config.step, config.render_size)
+    except model_errors.DamagedModel as e:
         raise ColorizeFailed(str(e)) from None
-    except loading.InferenceError as e:
+    except model_errors.InferenceError as e:
         raise ColorizeError(str(e)) from None
     if config.hints and not colorizer.takes_hints:
         raise ColorizeError(f"--hints={config.hints}: {config.model} takes no colour hints (train with --hints)")

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from colorgan.core import storage
 from colorgan.inference import loading
+from colorgan.inference import onnx_model
 from colorgan.inference import photo_files
 from colorgan.inference import rendering
 from colorgan.modeling import color_hints
@@ -47,7 +48,7 @@ EXPORT_FORMAT = "colorgan-export"  # colorgan.json's "format": what tells an exp
 # Everything an export folder holds: what tf.saved_model.save writes, the Keras file and our metadata. A folder with
 # anything else in it is not an export of ours, and --overwrite never replaces it.
 EXPORT_ENTRIES = frozenset({loading.SAVED_MODEL_FILENAME, "fingerprint.pb", "variables", "assets", KERAS_FILENAME,
-                            loading.EXPORT_METADATA_FILENAME})
+                            loading.EXPORT_METADATA_FILENAME, onnx_model.ONNX_FILENAME})
 
 
 class ServingModule(tf.Module):
@@ -190,11 +191,13 @@ def version_folder(export_dir):
     return os.path.join(export_dir, str(max((int(name) for name in names if name.isdigit()), default=0) + 1))
 
 
-def export(model_dir, export_dir, step=0, render_size=0, overwrite=False, max_pixels=photo_files.DEFAULT_MAX_PIXELS):
+def export(model_dir, export_dir, step=0, render_size=0, overwrite=False, max_pixels=photo_files.DEFAULT_MAX_PIXELS,
+           export_format="saved_model"):
     """Writes the export of `model_dir` (latest checkpoint or `step`) to `version_folder(export_dir)`; returns its
-    description, with the folder as "export_dir". `serving_default` refuses photos of more than `max_pixels`
-    decoded pixels (every frame of a GIF). A failed export never leaves one that loads: see `storage` for how, on
-    local disks and object stores."""
+    description, with the folder as "export_dir". saved_model: the SavedModel (`serving_default` refuses photos of
+    more than `max_pixels` decoded pixels, every frame of a GIF) and the Keras file; onnx: the chroma network as
+    ONNX_FILENAME (`onnx_export`). A failed export never leaves one that loads: see `storage` for how, on local
+    disks and object stores."""
     export_dir = version_folder(export_dir)
     problem = _replace_problem(export_dir)
     if problem:
@@ -204,18 +207,28 @@ def export(model_dir, export_dir, step=0, render_size=0, overwrite=False, max_pi
         raise loading.InferenceError(f"--export_dir={export_dir}: exists and is not empty (--overwrite replaces it)")
     generator, description = loading.load_generator(model_dir, step, render_size)
     color_space = models.GENERATORS[description["generator"]].color_space
-    description.update(format=EXPORT_FORMAT, format_version=1, weights_sha256=weights_sha256(generator),
-                       max_pixels=max_pixels,
-                       signatures={**SIGNATURES, **(HINTS_SIGNATURES if description["hints"] else {})})
+    description.update(format=EXPORT_FORMAT, format_version=1, weights_sha256=weights_sha256(generator))
+    if export_format == "onnx":
+        from colorgan.inference import onnx_export  # noqa: PLC0415 - tf2onnx is the optional [onnx] extra
+
+        description.update(runtime="onnx", onnx_opset=onnx_export.OPSET, signatures=onnx_export.SIGNATURES)
+        onnx_bytes = onnx_export.convert(generator, color_space, description["render_size"], description)
+    else:
+        description.update(max_pixels=max_pixels,
+                           signatures={**SIGNATURES, **(HINTS_SIGNATURES if description["hints"] else {})})
     # Local disks: built beside it and renamed into place. Object stores cannot rename a folder (it would be a copy):
     # built in place, the metadata file, which loading needs, written last.
     local = storage.is_local(export_dir)
     staging = f"{export_dir.rstrip('/')}{_STAGING_SUFFIX}{os.getpid()}" if local else export_dir
     storage.rmtree(staging)
     try:
-        module = ServingModule(generator, color_space, description["render_size"], max_pixels)
-        tf.saved_model.save(module, staging, signatures=module.signatures())
-        generator.save(os.path.join(staging, KERAS_FILENAME))
+        if export_format == "onnx":
+            storage.makedirs(staging)
+            storage.write_atomic(os.path.join(staging, onnx_model.ONNX_FILENAME), onnx_bytes)
+        else:
+            module = ServingModule(generator, color_space, description["render_size"], max_pixels)
+            tf.saved_model.save(module, staging, signatures=module.signatures())
+            generator.save(os.path.join(staging, KERAS_FILENAME))
         storage.write_atomic(os.path.join(staging, loading.EXPORT_METADATA_FILENAME),
                              json.dumps(description, indent=2, sort_keys=True) + "\n")
         if local:

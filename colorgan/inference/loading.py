@@ -16,6 +16,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from colorgan.core import storage
+from colorgan.inference import model_errors
 from colorgan.inference import photo_stages
 from colorgan.inference import rendering
 from colorgan.modeling import models
@@ -27,15 +28,8 @@ CHROMA_SIGNATURE = "chroma"
 CHROMA_HINTS_SIGNATURE = "chroma_hints"
 
 
-class InferenceError(ValueError):
-    """A run or export that cannot be loaded as asked; the message is one line naming the path or flag. As such, a
-    usage error (exit 2): the flags name nothing loadable."""
-
-
-class DamagedModel(InferenceError):
-    """A run or export that is there but cannot be read (damaged files, a checkpoint not matching its run's
-    flags): a failure at run time (exit 1), which flags cannot fix."""
-
+InferenceError = model_errors.InferenceError
+DamagedModel = model_errors.DamagedModel
 
 # What TensorFlow raises for damaged checkpoint and SavedModel files: truncated data (IndexError: "Read less bytes
 # than requested"), a checksum mismatch (DataLossError), a garbage index ("not an sstable"), a bad graph proto.

@@ -2,6 +2,7 @@
 
   colorgan-colorize --model=runs/unet256 --input=old_photos/ --output_dir=colorized/ --compare
   colorgan-colorize --model=exports/unet256 --input='scans/*.tif' --output_dir=colorized/
+  colorgan-colorize --model=exports/unet256_onnx/1/model.onnx --input=old_photos/ --output_dir=colorized/
   colorgan-colorize --model=runs/unet256_hints --input=camera.png --hints=camera.hints.json --output_dir=out/
   colorgan-colorize --model=gs://b/exports/unet256 --input=gs://b/archive --output_dir=gs://b/colorized \\
       --runner=beam --batch_size=16 --beam_pipeline_options=runner=DataflowRunner,project=P,region=R,...
@@ -28,7 +29,8 @@ from colorgan.inference import photo_files
 with native_logs.filtered():  # TensorFlow loads here
     from colorgan.inference import colorize_job
 
-_MODEL = flags.DEFINE_string("model", "", "A training run's --model_dir or an export made by launch/export.py.")
+_MODEL = flags.DEFINE_string("model", "", "A training run's --model_dir, an export made by launch/export.py, or "
+                             "its model.onnx (--format=onnx: runs without TensorFlow).")
 _INPUT = flags.DEFINE_multi_string("input", [], "A photo, a folder (recursive) or a glob; repeat for more.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "", "Where colorized photos go (input folders' structure mirrored).")
 _STEP = flags.DEFINE_integer("step", 0, "Checkpoint step of a run (0: the latest).", lower_bound=0)

@@ -2,6 +2,7 @@
 
   colorgan-export --model_dir=runs/unet256 --export_dir=exports/unet256/1   # version 1
   colorgan-export --model_dir=runs/unet256 --export_dir=exports/unet256     # the next version
+  colorgan-export --model_dir=runs/unet256 --export_dir=exports/unet256_onnx --format=onnx   # .../1/model.onnx
 
 TF Serving's layout: a numbered last folder is a version, written as given (--overwrite replaces a previous export
 there); any other --export_dir is a base of versions, and the export becomes its next one. serve.py, colorize.py
@@ -28,6 +29,10 @@ _STEP = flags.DEFINE_integer("step", 0, "Checkpoint step (0: the latest).", lowe
 _RENDER_SIZE = flags.DEFINE_integer("render_size", 0, "Side of the square the model sees (0: the training size).",
                                     lower_bound=0)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing export.")
+_FORMAT = flags.DEFINE_enum("format", "saved_model", ["saved_model", "onnx"],
+                            "saved_model: TF Serving's SavedModel (and the Keras file); onnx: the chroma network as "
+                            "model.onnx, which colorize.py --model=PATH/model.onnx runs with onnxruntime and without "
+                            "TensorFlow (the [onnx] extra).")
 _MAX_PIXELS = flags.DEFINE_integer(
     "max_pixels", photo_files.DEFAULT_MAX_PIXELS, "serving_default refuses larger photos (every frame of a GIF "
     "counted) before decoding them, as serve.py's --max_pixels does.", lower_bound=1)
@@ -43,7 +48,8 @@ def _main(argv):
 
     try:
         description = export.export(_MODEL_DIR.value, _EXPORT_DIR.value, _STEP.value, _RENDER_SIZE.value,
-                                    overwrite=_OVERWRITE.value, max_pixels=_MAX_PIXELS.value)
+                                    overwrite=_OVERWRITE.value, max_pixels=_MAX_PIXELS.value,
+                                    export_format=_FORMAT.value)
     except loading.DamagedModel as e:
         return cli.failure("export", str(e))
     except loading.InferenceError as e:
