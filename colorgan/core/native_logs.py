@@ -1,4 +1,4 @@
-"""TensorFlow's native start-up lines, held to the level TensorFlow was asked for.
+"""TensorFlow's (and LiteRT's) native start-up lines, held to the level TensorFlow was asked for.
 
 TF 2.21's C++ code logs (oneDNN, CUDA stubs) before absl::InitializeLog runs, and those early lines ignore
 TF_CPP_MIN_LOG_LEVEL (tensorflow#102212): a tool's first lines were INFO noise ahead of its own. While TensorFlow
@@ -16,6 +16,8 @@ import threading
 # "I1204 22:46:28.056549 140066720877440 file.cc:156] message": severity, date, time, thread, source. Before
 # absl::InitializeLog the date is 0000 and the time 00:00:<seconds since the epoch>.
 _NATIVE_LINE = re.compile(rb"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\]\s]+:\d+\] ")
+# TensorFlow Lite's (LiteRT's) minimal logger: "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+_LITE_LINE = re.compile(rb"^(INFO|WARNING|ERROR): ")
 _SEVERITIES = b"IWEF"
 _EARLY_LOG_NOTICE = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
 
@@ -30,8 +32,8 @@ def keeps(line, level):
     """Whether a line written to stderr while TensorFlow loads is shown at `level`."""
     if line == _EARLY_LOG_NOTICE:
         return level == 0
-    native = _NATIVE_LINE.match(line)
-    return native is None or _SEVERITIES.index(native.group(1)) >= level
+    native = _NATIVE_LINE.match(line) or _LITE_LINE.match(line)
+    return native is None or _SEVERITIES.index(native.group(1)[:1]) >= level
 
 
 @contextlib.contextmanager

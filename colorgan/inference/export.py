@@ -25,8 +25,8 @@ import tensorflow as tf
 
 from colorgan.core import storage
 from colorgan.inference import loading
-from colorgan.inference import onnx_model
 from colorgan.inference import photo_files
+from colorgan.inference import portable_model
 from colorgan.inference import rendering
 from colorgan.modeling import color_hints
 from colorgan.modeling import models
@@ -48,7 +48,7 @@ EXPORT_FORMAT = "colorgan-export"  # colorgan.json's "format": what tells an exp
 # Everything an export folder holds: what tf.saved_model.save writes, the Keras file and our metadata. A folder with
 # anything else in it is not an export of ours, and --overwrite never replaces it.
 EXPORT_ENTRIES = frozenset({loading.SAVED_MODEL_FILENAME, "fingerprint.pb", "variables", "assets", KERAS_FILENAME,
-                            loading.EXPORT_METADATA_FILENAME, onnx_model.ONNX_FILENAME})
+                            loading.EXPORT_METADATA_FILENAME, *portable_model.MODEL_FILES.values()})
 
 
 class ServingModule(tf.Module):
@@ -195,9 +195,9 @@ def export(model_dir, export_dir, step=0, render_size=0, overwrite=False, max_pi
            export_format="saved_model"):
     """Writes the export of `model_dir` (latest checkpoint or `step`) to `version_folder(export_dir)`; returns its
     description, with the folder as "export_dir". saved_model: the SavedModel (`serving_default` refuses photos of
-    more than `max_pixels` decoded pixels, every frame of a GIF) and the Keras file; onnx: the chroma network as
-    ONNX_FILENAME (`onnx_export`). A failed export never leaves one that loads: see `storage` for how, on local
-    disks and object stores."""
+    more than `max_pixels` decoded pixels, every frame of a GIF) and the Keras file; onnx and tflite: the chroma
+    network as model.onnx or model.tflite (`portable_export`). A failed export never leaves one that loads: see
+    `storage` for how, on local disks and object stores."""
     export_dir = version_folder(export_dir)
     problem = _replace_problem(export_dir)
     if problem:
@@ -208,11 +208,15 @@ def export(model_dir, export_dir, step=0, render_size=0, overwrite=False, max_pi
     generator, description = loading.load_generator(model_dir, step, render_size)
     color_space = models.GENERATORS[description["generator"]].color_space
     description.update(format=EXPORT_FORMAT, format_version=1, weights_sha256=weights_sha256(generator))
-    if export_format == "onnx":
-        from colorgan.inference import onnx_export  # noqa: PLC0415 - tf2onnx is the optional [onnx] extra
+    if export_format in portable_model.MODEL_FILES:
+        from colorgan.inference import portable_export  # noqa: PLC0415 - tf2onnx is the optional [onnx] extra
 
-        description.update(runtime="onnx", onnx_opset=onnx_export.OPSET, signatures=onnx_export.SIGNATURES)
-        onnx_bytes = onnx_export.convert(generator, color_space, description["render_size"], description)
+        description.update(runtime=export_format, signatures={portable_model.MODEL_FILES[export_format]:
+                                                              portable_export.CONTRACT})
+        if export_format == "onnx":
+            description.update(onnx_opset=portable_export.ONNX_OPSET)
+        model_file = portable_export.convert(export_format, generator, color_space, description["render_size"],
+                                             description)
     else:
         description.update(max_pixels=max_pixels,
                            signatures={**SIGNATURES, **(HINTS_SIGNATURES if description["hints"] else {})})
@@ -222,9 +226,9 @@ def export(model_dir, export_dir, step=0, render_size=0, overwrite=False, max_pi
     staging = f"{export_dir.rstrip('/')}{_STAGING_SUFFIX}{os.getpid()}" if local else export_dir
     storage.rmtree(staging)
     try:
-        if export_format == "onnx":
+        if export_format in portable_model.MODEL_FILES:
             storage.makedirs(staging)
-            storage.write_atomic(os.path.join(staging, onnx_model.ONNX_FILENAME), onnx_bytes)
+            storage.write_atomic(os.path.join(staging, portable_model.MODEL_FILES[export_format]), model_file)
         else:
             module = ServingModule(generator, color_space, description["render_size"], max_pixels)
             tf.saved_model.save(module, staging, signatures=module.signatures())

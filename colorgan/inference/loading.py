@@ -18,11 +18,12 @@ from tensorflow.core.protobuf import saved_model_pb2
 from colorgan.core import storage
 from colorgan.inference import model_errors
 from colorgan.inference import photo_stages
+from colorgan.inference import portable_model
 from colorgan.inference import rendering
 from colorgan.modeling import models
 from colorgan.training import train_config
 
-EXPORT_METADATA_FILENAME = "colorgan.json"
+EXPORT_METADATA_FILENAME = portable_model.DESCRIPTION_FILENAME
 SAVED_MODEL_FILENAME = "saved_model.pb"
 CHROMA_SIGNATURE = "chroma"
 CHROMA_HINTS_SIGNATURE = "chroma_hints"
@@ -114,6 +115,9 @@ def model_kind(path):
     latest = latest_version(path)
     if latest:
         return "export", latest
+    if portable_model.portable_path(path):
+        raise InferenceError(f"{path}: an export for a runtime without TensorFlow, which only colorize.py runs; give "
+                             "a training run or a SavedModel export")
     raise InferenceError(f"{path}: neither a training run ({train_config.FLAGFILE_NAME}) nor an export "
                          f"({SAVED_MODEL_FILENAME}, or numbered versions of one: {path}/1/{SAVED_MODEL_FILENAME})")
 

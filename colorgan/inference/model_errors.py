@@ -1,5 +1,5 @@
 """Why a --model cannot colorize, without TensorFlow: shared by the TensorFlow loaders (`loading`) and the ONNX one
-(`onnx_model`), so every tool maps them to the same exit statuses."""
+(`portable_model`), so every tool maps them to the same exit statuses."""
 
 
 class InferenceError(ValueError):

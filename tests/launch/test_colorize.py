@@ -332,12 +332,14 @@ def test_a_full_disk_stops_the_job_with_exit_1_and_the_outputs_written_are_whole
             assert photo.size == (640, 480) and photo.load() is not None
 
 
-def test_an_onnx_export_colorizes_without_tensorflow_as_the_saved_model_does(lab_run, photo_dir, tmp_path):
-    """The ONNX path as README gives it: export --format=onnx, then colorize.py --model=PATH.onnx in a process that
-    never imports TensorFlow (python -X importtime lists every module loaded), its photos within a level of the
-    SavedModel's on 99.9% of the pixels and within 2 anywhere."""
-    run_script("launch/export.py", f"--model_dir={lab_run}", f"--export_dir={tmp_path / 'onnx'}", "--format=onnx",
-               check=True)
+@pytest.mark.parametrize("model_format, runtime", [("onnx", "onnxruntime"), ("tflite", "ai_edge_litert")])
+def test_a_portable_export_colorizes_without_tensorflow_as_the_saved_model_does(lab_run, photo_dir, tmp_path,
+                                                                               model_format, runtime):
+    """The ONNX (and TFLite) path as README gives it: export --format=onnx, then colorize.py --model=PATH.onnx in a
+    process that never imports TensorFlow (python -X importtime lists every module loaded), its photos within a
+    level of the SavedModel's on 99.9% of the pixels and within 2 anywhere."""
+    run_script("launch/export.py", f"--model_dir={lab_run}", f"--export_dir={tmp_path / 'portable'}",
+               f"--format={model_format}", check=True)
     run_script("launch/export.py", f"--model_dir={lab_run}", f"--export_dir={tmp_path / 'saved_model'}", check=True)
     source = tmp_path / "in"
     source.mkdir()
@@ -345,21 +347,22 @@ def test_an_onnx_export_colorizes_without_tensorflow_as_the_saved_model_does(lab
         Image.open(os.path.join(photo_dir, name)).convert("L").save(source / f"{name}.png")
     Image.fromarray((_textured_gray(700, 1100) * 255).astype(np.uint8)).save(source / "large.png")
     result = subprocess.run([sys.executable, "-X", "importtime", os.path.join(REPO_ROOT, SCRIPT),
-                             f"--model={tmp_path / 'onnx' / '1' / 'model.onnx'}", f"--input={source}",
-                             f"--output_dir={tmp_path / 'out_onnx'}"], capture_output=True, text=True, timeout=300)
+                             f"--model={tmp_path / 'portable' / '1' / f'model.{model_format}'}", f"--input={source}",
+                             f"--output_dir={tmp_path / 'out_portable'}"], capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
               if line.startswith("import time:")}
-    assert {"numpy", "onnxruntime", "colorgan.inference.numpy_stages"} <= loaded
+    assert {"numpy", runtime, "colorgan.inference.numpy_stages"} <= loaded
     assert not {name for name in loaded if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx")}
     assert "colorize: 7 colorized, 0 already done, 0 failed" in result.stderr
     _colorize(tmp_path / "saved_model", f"--input={source}", f"--output_dir={tmp_path / 'out_saved_model'}")
     differences = []
     for name in sorted(os.listdir(source)):
-        onnx_rgb = np.asarray(Image.open(tmp_path / "out_onnx" / name), np.int64)
+        portable_rgb = np.asarray(Image.open(tmp_path / "out_portable" / name), np.int64)
         expected = np.asarray(Image.open(tmp_path / "out_saved_model" / name), np.int64)
-        assert onnx_rgb.shape == expected.shape and onnx_rgb.shape[-1] == 3
-        differences.append(np.abs(onnx_rgb - expected).ravel())
+        assert portable_rgb.shape == expected.shape and portable_rgb.shape[-1] == 3
+        differences.append(np.abs(portable_rgb - expected).ravel())
     differences = np.concatenate(differences)
     assert differences.max() <= 2 and (differences <= 1).mean() >= 0.999
     assert _mean_chroma(expected / 255.0) > 10  # coloured: a gray output would match trivially
