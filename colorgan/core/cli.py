@@ -38,6 +38,13 @@ def usage_error(tool, message):
     return _error(tool, message, EXIT_USAGE)
 
 
+def usage_errors(tool, problems):
+    """Reports each of a command line's problems in a line of its own; returns the exit status to end with."""
+    for problem in problems:
+        usage_error(tool, problem)
+    return EXIT_USAGE
+
+
 def failure(tool, message):
     """Reports a failure at run time (the work started and failed, or nothing could be done) in one line; returns
     the exit status to end with."""

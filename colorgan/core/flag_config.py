@@ -1,9 +1,10 @@
 """Settings dataclasses whose fields are absl flags, each declared once with its default, help and choices.
 
-The trainer (`train_config.TrainConfig`) and data prep (`conversion_config.ConversionConfig`) define their flags
-from their dataclass, build it back from parsed flags, check choices and save flagfiles the same way, through this
-module. A
-field declared without help (set by library callers only, e.g. a progress interval) is no flag.
+Every tool defines its flags from its dataclass (training's `train_config.TrainConfig`, data prep's
+`conversion_config.ConversionConfig`, colorize's, export's, evaluate's and serve's), builds it back from parsed
+flags, checks choices and bounds and saves flagfiles the same way, through this module. Nothing here imports
+TensorFlow, so `--help` never waits for it. A field declared without help (set by library callers only, e.g. a
+progress interval) is no flag.
 """
 
 import dataclasses
@@ -14,9 +15,11 @@ from absl import flags
 flags.disclaim_key_flags()
 
 
-def field(default, help_text, choices=None, flag_name=None):
-    """A dataclass field that is also the flag --NAME (or --flag_name), with this default, help and choices."""
-    return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices, "flag": flag_name})
+def field(default, help_text, choices=None, flag_name=None, minimum=None, maximum=None, positive=False):
+    """A dataclass field that is also the flag --NAME (or --flag_name), with this default, help, choices and bounds
+    (checked by `value_problems`, so every bad value is reported, not the first one absl meets)."""
+    return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices, "flag": flag_name,
+                                                        "minimum": minimum, "maximum": maximum, "positive": positive})
 
 
 def flag_fields(cls):
@@ -56,13 +59,22 @@ def from_flags(cls, flag_values=flags.FLAGS):
     return cls(**values)
 
 
-def choice_problems(config):
-    """One line per flag whose value is not one of its field's choices."""
+def value_problems(config):
+    """One line per flag whose value is not one of its field's choices, or outside its bounds."""
     problems = []
     for field_ in flag_fields(type(config)).values():
-        choices, value = field_.metadata["choices"], getattr(config, field_.name)
+        choices, value, name = field_.metadata["choices"], getattr(config, field_.name), flag_name(field_)
+        minimum, maximum = field_.metadata.get("minimum"), field_.metadata.get("maximum")
         if choices is not None and value not in choices:
-            problems.append(f"--{flag_name(field_)}={value}: expected one of {choices}")
+            problems.append(f"--{name}={value}: expected one of {', '.join(map(str, choices))}")
+        elif field_.metadata.get("positive") and not value > 0:
+            problems.append(f"--{name}={value}: must be positive")
+        elif minimum is not None and maximum is not None and not minimum <= value <= maximum:
+            problems.append(f"--{name}={value}: not in {minimum:g}..{maximum:g}")
+        elif minimum is not None and value < minimum:
+            problems.append(f"--{name}={value}: must be at least {minimum:g}")
+        elif maximum is not None and value > maximum:
+            problems.append(f"--{name}={value}: must be at most {maximum:g}")
     return problems
 
 

@@ -68,7 +68,7 @@ class ConversionConfig:
         check(bool(self.input_dirs) != bool(self.tfds_name), "give exactly one of --input_dir or --tfds_name")
         check(self.image_size >= 8, f"--image_size={self.image_size}: must be >= 8")
         check(self.image_size <= MAX_IMAGE_SIZE, f"--image_size={self.image_size}: must be <= {MAX_IMAGE_SIZE}")
-        problems.extend(flag_config.choice_problems(self))
+        problems.extend(flag_config.value_problems(self))
         check(1 <= self.jpeg_quality <= 100, f"--jpeg_quality={self.jpeg_quality}: must be in 1..100")
         check(0.0 <= self.val_fraction < 1.0, f"--val_fraction={self.val_fraction}: must be in [0, 1)")
         check(math.isfinite(self.shard_size_mb) and 0 < self.shard_size_mb <= MAX_SHARD_SIZE_MB,

@@ -11,12 +11,14 @@ import importlib.util
 import os
 
 from colorgan.core import cli
+from colorgan.core import flag_config
 from colorgan.core import image_files
 from colorgan.core import progress
 from colorgan.core import storage
 from colorgan.inference import colorize_steps
 from colorgan.inference import colorizers
 from colorgan.inference import hint_points
+from colorgan.inference import inference_flags
 from colorgan.inference import model_errors
 from colorgan.inference import photo_files
 
@@ -30,22 +32,48 @@ class ColorizeFailed(ColorizeError):
     pipeline. Outputs written so far are whole; a rerun resumes."""
 
 
+RUNNERS = ("local", "beam")
+_field = flag_config.field
+
+
 @dataclasses.dataclass(frozen=True)
 class ColorizeConfig:
-    model: str
-    inputs: tuple
-    output_dir: str
-    step: int = 0
-    render_size: int = 0
-    format: str = ""
-    overwrite: bool = False
-    compare: bool = False
-    max_pixels: int = photo_files.DEFAULT_MAX_PIXELS
-    jpeg_quality: int = 95
-    hints: str = ""  # one photo's hints file; otherwise NAME.hints.json beside each photo is used
-    batch_size: int = 1  # photos per generator call
-    runner: str = "local"  # or "beam"
-    beam_pipeline_options: str = ""
+    """colorize.py's flags (`flag_config`)."""
+
+    model: str = inference_flags.model_field(runs_portable=True)
+    inputs: tuple = _field((), "A photo, a folder (recursive) or a glob; repeat for more.", flag_name="input")
+    output_dir: str = _field("", "Where colorized photos go (input folders' structure mirrored).")
+    step: int = inference_flags.step_field()
+    render_size: int = inference_flags.render_size_field()
+    format: str = _field("", "Output format: jpeg, png, tiff or webp (default: the input's).")
+    overwrite: bool = _field(False, "Colorize again photos whose output exists.")
+    compare: bool = _field(False, "Also write NAME.compare.jpg: input | colorized.")
+    max_pixels: int = inference_flags.max_pixels_field("Photos with more pixels are reported and skipped "
+                                                       "(decompression bombs).")
+    jpeg_quality: int = _field(95, "Quality of JPEG outputs.", minimum=1, maximum=100)
+    hints: str = _field("", 'Colour hints for the one --input photo: a JSON file {"points": [{"x": 120, "y": 45, '
+                            '"color": "#2a5caa"}, ...]} (pixels from the top-left of the photo as displayed). Without '
+                            "it, NAME.hints.json beside a photo is used for it. Needs a model trained with --hints.")
+    batch_size: int = _field(1, "Photos per generator call (any sizes: each is fitted to the render size first).",
+                             minimum=1)
+    runner: str = _field("local", "local: this process; beam: an Apache Beam pipeline, the model loaded once per "
+                                  "worker (the [beam] extra).", choices=RUNNERS)
+    beam_pipeline_options: str = _field("", "With --runner=beam: Beam's options as a comma list, as `tfds build` "
+                                            "takes them (runner=DataflowRunner,project=...,region=...).")
+
+    def validate(self):
+        """One line per bad flag, found before any photo is read or the model loaded."""
+        problems = [*inference_flags.required(self, "model", "inputs", "output_dir"),
+                    *flag_config.value_problems(self)]
+        try:
+            photo_files.output_format("x.png", self.format)
+        except ValueError as e:
+            problems.append(str(e))
+        if self.runner == "beam" and importlib.util.find_spec("apache_beam") is None:
+            problems.append("--runner=beam: apache-beam is not installed (pip install -e '.[beam]')")
+        if self.runner != "beam" and self.beam_pipeline_options:
+            problems.append(f"--beam_pipeline_options={self.beam_pipeline_options}: only used with --runner=beam")
+        return problems + inference_flags.output_dir_problems(self.output_dir)
 
 
 @dataclasses.dataclass
@@ -119,32 +147,11 @@ def remove_stale_partials(output_dir):
                 storage.remove(os.path.join(directory, name))
 
 
-RUNNERS = ("local", "beam")
-
-
-def _check_runner(config):
-    if config.runner not in RUNNERS:
-        raise ColorizeError(f"--runner={config.runner}: expected one of {', '.join(RUNNERS)}")
-    if config.batch_size < 1:
-        raise ColorizeError(f"--batch_size={config.batch_size}: must be at least 1")
-    if config.runner == "beam" and importlib.util.find_spec("apache_beam") is None:
-        raise ColorizeError("--runner=beam: apache-beam is not installed (pip install -e '.[beam]')")
-    if config.runner != "beam" and config.beam_pipeline_options:
-        raise ColorizeError(f"--beam_pipeline_options={config.beam_pipeline_options}: only used with --runner=beam")
-
-
 def run(config, log=print):
     """Colorizes every photo named by config.inputs; returns the Summary (see Summary.exit_code)."""
-    try:
-        photo_files.output_format("x.png", config.format)  # a bad --format fails before the model loads
-    except ValueError as e:
-        raise ColorizeError(str(e)) from None
-    if not config.output_dir:
-        raise ColorizeError("--output_dir is required")
-    _check_runner(config)
-    problem = storage.directory_problem(config.output_dir)
-    if problem:
-        raise ColorizeError(f"--output_dir={config.output_dir}: {problem}")
+    problems = config.validate()
+    if problems:
+        raise ColorizeError(problems[0])
     unreadable = []
     sources = list_sources(config.inputs, config.output_dir, on_unreadable=lambda *failure: unreadable.append(failure))
     if not sources:

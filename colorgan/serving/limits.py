@@ -1,28 +1,8 @@
-"""What the service accepts, decided before any work: the flags' limits, and the image checks made from the bytes
-alone, before any decoder runs (a photo over --max_pixels, anything but the formats we mean to decode)."""
-
-import dataclasses
+"""What the service accepts of an image, decided from its bytes alone before any decoder runs: a photo over
+--max_pixels (`serve_config.ServeConfig`, the service's limits), anything but the formats we mean to decode."""
 
 from colorgan.core import image_headers
 from colorgan.serving.tf_serving_rest import ServingError
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """launch/serve.py's flags of the same names."""
-
-    max_upload_mb: float
-    max_pixels: int
-    max_queue: int  # requests admitted at once (reading, waiting or being colorized)
-    max_batch: int  # photos per call of the chroma signature; 1 turns batching off
-    batch_timeout_ms: float  # how long the first photo of a batch waits for others
-    body_timeout_s: float = 30.0  # a request's whole body must arrive within this (else 408)
-    max_connections: int = 128  # open connections at once (uvicorn's limit_concurrency): bounds slow clients
-    max_pixels_in_flight: int = 100_000_000  # decoded pixels of the photos being colorized at once
-
-    @property
-    def max_upload_bytes(self):
-        return int(self.max_upload_mb * 2**20)
 
 
 def check_image(data, limits):

@@ -12,49 +12,37 @@ and evaluate.py take a base and load its highest version, as TF Serving does.
 import os
 import sys
 
-from absl import flags
 from absl import logging
 
 from colorgan.core import cli
+from colorgan.core import flag_config
+from colorgan.core import native_logs
+from colorgan.inference import inference_flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from colorgan.core import native_logs
-from colorgan.inference import photo_files
-
-_MODEL_DIR = flags.DEFINE_string("model_dir", "", "The training run to export (its flags.cfg and checkpoints).")
-_EXPORT_DIR = flags.DEFINE_string("export_dir", "", "BASE/VERSION (TF Serving's layout) or BASE (the next version "
-                                   "is written).")
-_STEP = flags.DEFINE_integer("step", 0, "Checkpoint step (0: the latest).", lower_bound=0)
-_RENDER_SIZE = flags.DEFINE_integer("render_size", 0, "Side of the square the model sees (0: the training size).",
-                                    lower_bound=0)
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing export.")
-_FORMAT = flags.DEFINE_enum("format", "saved_model", ["saved_model", "onnx"],
-                            "saved_model: TF Serving's SavedModel (and the Keras file); onnx: the chroma network as "
-                            "model.onnx, which colorize.py --model=PATH/model.onnx runs with onnxruntime and without "
-                            "TensorFlow (the [onnx] extra).")
-_MAX_PIXELS = flags.DEFINE_integer(
-    "max_pixels", photo_files.DEFAULT_MAX_PIXELS, "serving_default refuses larger photos (every frame of a GIF "
-    "counted) before decoding them, as serve.py's --max_pixels does.", lower_bound=1)
+flag_config.define_flags(inference_flags.ExportConfig)
 
 
 def _main(argv):
-    if not _MODEL_DIR.value or not _EXPORT_DIR.value:
-        return cli.usage_error("export", "--model_dir and --export_dir are required")
+    config = flag_config.from_flags(inference_flags.ExportConfig)
+    problems = config.validate()
+    if problems:
+        return cli.usage_errors("export", problems)
     logging.set_verbosity(logging.WARNING)  # tf.saved_model.save logs each signature at INFO
     with native_logs.filtered():
         from colorgan.inference import export  # noqa: PLC0415 - TensorFlow loads once the flags are known good.
         from colorgan.inference import loading  # noqa: PLC0415 - TensorFlow loads once the flags are known good.
 
     try:
-        description = export.export(_MODEL_DIR.value, _EXPORT_DIR.value, _STEP.value, _RENDER_SIZE.value,
-                                    overwrite=_OVERWRITE.value, max_pixels=_MAX_PIXELS.value,
-                                    export_format=_FORMAT.value)
+        description = export.export(config.model_dir, config.export_dir, config.step, config.render_size,
+                                    overwrite=config.overwrite, max_pixels=config.max_pixels,
+                                    export_format=config.format)
     except loading.DamagedModel as e:
         return cli.failure("export", str(e))
     except loading.InferenceError as e:
         return cli.usage_error("export", str(e))
-    print(f"export: step {description['step']} of {_MODEL_DIR.value} ({description['weights']}) rendered at "
+    print(f"export: step {description['step']} of {config.model_dir} ({description['weights']}) rendered at "
           f"{description['render_size']} px -> {description['export_dir']}", file=sys.stderr)
     return 0
 

@@ -170,7 +170,7 @@ class TrainConfig:
         problems.extend(self._encoder_problems(spec, backbones))
         check(not (self.noisy_labels and self.adversarial_loss == "hinge"),
               "--noisy_labels with --adversarial_loss=hinge: the hinge loss has no label targets to blur")
-        problems.extend(flag_config.choice_problems(self))
+        problems.extend(flag_config.value_problems(self))
         if num_replicas:
             check(self.batch_size % num_replicas == 0,
                   f"--batch_size={self.batch_size}: not divisible by the {num_replicas} replicas")

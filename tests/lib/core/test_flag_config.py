@@ -13,10 +13,11 @@ _field = flag_config.field
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    size: int = _field(8, "Side.")
-    scale: float = _field(0.5, "Scale.")
+    size: int = _field(8, "Side.", minimum=1)
+    scale: float = _field(0.5, "Scale.", minimum=0.0, maximum=1.0)
     mode: str = _field("crop", "Mode.", ("crop", "pad"))
     name: str = _field("", "Name.")
+    rate: float = _field(1.0, "Rate.", positive=True)
     fast: bool = _field(False, "Fast.")
     folders: tuple = _field((), "Folders; repeat the flag.", flag_name="folder")
     interval_s: float = 1.0  # no help: not a flag
@@ -31,7 +32,7 @@ def _values(*argv):
 
 def test_flags_are_the_fields_with_help_under_their_flag_names():
     values = _values()
-    assert set(values) == {"size", "scale", "mode", "name", "fast", "folder"}
+    assert set(values) == {"size", "scale", "mode", "name", "rate", "fast", "folder"}
     assert flag_config.from_flags(Settings, values) == Settings()
 
 
@@ -44,8 +45,17 @@ def test_parsed_flags_give_the_dataclass_with_repeatable_flags_as_tuples():
 def test_a_value_outside_the_choices_is_refused_by_the_parser_and_by_the_check():
     with pytest.raises(flags.IllegalFlagValueError, match="crop|pad"):
         _values("--mode=zoom")
-    assert flag_config.choice_problems(Settings(mode="zoom")) == ["--mode=zoom: expected one of ('crop', 'pad')"]
-    assert flag_config.choice_problems(Settings()) == []
+    assert flag_config.value_problems(Settings(mode="zoom")) == ["--mode=zoom: expected one of crop, pad"]
+    assert flag_config.value_problems(Settings()) == []
+
+
+def test_every_value_out_of_bounds_is_one_line_of_its_own():
+    assert flag_config.value_problems(Settings(size=0, scale=1.5, mode="zoom", rate=0.0)) == [
+        "--size=0: must be at least 1", "--scale=1.5: not in 0..1", "--mode=zoom: expected one of crop, pad",
+        "--rate=0.0: must be positive"]
+    values = _values("--size=-3", "--scale=-1")  # the parser leaves bounds to the check: all are reported at once
+    assert flag_config.value_problems(flag_config.from_flags(Settings, values)) == [
+        "--size=-3: must be at least 1", "--scale=-1.0: not in 0..1"]
 
 
 def test_the_flagfile_reproduces_the_settings(tmp_path):

@@ -289,8 +289,8 @@ def test_validation_lists_every_bad_flag_one_line_each(tmp_path):
         jpeg_quality=0, val_fraction=1.0, num_workers=-1, beam_pipeline_options="runner=DirectRunner")
     problems = [
         "--image_size=4: must be >= 8",
-        "--resize=zoom: expected one of ('crop', 'stretch', 'pad')",
-        "--encoding=gif: expected one of ('png', 'jpeg')",
+        "--resize=zoom: expected one of crop, stretch, pad",
+        "--encoding=gif: expected one of png, jpeg",
         "--jpeg_quality=0: must be in 1..100",
         "--val_fraction=1.0: must be in [0, 1)",
         "--num_workers=-1: must be >= 0",

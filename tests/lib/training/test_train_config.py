@@ -222,7 +222,7 @@ def test_encoder_flags_are_checked_at_start_up_one_line_each(tmp_path):
         f"--encoder_weights={weights} needs a backbone --encoder (the pix2pix encoder trains from scratch)",
         "--freeze_encoder_steps=5 needs a backbone --encoder (the pix2pix encoder trains from scratch)"]
     assert dataclasses.replace(base, encoder="vgg").validate()[1:] == [
-        "--encoder=vgg: expected one of ('pix2pix', 'resnet50v2', 'convnext_tiny')"]
+        "--encoder=vgg: expected one of pix2pix, resnet50v2, convnext_tiny"]
     assert dataclasses.replace(base, xla=True, norm="instance").validate()[1:] == [
         "--xla with --encoder=resnet50v2: its batch statistics are all-reduced across replicas inside the forward "
         "pass, which the XLA-compiled pass cannot hold; drop --xla or use --encoder=convnext_tiny"]
