@@ -45,6 +45,13 @@ def _f_inverse(f):
     return np.where(cube > EPSILON, cube, (116 * f - 16) / _F32(KAPPA))
 
 
+def rgb_to_lab(rgb):
+    """sRGB float [0, 1] -> L* in [0, 100], a*, b* in about [-110, 110] (float32)."""
+    xyz = _matmul_channels(_srgb_to_linear(np.asarray(rgb, _F32)), RGB_TO_XYZ) / np.asarray(WHITE, _F32)
+    fx, fy, fz = np.moveaxis(_f(xyz), -1, 0)
+    return np.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], axis=-1)
+
+
 def _lab_to_linear_rgb(lab):
     fy = (lab[..., 0] + 16) / _F32(116)
     f = np.stack([fy + lab[..., 1] / _F32(500), fy, fy - lab[..., 2] / _F32(200)], axis=-1)

@@ -211,8 +211,8 @@ def export(model_dir, export_dir, step=0, render_size=0, overwrite=False, max_pi
     if export_format in portable_model.MODEL_FILES:
         from colorgan.inference import portable_export  # noqa: PLC0415 - tf2onnx is the optional [onnx] extra
 
-        description.update(runtime=export_format, signatures={portable_model.MODEL_FILES[export_format]:
-                                                              portable_export.CONTRACT})
+        contract = portable_export.HINTS_CONTRACT if description["hints"] else portable_export.CONTRACT
+        description.update(runtime=export_format, signatures={portable_model.MODEL_FILES[export_format]: contract})
         if export_format == "onnx":
             description.update(onnx_opset=portable_export.ONNX_OPSET)
         model_file = portable_export.convert(export_format, generator, color_space, description["render_size"],

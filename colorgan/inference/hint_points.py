@@ -17,6 +17,7 @@ import re
 import numpy as np
 
 from colorgan.core import storage
+from colorgan.modeling import hint_patches
 
 SIDECAR_SUFFIX = ".hints.json"
 MAX_POINTS = 256
@@ -140,15 +141,11 @@ def load(path, width, height):
 
 def from_original(rgb_u8, count, rng):
     """`count` points revealed from a colour photo [h, w, 3] uint8 by the paper's protocol: a square patch of
-    color_hints.POINT_SIDE_AT_256 / 256 of the longer side (the patch a point becomes on the canvas), its corner
+    hint_patches.POINT_SIDE_AT_256 / 256 of the longer side (the patch a point becomes on the canvas), its corner
     normal around the centre (sigma a quarter of the free side, clipped inside), the point at the patch's centre
     with the patch's mean colour."""
-    # Here, not at the top: color_hints loads TensorFlow, which reading a hints file does not need; only evaluation,
-    # which has it loaded, reveals points.
-    from colorgan.modeling import color_hints  # noqa: PLC0415
-
     height, width = rgb_u8.shape[:2]
-    side = color_hints.patch_side(color_hints.POINT_SIDE_AT_256, max(height, width))
+    side = hint_patches.patch_side(hint_patches.POINT_SIDE_AT_256, max(height, width))
     side_y, side_x = min(side, height), min(side, width)
     xy, colours = [], []
     for _ in range(count):

@@ -1,6 +1,7 @@
-"""`photo_stages`'s canvas and recombination in numpy, for colorizing without TensorFlow (an ONNX export run by
-onnxruntime): the same maths as `rendering`, down to TensorFlow's resize kernels, so an ONNX colorization matches
-the SavedModel's to within a level (tests/lib/inference/test_numpy_stages.py holds the two together).
+"""`photo_stages`'s canvas (with a person's colour hints) and recombination in numpy, for colorizing without
+TensorFlow (an ONNX or TFLite export): the same maths as `rendering`, down to TensorFlow's resize kernels, so such a
+colorization matches the SavedModel's to within a level (tests/lib/inference/test_numpy_stages.py holds the two
+together).
 
 Not PIL's resize: its filters differ from tf.image.resize's by several levels of chroma at edges.
 """
@@ -8,6 +9,7 @@ Not PIL's resize: its filters differ from tf.image.resize's by several levels of
 import numpy as np
 
 from colorgan.core import color_numpy
+from colorgan.modeling import hint_patches
 
 _F32 = np.float32
 # Rows recombined at a time: the float intermediates of a large photo stay at one strip (as `rendering` does).
@@ -56,6 +58,31 @@ def fit_canvas(gray, render_size):
     return small[:, row_index][:, :, column_index][..., np.newaxis]
 
 
+def canvas_hints(points, photo_size, placed, render_size):
+    """`rendering.canvas_hints`: a person's points on a photo (xy [n, k, 2] pixels, rgb [n, k, 3] in [0, 1], mask
+    [n, k]) -> hints [n, R, R, 3] on its canvas: each point a square patch of its a*b* (normalised as the targets
+    are), overlapping patches averaged, the mask 1 under any patch."""
+    xy, rgb, mask = (np.asarray(value, _F32) for value in points)
+    top, left, fitted_height, fitted_width = placed
+    side = hint_patches.patch_side(hint_patches.POINT_SIDE_AT_256, render_size)
+
+    def corner(coordinate, photo_side, offset, fitted_side):  # pixel centres map as the resize maps them
+        centre = offset + (coordinate + _F32(0.5)) * _F32(fitted_side / photo_side) - _F32(0.5)
+        return np.clip(np.round(centre - _F32((side - 1) / 2)).astype(np.int64), 0, render_size - side)
+
+    rows = corner(xy[..., 1], photo_size[0], top, fitted_height)
+    columns = corner(xy[..., 0], photo_size[1], left, fitted_width)
+    ab = color_numpy.rgb_to_lab(rgb)[..., 1:] / _F32(color_numpy.AB_SCALE)
+    summed = np.zeros((len(xy), render_size, render_size, hint_patches.CHANNELS), _F32)
+    for image, point in zip(*np.nonzero(mask > 0.5)):
+        patch = summed[image, rows[image, point]:rows[image, point] + side,
+                       columns[image, point]:columns[image, point] + side]
+        patch[..., :2] += ab[image, point]
+        patch[..., 2] += 1
+    count = summed[..., 2:]
+    return np.concatenate([summed[..., :2] / np.maximum(count, 1), (count > 0).astype(_F32)], axis=-1)
+
+
 def recombine(gray, chroma, render_size, dtype=np.float32):
     """`rendering.recombine`: gray [n, h, w, 1] in [0, 1] + the chroma predicted on its canvas [n, R, R, 2] ->
     sRGB [n, h, w, 3] at the photo's resolution, float32 in [0, 1] or uint8 / uint16 over their full range."""
@@ -94,10 +121,14 @@ class NumpyPhotoStages:
         self.render_size = render_size
 
     def canvas(self, gray, hints=None):
-        """gray float32 [n, h, w, 1] in [0, 1] -> (canvas [n, R, R, 1], None)."""
-        if hints is not None:
-            raise ValueError("colour hints need the TensorFlow stages (a SavedModel or a training run)")
-        return fit_canvas(gray, self.render_size), None
+        """gray float32 [n, h, w, 1] in [0, 1] (and hints: (xy [n, k, 2], rgb [n, k, 3], mask [n, k])) ->
+        (canvas [n, R, R, 1], canvas hints [n, R, R, 3] or None)."""
+        canvas = fit_canvas(gray, self.render_size)
+        if hints is None:
+            return canvas, None
+        height, width = np.shape(gray)[1:3]
+        return canvas, canvas_hints(hints, (height, width), placement(height, width, self.render_size),
+                                    self.render_size)
 
     def recombine(self, gray, ab, dtype=np.float32):
         return recombine(gray, ab, self.render_size, dtype)

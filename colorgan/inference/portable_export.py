@@ -4,40 +4,54 @@
 Only the network is converted: the colorize graph around it has ops neither format has (the antialiased resize,
 `Case`, image codecs), and `portable_model` runs those stages in numpy. The network's contract is the SavedModel's
 `chroma` signature: gray float32 [n, R, R, 1] in [0, 1] -> ab float32 [n, R, R, 2] in CIE units, the colour space's
-input and output maths inside the graph. ONNX is written at a pinned opset, so a newer converter cannot silently
+input and output maths inside the graph; a hints generator's takes its canvas hints as a second input, as
+`chroma_hints` does. ONNX is written at a pinned opset, so a newer converter cannot silently
 emit operators older runtimes lack.
 """
 
 import json
 import logging
 
+import numpy as np
 import tensorflow as tf
 
 from colorgan.inference import loading
 from colorgan.inference import portable_model
+from colorgan.modeling import hint_patches
 
 FORMATS = tuple(portable_model.MODEL_FILES)
 ONNX_OPSET = 17  # onnxruntime >= 1.11, OpenVINO >= 2022.3
 CONTRACT = "gray float32 [n,R,R,1] -> ab float32 [n,R,R,2]"
+PROBE_TOLERANCE = 0.5  # CIE a*b* units, under a level of sRGB; onnxruntime and LiteRT agree with TensorFlow to ~0.03
+HINTS_CONTRACT = "gray float32 [n,R,R,1], hints float32 [n,R,R,3] (a, b normalised; mask) -> ab float32 [n,R,R,2]"
 
 
 def convert(model_format, generator, color_space, render_size, description):
     """The model file (bytes) of `generator`'s chroma at `render_size` in `model_format`; InferenceError naming the
     generator when it does not convert (or the format's extra is missing)."""
-    if description.get("hints"):
-        raise loading.InferenceError(f"--format={model_format}: {description['generator']} takes colour hints, which "
-                                     "the runner without TensorFlow does not place yet; export a SavedModel "
-                                     "(--format=saved_model)")
     predict_chroma = loading.chroma_predictor(generator, color_space)
     signature = [tf.TensorSpec([None, render_size, render_size, 1], tf.float32, name="gray")]
-    function = tf.function(lambda gray: {"ab": predict_chroma(gray)}, input_signature=signature, autograph=False)
+    if description.get("hints"):  # the chroma_hints signature's contract: canvas hints as a second input
+        signature.append(tf.TensorSpec([None, render_size, render_size, hint_patches.CHANNELS], tf.float32,
+                                       name="hints"))
+    function = tf.function(lambda *inputs: {"ab": predict_chroma(*inputs)}, input_signature=signature,
+                           autograph=False)
     converter_log = logging.getLogger("tf2onnx")
     level = converter_log.level
     converter_log.setLevel(logging.CRITICAL)  # its per-op error lines: the reason is reported below in one line
     try:
-        if model_format == "onnx":
-            return _onnx(function, signature, description)
-        return _tflite(function)
+        model_file = _onnx(function, signature, description) if model_format == "onnx" else _tflite(function)
+        difference = _probe_difference(function, model_format, model_file, signature, description)
+        if model_format == "tflite" and not difference <= PROBE_TOLERANCE:
+            # LiteRT's default CPU delegate, XNNPACK, gives NaN on some graphs (a hints generator's where no hint
+            # reaches, which LiteRT's own kernels get right): such a model runs without it, as its description says.
+            description["tflite_xnnpack"] = False
+            difference = _probe_difference(function, model_format, model_file, signature, description)
+        if not difference <= PROBE_TOLERANCE:
+            raise ValueError("the converted model gives NaN where the network gives numbers, on a probe batch"
+                             if np.isnan(difference) else f"the converted model differs from the network by "
+                             f"{difference:.3g} CIE units on a probe batch")
+        return model_file
     except ImportError as e:
         raise loading.InferenceError(f"--format={model_format}: {e.name} is not installed (pip install "
                                      f"'.[{model_format}]')") from None
@@ -68,6 +82,22 @@ def _tflite(function):
     holder = tf.Module()  # what tracks the weights the function reads, for the converter to fold them in
     holder.weights = list(concrete.variables)
     return tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder).convert()
+
+
+def _probe_difference(function, model_format, model_file, signature, description):
+    """The largest difference (CIE a*b* units, NaN if any) between the converted model, run in its runtime as
+    `description` says, and the network, on a probe batch: a converter or runtime may swap an op for one that
+    differs, and such a model must not be written."""
+    predict_chroma, _ = portable_model.runtime_chroma(model_format, model_file, description)
+    side = signature[0].shape[1]
+    probe = {"gray": np.linspace(0, 1, 2 * side * side, dtype=np.float32).reshape(2, side, side, 1)}
+    if len(signature) > 1:  # the first canvas without any hint, the second with one patch of colour
+        hints = np.zeros((2, side, side, hint_patches.CHANNELS), np.float32)
+        hints[1, : side // 4, : side // 4] = (0.5, -0.3, 1.0)
+        probe["hints"] = hints
+    expected = function(*probe.values())["ab"].numpy()
+    difference = np.abs(predict_chroma(**probe) - expected)
+    return float("nan") if np.isnan(difference).any() else float(difference.max())
 
 
 def _model_name(description):

@@ -36,38 +36,49 @@ def portable_path(path):
 
 
 def _onnx_chroma(data):
-    """(canvases -> chroma, the description in the file's metadata or None) of an ONNX model's bytes."""
+    """(inputs by name -> chroma, the description in the file's metadata or None) of an ONNX model's bytes."""
     import onnxruntime  # noqa: PLC0415 - the [onnx] extra, needed only for .onnx models
 
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
+    names = {tensor.name.split(":")[0]: tensor.name for tensor in session.get_inputs()}
     embedded = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-    return (lambda canvas: session.run(None, {name: canvas})[0]), embedded and json.loads(embedded)
+    return (lambda **inputs: session.run(None, {names[name]: value for name, value in inputs.items()})[0],
+            embedded and json.loads(embedded))
 
 
-def _tflite_chroma(data):
-    """(canvases -> chroma, None) of a TFLite model's bytes, run by LiteRT."""
+def _tflite_chroma(data, description):
+    """(inputs by name -> chroma, None) of a TFLite model's bytes, run by LiteRT: on its XNNPACK delegate unless the
+    export found it wrong for this model (description["tflite_xnnpack"] false)."""
     from ai_edge_litert import interpreter  # noqa: PLC0415 - the [tflite] extra, needed only for .tflite models
 
+    resolver = (interpreter.OpResolverType.AUTO if (description or {}).get("tflite_xnnpack", True)
+                else interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     with native_logs.filtered():  # LiteRT's INFO line as its first call makes the CPU delegate
-        runner = interpreter.Interpreter(model_content=data).get_signature_runner()
-        side = runner.get_input_details()["gray"]["shape_signature"][1]
-        runner(gray=np.zeros((1, side, side, 1), np.float32))
-    return (lambda canvas: next(iter(runner(gray=canvas).values()))), None
+        runner = interpreter.Interpreter(model_content=data, experimental_op_resolver_type=resolver) \
+            .get_signature_runner()
+        inputs = runner.get_input_details()
+        runner(**{name: np.zeros([1, *details["shape_signature"][1:]], np.float32)
+                  for name, details in inputs.items()})
+    return (lambda **inputs: next(iter(runner(**inputs).values()))), None
 
 
-_LOADERS = {"onnx": _onnx_chroma, "tflite": _tflite_chroma}
+def runtime_chroma(model_format, data, description=None):
+    """(inputs by name -> chroma, the embedded description or None) of a model file's bytes in its runtime, as
+    `description` (the export's) says to run it."""
+    if model_format == "onnx":
+        return _onnx_chroma(data)
+    return _tflite_chroma(data, description)
 
 
 class PortableColorizer:
     """A loaded ONNX or TFLite export: `stages` (numpy), `chroma` (one runtime call per batch of canvases), and the
-    export's `description`, `render_size` and `takes_hints` (False: colour hints need the TensorFlow stages)."""
+    export's `description`, `render_size` and `takes_hints`."""
 
     def __init__(self, predict_chroma, description):
         self._predict_chroma = predict_chroma
         self.description = description
         self.render_size = int(description["render_size"])
-        self.takes_hints = False
+        self.takes_hints = bool(description.get("hints"))
         self.stages = numpy_stages.NumpyPhotoStages(self.render_size)
 
     @classmethod
@@ -75,15 +86,16 @@ class PortableColorizer:
         """The export in the model file `path`; `step` and `render_size` (0: any) must be the export's own."""
         if not storage.isfile(path):
             raise model_errors.InferenceError(f"--model={path}: no such {model_format} file")
+        description = _description_beside(path) if model_format == "tflite" else None
         try:
-            predict_chroma, description = _LOADERS[model_format](storage.read_bytes(path))
+            predict_chroma, embedded = runtime_chroma(model_format, storage.read_bytes(path), description)
         except ImportError:
             raise model_errors.InferenceError(f"--model={path}: {_RUNTIMES[model_format]} is not installed (pip "
                                               f"install '.[{model_format}]')") from None
         except Exception as e:  # noqa: BLE001 - the runtimes raise their own untyped errors for damaged files
             raise model_errors.DamagedModel(f"--model={path}: cannot be loaded, the {model_format} file is damaged "
                                             f"(export again): {' '.join(str(e).split())[:200]}") from None
-        description = description or _description_beside(path)
+        description = description or embedded or _description_beside(path)
         colorizer = cls(predict_chroma, description)
         if step and step != description["step"]:
             raise model_errors.InferenceError(f"--step={step}: {path} is an export of step {description['step']}")
@@ -93,16 +105,23 @@ class PortableColorizer:
         return colorizer
 
     def chroma(self, canvas, canvas_hints=None):
-        """Canvases [n, R, R, 1] in [0, 1] -> a*, b* [n, R, R, 2]: one runtime call."""
-        if canvas_hints is not None:
-            raise model_errors.InferenceError("exports for other runtimes take no colour hints (colorize with the "
-                                              "SavedModel)")
-        return self._predict_chroma(np.asarray(canvas, np.float32))
+        """Canvases [n, R, R, 1] in [0, 1] (and their hints [n, R, R, 3]) -> a*, b* [n, R, R, 2]: one runtime call.
+        A hints model without hints colorizes alone (no point, an all-zero mask)."""
+        canvas = np.asarray(canvas, np.float32)
+        if not self.takes_hints:
+            if canvas_hints is not None:
+                raise model_errors.InferenceError(f"{self.description['generator']} at step "
+                                                  f"{self.description['step']} takes no colour hints (train with "
+                                                  "--hints)")
+            return self._predict_chroma(gray=canvas)
+        if canvas_hints is None:
+            canvas_hints = np.zeros((*canvas.shape[:3], 3), np.float32)
+        return self._predict_chroma(gray=canvas, hints=np.asarray(canvas_hints, np.float32))
 
-    def colorize(self, gray, dtype=np.float32):
-        """numpy gray [n, h, w, 1] in [0, 1] -> sRGB [n, h, w, 3] at full resolution (as `loading.Colorizer`)."""
-        canvas, _ = self.stages.canvas(gray)
-        return self.stages.recombine(gray, self.chroma(canvas), dtype)
+    def colorize(self, gray, dtype=np.float32, hints=None):
+        """numpy gray [n, h, w, 1] in [0, 1] -> sRGB [n, h, w, 3] at full resolution, as `loading.Colorizer`'s
+        (hints: (xy [n, k, 2], rgb [n, k, 3] in [0, 1], mask [n, k]))."""
+        return self.stages.recombine(gray, self.chroma(*self.stages.canvas(gray, hints)), dtype)
 
 
 def _description_beside(path):

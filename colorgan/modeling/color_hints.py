@@ -20,16 +20,14 @@ import math
 
 import tensorflow as tf
 
-CHANNELS = 3  # a*, b*, mask
+from colorgan.modeling import hint_patches
+
+CHANNELS = hint_patches.CHANNELS
 GEOMETRIC_P = 1 / 8
 MAX_POINTS = 40  # P(k >= 40) = (7/8)^40 = 0.5%: those examples get 40
-PATCH_SIDES_AT_256 = tuple(range(1, 10))
-POINT_SIDE_AT_256 = 6  # a person's point, and the paper's evaluation patch
-
-
-def patch_side(side_at_256, image_size):
-    """A patch side given at a 256 px image, at `image_size` (at least 1 px)."""
-    return max(1, round(side_at_256 * image_size / 256))
+PATCH_SIDES_AT_256 = hint_patches.PATCH_SIDES_AT_256
+POINT_SIDE_AT_256 = hint_patches.POINT_SIDE_AT_256
+patch_side = hint_patches.patch_side
 
 
 def none_like(model_input):

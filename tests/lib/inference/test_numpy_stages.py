@@ -63,6 +63,25 @@ def test_recombination_matches_rendering_to_a_level(height, width):
     np.testing.assert_allclose(stages.recombine(gray, chroma), expected, atol=1 / 255)
 
 
+@pytest.mark.parametrize("height, width", [(90, 130), (300, 40), (20, 20)])
+def test_a_persons_points_land_on_the_canvas_as_rendering_places_them(height, width):
+    rng = np.random.default_rng(height)
+    xy = (rng.random((2, 9, 2)) * (width, height)).astype(np.float32)
+    xy[0, 0] = (0, 0)  # corners clip into the canvas
+    xy[0, 1] = (width - 1, height - 1)
+    xy[1, :3] = xy[1, 3]  # overlapping patches average
+    rgb = rng.random((2, 9, 3)).astype(np.float32)
+    mask = (rng.random((2, 9)) < 0.8).astype(np.float32)
+    gray = np.stack([_gray(height, width, seed)[0] for seed in (0, 1)])
+    stages = numpy_stages.NumpyPhotoStages(RENDER_SIZE)
+    canvas, hints = stages.canvas(gray, (xy, rgb, mask))
+    expected_canvas, expected = rendering.fit_canvas_with_hints(tf.constant(gray), (xy, rgb, mask), RENDER_SIZE)
+    np.testing.assert_allclose(canvas, expected_canvas.numpy(), atol=1e-5)
+    assert hints.shape == (2, RENDER_SIZE, RENDER_SIZE, 3) and hints[..., 2].sum() > 0
+    np.testing.assert_array_equal(hints[..., 2], expected.numpy()[..., 2])  # the same pixels covered
+    np.testing.assert_allclose(hints, expected.numpy(), atol=1e-4)
+
+
 def test_recombination_keeps_the_gray_photos_lightness():
     gray = _gray(120, 90)
     rgb = numpy_stages.recombine(gray, _chroma(), RENDER_SIZE)

@@ -4,6 +4,7 @@ SavedModel of the same run."""
 
 import json
 import os
+import shutil
 
 import numpy as np
 import onnx
@@ -108,8 +109,9 @@ def test_damaged_and_foreign_model_files_are_one_line(exports, tmp_path, model_f
     filename = portable_model.MODEL_FILES[model_format]
     with open(os.path.join(exports[model_format], filename), "rb") as f:
         data = f.read()
-    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut").mkdir()  # an export whose model file was cut short
     (tmp_path / "cut" / filename).write_bytes(data[:len(data) // 2])
+    shutil.copy(os.path.join(exports[model_format], "colorgan.json"), tmp_path / "cut")
     with pytest.raises(model_errors.DamagedModel, match=rf"cut/{filename}: cannot be loaded, the {model_format} "
                                                         "file is damaged"):
         colorizers.load(str(tmp_path / "cut" / filename))
@@ -135,29 +137,43 @@ def test_a_foreign_onnx_model_is_not_taken_for_an_export(tmp_path):
 
 
 @pytest.mark.slow
-def test_generators_onnx_cannot_run_are_refused_in_one_line_and_leave_nothing(tmp_path):
-    """ConvNeXt's exact GELU (Erfc) and XLA-compiled grouped convolutions have no ONNX form; a hints generator needs
-    its points placed on the canvas, which the numpy stages do not do. Each is refused before anything is written;
-    ConvNeXt exports to TFLite instead."""
+def test_convnext_is_refused_for_onnx_in_one_line_and_exports_to_tflite(tmp_path):
+    """ConvNeXt's exact GELU (Erfc) and XLA-compiled grouped convolutions have no ONNX form: refused before anything
+    is written. TFLite's converter takes it, so its users have a runtime without TensorFlow all the same."""
     convnext, _ = run_dirs.make_run(tmp_path / "convnext", "unet", encoder="convnext_tiny", depth=0,
                                     norm="instance")
-    hints, _ = run_dirs.make_run(tmp_path / "hints", "unet", hints=True)
-    for model_dir, model_format, reason in (
-            (convnext, "onnx", "unet (--encoder=convnext_tiny) does not convert (TensorFlow ops with no ONNX form: "
-                               "Erfc, StatefulPartitionedCall)"),
-            (hints, "onnx", "unet takes colour hints, which the runner without TensorFlow does not place yet"),
-            (hints, "tflite", "unet takes colour hints, which the runner without TensorFlow does not place yet")):
-        result = run_script(SCRIPT, f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'out'}",
-                            f"--format={model_format}")
-        assert result.returncode == 2, result.stderr
-        errors = [line for line in result.stderr.splitlines() if line.startswith("export:")]
-        assert errors == [f"export: error: --format={model_format}: {reason}; export a SavedModel "
-                          "(--format=saved_model)"]
-        assert "Traceback" not in result.stderr and "tf2onnx" not in result.stderr
-        assert not (tmp_path / "out").exists()
-    # TFLite's converter takes ConvNeXt: its users have a runtime without TensorFlow all the same.
+    result = run_script(SCRIPT, f"--model_dir={convnext}", f"--export_dir={tmp_path / 'out'}", "--format=onnx")
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("export:")]
+    assert errors == ["export: error: --format=onnx: unet (--encoder=convnext_tiny) does not convert (TensorFlow ops "
+                      "with no ONNX form: Erfc, StatefulPartitionedCall); export a SavedModel (--format=saved_model)"]
+    assert "Traceback" not in result.stderr and "tf2onnx" not in result.stderr
+    assert not (tmp_path / "out").exists()
     _export(convnext, tmp_path / "tflite", "--format=tflite")
     gray = _photos_of_size(48, 40)
     expected = loading.Colorizer.from_run(convnext).colorize(gray, np.uint8).astype(int)
     got = colorizers.load(str(tmp_path / "tflite" / "1")).colorize(gray, np.uint8).astype(int)
     assert np.abs(got - expected).max() <= 1 and np.std(expected, axis=-1).mean() > 5
+
+
+def test_hints_exports_colour_a_persons_points_as_the_saved_model_does(tmp_path):
+    """A hints generator's export takes canvas hints as a second input; the numpy stages place a person's points on
+    the canvas as `rendering` does. LiteRT's XNNPACK delegate gives NaN where no hint reaches (its normalised
+    spread): the export's probe finds it, and that model runs on LiteRT's own kernels."""
+    model_dir = run_dirs.make_hint_carrying_run(tmp_path / "run")
+    saved_model = loading.Colorizer.load(_export(model_dir, tmp_path / "saved_model" / "1"))
+    gray = _photos_of_size(90, 130) * 0.4 + 0.3
+    points = (np.array([[[10, 10], [100, 60], [64, 45], [0, 89]]], np.float32),
+              np.array([[[1, 0, 0], [0, 0, 1], [0, 1, 0], [1, 1, 0]]], np.float32),
+              np.array([[1, 1, 1, 0]], np.float32))  # the last point is padding
+    for model_format in portable_model.MODEL_FILES:
+        portable = colorizers.load(_export(model_dir, tmp_path / model_format / "1", f"--format={model_format}"))
+        assert portable.takes_hints
+        for hints in (None, points):
+            expected = saved_model.colorize(gray, np.uint8, hints=hints).astype(int)
+            got = portable.colorize(gray, np.uint8, hints=hints).astype(int)
+            assert np.abs(got - expected).max() <= 1, (model_format, hints is None)
+        red = expected[0, 8:13, 8:13].mean(axis=(0, 1))
+        assert red[0] > red[1] + 20 and red[0] > red[2] + 20  # the red point coloured its pixels
+    with open(tmp_path / "tflite" / "1" / "colorgan.json") as f:
+        assert json.load(f)["tflite_xnnpack"] is False
