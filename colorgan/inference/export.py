@@ -28,7 +28,7 @@ from colorgan.inference import loading
 from colorgan.inference import photo_files
 from colorgan.inference import portable_model
 from colorgan.inference import rendering
-from colorgan.modeling import color_hints
+from colorgan.modeling import hint_patches
 from colorgan.modeling import models
 
 KERAS_FILENAME = "generator.keras"
@@ -83,7 +83,7 @@ class ServingModule(tf.Module):
                                           row[3][tf.newaxis]), render_size)],
                     (image_bytes, xy, rgb, mask),
                     fn_output_signature=[tf.TensorSpec([render_size, render_size, 1]),
-                                         tf.TensorSpec([render_size, render_size, color_hints.CHANNELS])])
+                                         tf.TensorSpec([render_size, render_size, hint_patches.CHANNELS])])
                 chroma = predict_chroma(canvases, canvas_hints)
             return tf.map_fn(
                 lambda row: tf.io.encode_png(rendering.recombine(decoded(row[0]), row[1][tf.newaxis], render_size,
@@ -114,7 +114,7 @@ class ServingModule(tf.Module):
             self.hints_signatures[loading.CHROMA_HINTS_SIGNATURE] = tf.function(
                 lambda gray, hints: {"ab": predict_chroma(gray, hints)},
                 input_signature=[tf.TensorSpec([None, render_size, render_size, 1], tf.float32, name="gray"),
-                                 tf.TensorSpec([None, render_size, render_size, color_hints.CHANNELS], tf.float32,
+                                 tf.TensorSpec([None, render_size, render_size, hint_patches.CHANNELS], tf.float32,
                                                name="hints")], autograph=False)
 
         # Track the tf.Variables the traced functions read, not the Keras model: a tracked Keras 3 model saves its

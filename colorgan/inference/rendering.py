@@ -12,6 +12,7 @@ import tensorflow as tf
 from colorgan.core import color
 from colorgan.inference import safe_decode
 from colorgan.modeling import color_hints
+from colorgan.modeling import hint_patches
 
 
 def placement(height, width, render_size):
@@ -49,7 +50,7 @@ def canvas_hints(points, photo_size, placement, render_size):
     pixel lands on the canvas, holding the colour's a*b* (its L* is ignored: the photo's own lightness is kept)."""
     xy, rgb, mask = (tf.cast(value, tf.float32) for value in points)
     top, left, fitted_height, fitted_width = placement
-    side = color_hints.patch_side(color_hints.POINT_SIDE_AT_256, render_size)
+    side = hint_patches.patch_side(hint_patches.POINT_SIDE_AT_256, render_size)
 
     def corner(coordinate, photo_side, offset, fitted_side):  # pixel centres map as tf.image.resize maps them
         centre = tf.cast(offset, tf.float32) + (coordinate + 0.5) * tf.cast(fitted_side / photo_side, tf.float32) - 0.5

@@ -22,17 +22,13 @@ import tensorflow as tf
 
 from colorgan.modeling import hint_patches
 
-CHANNELS = hint_patches.CHANNELS
 GEOMETRIC_P = 1 / 8
 MAX_POINTS = 40  # P(k >= 40) = (7/8)^40 = 0.5%: those examples get 40
-PATCH_SIDES_AT_256 = hint_patches.PATCH_SIDES_AT_256
-POINT_SIDE_AT_256 = hint_patches.POINT_SIDE_AT_256
-patch_side = hint_patches.patch_side
 
 
 def none_like(model_input):
     """No hints for a batch of generator inputs [b, s, s, 1]: zero ab, zero mask."""
-    return tf.zeros(tf.concat([tf.shape(model_input)[:-1], [CHANNELS]], 0), model_input.dtype)
+    return tf.zeros(tf.concat([tf.shape(model_input)[:-1], [hint_patches.CHANNELS]], 0), model_input.dtype)
 
 
 def reveal(ab, top, left, side, active):
@@ -98,9 +94,10 @@ def sample_points(draws, batch, image_size):
     uniform = 1.0 - draws.uniform("hint_count", [batch])
     count = tf.minimum(tf.floor(tf.math.log(uniform) / math.log(1.0 - GEOMETRIC_P)), MAX_POINTS)
     active = tf.range(MAX_POINTS, dtype=tf.float32)[tf.newaxis] < count[:, tf.newaxis]
-    sides = tf.constant([patch_side(side, image_size) for side in PATCH_SIDES_AT_256], tf.int32)
-    pick = tf.cast(draws.uniform("hint_side", [batch, MAX_POINTS]) * len(PATCH_SIDES_AT_256), tf.int32)
-    side = tf.gather(sides, tf.minimum(pick, len(PATCH_SIDES_AT_256) - 1))
+    sides = tf.constant([hint_patches.patch_side(side, image_size) for side in hint_patches.PATCH_SIDES_AT_256],
+                        tf.int32)
+    pick = tf.cast(draws.uniform("hint_side", [batch, MAX_POINTS]) * len(hint_patches.PATCH_SIDES_AT_256), tf.int32)
+    side = tf.gather(sides, tf.minimum(pick, len(hint_patches.PATCH_SIDES_AT_256) - 1))
 
     def corner(name):
         free = tf.cast(image_size - side + 1, tf.float32)  # positions a patch's corner can take

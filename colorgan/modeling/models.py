@@ -16,6 +16,7 @@ from colorgan.core import color
 from colorgan.modeling import backbones
 from colorgan.modeling import blocks
 from colorgan.modeling import color_hints
+from colorgan.modeling import hint_patches
 from colorgan.modeling import model_names
 
 NORMS = model_names.NORMS
@@ -183,7 +184,7 @@ def unet_generator(image_size, *, color_space="lab", base_width=64, depth=0, nor
     inputs = keras.Input((image_size, image_size, 1), name=space.input_name)
     x = inputs
     if hints:
-        inputs = [inputs, keras.Input((image_size, image_size, color_hints.CHANNELS), name="hints")]
+        inputs = [inputs, keras.Input((image_size, image_size, hint_patches.CHANNELS), name="hints")]
         x = keras.layers.Concatenate(name="with_hints")([*inputs, *_spread_hints(inputs[1], image_size)])
     skips = []
     for index in range(depth):
@@ -215,7 +216,7 @@ def _backbone_unet(image_size, encoder, *, base_width, norm, dropout, hints, for
     lightness = keras.Input((image_size, image_size, 1), name=color.COLOR_SPACES["lab"].input_name)
     inputs, branch = lightness, lightness
     if hints:
-        inputs = [lightness, keras.Input((image_size, image_size, color_hints.CHANNELS), name="hints")]
+        inputs = [lightness, keras.Input((image_size, image_size, hint_patches.CHANNELS), name="hints")]
         branch = keras.layers.Concatenate(name="with_hints")([*inputs, *_spread_hints(inputs[1], image_size)])
     gray_rgb = keras.layers.Concatenate(name="gray_rgb")([lightness] * 3)
     scaled = keras.layers.Rescaling(backbone.input_scale, backbone.input_offset, name="backbone_input")(gray_rgb)

@@ -17,6 +17,7 @@ from colorgan.data import input_pipeline
 from colorgan.modeling import backbones
 from colorgan.modeling import color_hints
 from colorgan.modeling import example_noise
+from colorgan.modeling import hint_patches
 from colorgan.modeling import losses
 from colorgan.modeling import models
 from colorgan.training import distribute
@@ -228,7 +229,7 @@ class Gan:
             reconstruction = losses.reconstruction_loss(config.reconstruction_loss, targets, generated)
             if config.hints_loss_weight:
                 reconstruction += config.hints_loss_weight * losses.reconstruction_loss(
-                    config.reconstruction_loss, targets, generated, mask=hints[..., color_hints.CHANNELS - 1:])
+                    config.reconstruction_loss, targets, generated, mask=hints[..., hint_patches.CHANNELS - 1:])
             g_per_example = g_adversarial + config.reconstruction_weight * reconstruction
             g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=self.global_batch)
             d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=self.global_batch)
