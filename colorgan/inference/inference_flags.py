@@ -7,9 +7,10 @@ import dataclasses
 from colorgan.core import flag_config
 from colorgan.core import storage
 from colorgan.inference import photo_files
+from colorgan.inference import portable_model
 
 _field = flag_config.field
-EXPORT_FORMATS = ("saved_model", "onnx", "tflite")
+EXPORT_FORMATS = ("saved_model", *portable_model.MODEL_FILES)
 
 
 def model_field(runs_portable=False):

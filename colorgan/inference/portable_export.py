@@ -19,7 +19,6 @@ from colorgan.inference import loading
 from colorgan.inference import portable_model
 from colorgan.modeling import hint_patches
 
-FORMATS = tuple(portable_model.MODEL_FILES)
 ONNX_OPSET = 17  # onnxruntime >= 1.11, OpenVINO >= 2022.3
 CONTRACT = "gray float32 [n,R,R,1] -> ab float32 [n,R,R,2]"
 PROBE_TOLERANCE = 0.5  # CIE a*b* units, under a level of sRGB; onnxruntime and LiteRT agree with TensorFlow to ~0.03
